@@ -1,0 +1,185 @@
+//! Alerts published to `wireguard.alerts`, with ids derived from their input so replays repeat them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::event::UnixMillis;
+use crate::ids::{Clearance, HostId, InterfaceName, OrgId};
+use crate::key::PublicKey;
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlertKind {
+    /// A peer has not completed a handshake within its staleness window.
+    PeerStale,
+    /// No heartbeat from a gateway interface for several scan intervals.
+    GatewaySilent,
+    /// A peer moves far more traffic than its own baseline.
+    TrafficAnomaly,
+    /// A peer presents a key the rotation manifest retired or does not list.
+    KeyRotation,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 4] =
+        [AlertKind::PeerStale, AlertKind::GatewaySilent, AlertKind::TrafficAnomaly, AlertKind::KeyRotation];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            AlertKind::PeerStale => "PEER_STALE",
+            AlertKind::GatewaySilent => "GATEWAY_SILENT",
+            AlertKind::TrafficAnomaly => "TRAFFIC_ANOMALY",
+            AlertKind::KeyRotation => "KEY_ROTATION",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlertState {
+    Raised,
+    Resolved,
+}
+
+impl AlertState {
+    pub const ALL: [AlertState; 2] = [AlertState::Raised, AlertState::Resolved];
+}
+
+/// The fold's best explanation of a stale peer or silent gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProbableCause {
+    /// Nothing is heard from the gateway itself.
+    GatewaySilent,
+    /// The gateway is alive but all or most of its peers are stale.
+    GatewayUplink,
+    /// The gateway is alive, its other peers are fresh, this one is stale.
+    SiteDown,
+    /// The peer presents a retired or unlisted key, or an endpoint in a network never seen for it.
+    Security,
+}
+
+impl ProbableCause {
+    pub const ALL: [ProbableCause; 4] = [
+        ProbableCause::GatewaySilent,
+        ProbableCause::GatewayUplink,
+        ProbableCause::SiteDown,
+        ProbableCause::Security,
+    ];
+}
+
+/// A deterministic alert id (UUID v5): the same episode in the same stream always gets the same id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AlertId(Uuid);
+
+impl AlertId {
+    /// Namespace of Argus alert ids.
+    const NAMESPACE: Uuid = Uuid::from_u128(0x5f0c_2d1e_8a47_4c3b_9e61_7a2b_d4c8_1f90);
+
+    /// Derives the id of one episode of `kind` on one subject, starting at `episode_start`.
+    pub fn derive(
+        kind: AlertKind,
+        org: &OrgId,
+        host: &HostId,
+        interface: &InterfaceName,
+        public_key: Option<&PublicKey>,
+        episode_start: UnixMillis,
+    ) -> Self {
+        let mut name = Vec::with_capacity(128);
+        for part in [kind.name(), org.as_str(), host.as_str(), interface.as_str()] {
+            name.extend_from_slice(part.as_bytes());
+            name.push(0);
+        }
+        if let Some(key) = public_key {
+            name.extend_from_slice(key.as_bytes());
+        }
+        name.push(0);
+        name.extend_from_slice(&episode_start.to_be_bytes());
+        Self(Uuid::new_v5(&Self::NAMESPACE, &name))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, uuid::Error> {
+        Uuid::parse_str(text).map(Self)
+    }
+}
+
+impl fmt::Display for AlertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl fmt::Debug for AlertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AlertId({self})")
+    }
+}
+
+impl Serialize for AlertId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AlertId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One transition (raised or resolved) of one alert; the same id links the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub alert_id: AlertId,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub state: AlertState,
+    pub org_id: OrgId,
+    pub host: HostId,
+    pub interface: InterfaceName,
+    pub public_key: Option<PublicKey>,
+    pub clearance: Clearance,
+    pub probable_cause: Option<ProbableCause>,
+    /// The numbers that triggered the alert, e.g. `handshake_age_s`, `rate_bytes_per_s`.
+    pub evidence: BTreeMap<String, f64>,
+    pub summary: String,
+    pub raised_at: UnixMillis,
+    pub resolved_at: Option<UnixMillis>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_ids_depend_on_every_input_and_nothing_else() {
+        let org: OrgId = "acme".parse().expect("org");
+        let host: HostId = "gw-1".parse().expect("host");
+        let interface: InterfaceName = "wg0".parse().expect("iface");
+        let key = PublicKey::from_bytes([7; 32]);
+        let id = |kind, key: Option<&PublicKey>, start| AlertId::derive(kind, &org, &host, &interface, key, start);
+        assert_eq!(id(AlertKind::PeerStale, Some(&key), 1_000), id(AlertKind::PeerStale, Some(&key), 1_000));
+        assert_ne!(id(AlertKind::PeerStale, Some(&key), 1_000), id(AlertKind::PeerStale, Some(&key), 1_001));
+        assert_ne!(id(AlertKind::PeerStale, Some(&key), 1_000), id(AlertKind::TrafficAnomaly, Some(&key), 1_000));
+        assert_ne!(id(AlertKind::PeerStale, Some(&key), 1_000), id(AlertKind::PeerStale, None, 1_000));
+        let text = id(AlertKind::GatewaySilent, None, 5).to_string();
+        assert_eq!(AlertId::parse(&text).expect("uuid"), id(AlertKind::GatewaySilent, None, 5));
+    }
+}

@@ -1,0 +1,138 @@
+//! The facts on the log: peer observations, interface heartbeats, peer removals and rotation manifests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
+use crate::key::PublicKey;
+use crate::net::{Cidr, Endpoint};
+
+/// Milliseconds since the Unix epoch (Avro `timestamp-millis`).
+pub type UnixMillis = i64;
+
+/// Fields every event carries; `seq` rises monotonically per collector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventHeader {
+    pub org_id: OrgId,
+    pub host: HostId,
+    pub interface: InterfaceName,
+    /// Collector clock at the time of the scan.
+    pub observed_at: UnixMillis,
+    pub collector_id: CollectorId,
+    #[serde(with = "avro_long")]
+    pub seq: u64,
+}
+
+/// Where an observation was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PeerSource {
+    /// Kernel WireGuard, read over netlink.
+    Kernel,
+    /// A userspace implementation (wireguard-go, boringtun), read over its UAPI socket.
+    Userspace,
+    /// Published by `syncWireguardPeer` through the API.
+    Api,
+}
+
+impl PeerSource {
+    pub const ALL: [PeerSource; 3] = [PeerSource::Kernel, PeerSource::Userspace, PeerSource::Api];
+}
+
+/// One peer of one interface as one scan saw it. Never holds a private or preshared key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerObservation {
+    #[serde(flatten)]
+    pub header: EventHeader,
+    pub public_key: PublicKey,
+    pub endpoint: Option<Endpoint>,
+    pub allowed_ips: Vec<Cidr>,
+    /// `None` when WireGuard reports 0: the peer never completed a handshake.
+    pub latest_handshake: Option<UnixMillis>,
+    /// Cumulative counters since the interface (or peer) was created.
+    #[serde(with = "avro_long")]
+    pub rx_bytes: u64,
+    #[serde(with = "avro_long")]
+    pub tx_bytes: u64,
+    pub persistent_keepalive: Option<u16>,
+    pub source: PeerSource,
+    pub clearance: Clearance,
+    pub display_name: Option<String>,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// One interface is alive; published once per scan, after that interface's observations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    #[serde(flatten)]
+    pub header: EventHeader,
+    /// The interface's own public key (its private key is never read out).
+    pub interface_public_key: Option<PublicKey>,
+    pub listen_port: Option<u16>,
+    pub peer_count: u32,
+    /// How often the collector scans; gateway silence is judged in multiples of it.
+    pub scan_interval_ms: u32,
+    pub clearance: Clearance,
+}
+
+/// A peer present in the previous scan is gone from the interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRemoved {
+    #[serde(flatten)]
+    pub header: EventHeader,
+    pub public_key: PublicKey,
+}
+
+/// One expected key of a rotation manifest, with the keys it replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// Human name of the site or peer, e.g. `fob-07`.
+    pub label: Option<String>,
+    pub expected_key: PublicKey,
+    /// Pre-rotation keys: a peer still presenting one of these is flagged.
+    pub retired_keys: Vec<PublicKey>,
+}
+
+/// The complete set of keys the peers of one interface must present (replaces any earlier one;
+/// no entries clears the manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationManifestSet {
+    #[serde(flatten)]
+    pub header: EventHeader,
+    pub entries: Vec<ManifestEntry>,
+}
+
+/// Any event on `wireguard.observations`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    PeerObservation(PeerObservation),
+    Heartbeat(Heartbeat),
+    PeerRemoved(PeerRemoved),
+    RotationManifestSet(RotationManifestSet),
+}
+
+impl Event {
+    pub fn header(&self) -> &EventHeader {
+        match self {
+            Event::PeerObservation(event) => &event.header,
+            Event::Heartbeat(event) => &event.header,
+            Event::PeerRemoved(event) => &event.header,
+            Event::RotationManifestSet(event) => &event.header,
+        }
+    }
+}
+
+/// Serde for `u64` values that Avro carries as a non-negative `long`.
+pub(crate) mod avro_long {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        let value = i64::try_from(*value).map_err(|_| serde::ser::Error::custom("value exceeds Avro long"))?;
+        serializer.serialize_i64(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        u64::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is negative")))
+    }
+}

@@ -1,0 +1,19 @@
+//! Argus WireGuard core: domain types, events, Avro codecs, and the pure fold with its rules.
+//!
+//! Nothing here performs I/O: no sockets, no files, no clocks. Time is always an argument.
+
+pub mod alert;
+pub mod codec;
+pub mod event;
+pub mod ids;
+pub mod key;
+pub mod net;
+
+pub use alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
+pub use event::{
+    Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet,
+    UnixMillis,
+};
+pub use ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
+pub use key::PublicKey;
+pub use net::{Cidr, Endpoint};

@@ -1,0 +1,261 @@
+//! Network values a peer carries: allowed-IP prefixes (CIDR, v4 and v6) and endpoints (`ip:port`, `[ip6]:port`).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An IPv4 or IPv6 prefix such as `10.8.0.0/24` or `fd00::/64`, with no host bits set.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cidr {
+    address: IpAddr,
+    prefix_len: u8,
+}
+
+/// Why a string is not an allowed-IP prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("{input:?} is not an IPv4 or IPv6 address")]
+    BadAddress { input: String },
+    #[error("prefix length in {input:?} must be a number from 0 to {max}")]
+    BadPrefixLength { input: String, max: u8 },
+    #[error("{input:?} has host bits set; the network is {network}")]
+    HostBitsSet { input: String, network: String },
+}
+
+impl Cidr {
+    /// Builds a prefix, refusing host bits beyond the prefix length.
+    pub fn new(address: IpAddr, prefix_len: u8) -> Result<Self, CidrError> {
+        let max = max_prefix_len(address);
+        if prefix_len > max {
+            return Err(CidrError::BadPrefixLength { input: format!("{address}/{prefix_len}"), max });
+        }
+        let network = Self { address: mask(address, prefix_len), prefix_len };
+        if network.address != address {
+            return Err(CidrError::HostBitsSet {
+                input: format!("{address}/{prefix_len}"),
+                network: network.to_string(),
+            });
+        }
+        Ok(network)
+    }
+
+    pub const fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    pub const fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+
+    /// The prefix of `prefix_len` bits that contains `address`.
+    pub fn containing(address: IpAddr, prefix_len: u8) -> Self {
+        let prefix_len = prefix_len.min(max_prefix_len(address));
+        Self { address: mask(address, prefix_len), prefix_len }
+    }
+
+    pub fn contains(&self, address: IpAddr) -> bool {
+        address.is_ipv4() == self.address.is_ipv4() && mask(address, self.prefix_len) == self.address
+    }
+}
+
+fn max_prefix_len(address: IpAddr) -> u8 {
+    if address.is_ipv4() { 32 } else { 128 }
+}
+
+fn mask(address: IpAddr, prefix_len: u8) -> IpAddr {
+    let host_bits = u32::from(max_prefix_len(address) - prefix_len);
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4).checked_shr(host_bits).unwrap_or(0).checked_shl(host_bits).unwrap_or(0))),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6).checked_shr(host_bits).unwrap_or(0).checked_shl(host_bits).unwrap_or(0))),
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = CidrError;
+
+    /// Accepts `address/len`, or a bare address meaning a single host (as `wg set` does).
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let (address_text, prefix_text) = match input.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (input, None),
+        };
+        let address: IpAddr = address_text
+            .parse()
+            .map_err(|_| CidrError::BadAddress { input: input.to_owned() })?;
+        let max = max_prefix_len(address);
+        let prefix_len = match prefix_text {
+            None => max,
+            Some(text) => text
+                .parse::<u8>()
+                .ok()
+                .filter(|len| *len <= max && text.bytes().all(|digit| digit.is_ascii_digit()))
+                .ok_or_else(|| CidrError::BadPrefixLength { input: input.to_owned(), max })?,
+        };
+        Self::new(address, prefix_len).map_err(|error| match error {
+            CidrError::HostBitsSet { network, .. } => CidrError::HostBitsSet { input: input.to_owned(), network },
+            other => other,
+        })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}
+
+impl fmt::Debug for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Cidr({self})")
+    }
+}
+
+/// A peer's UDP endpoint: `203.0.113.7:51820` or `[2001:db8::7]:51820`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint(SocketAddr);
+
+/// Why a string is not an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("endpoint {input:?} has no port; expected ip:port or [ipv6]:port")]
+    MissingPort { input: String },
+    #[error("endpoint {input:?}: an IPv6 address must be in brackets, as [ipv6]:port")]
+    UnbracketedIpv6 { input: String },
+    #[error("endpoint {input:?}: port must be a number from 1 to 65535")]
+    BadPort { input: String },
+    #[error("endpoint {input:?} does not hold an IP address (host names are not resolved)")]
+    BadAddress { input: String },
+}
+
+impl Endpoint {
+    pub const fn socket_addr(&self) -> SocketAddr {
+        self.0
+    }
+
+    pub const fn ip(&self) -> IpAddr {
+        self.0.ip()
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(address: SocketAddr) -> Self {
+        Self(address)
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = EndpointError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let owned = || input.to_owned();
+        let (host, port) = if let Some(rest) = input.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or_else(|| EndpointError::BadAddress { input: owned() })?;
+            let port = after.strip_prefix(':').ok_or_else(|| EndpointError::MissingPort { input: owned() })?;
+            let address: Ipv6Addr = host.parse().map_err(|_| EndpointError::BadAddress { input: owned() })?;
+            (IpAddr::V6(address), port)
+        } else {
+            let (host, port) = input.rsplit_once(':').ok_or_else(|| EndpointError::MissingPort { input: owned() })?;
+            if host.contains(':') {
+                return Err(EndpointError::UnbracketedIpv6 { input: owned() });
+            }
+            let address: Ipv4Addr = host.parse().map_err(|_| EndpointError::BadAddress { input: owned() })?;
+            (IpAddr::V4(address), port)
+        };
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or_else(|| EndpointError::BadPort { input: owned() })?;
+        Ok(Self(SocketAddr::new(host, port)))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Endpoint({})", self.0)
+    }
+}
+
+/// Both types travel as their text form, in Avro and in JSON alike.
+macro_rules! serde_as_text {
+    ($type:ty) => {
+        impl Serialize for $type {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+serde_as_text!(Cidr);
+serde_as_text!(Endpoint);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_v4_v6_and_bare_hosts() {
+        assert_eq!("10.8.0.0/24".parse::<Cidr>().expect("v4").to_string(), "10.8.0.0/24");
+        assert_eq!("fd00:1::/64".parse::<Cidr>().expect("v6").to_string(), "fd00:1::/64");
+        assert_eq!("10.8.0.7".parse::<Cidr>().expect("host").to_string(), "10.8.0.7/32");
+        assert_eq!("0.0.0.0/0".parse::<Cidr>().expect("default").prefix_len(), 0);
+        assert_eq!("::/0".parse::<Cidr>().expect("default6").prefix_len(), 0);
+    }
+
+    #[test]
+    fn cidr_errors_are_precise() {
+        assert_eq!(
+            "10.8.0.1/24".parse::<Cidr>(),
+            Err(CidrError::HostBitsSet { input: "10.8.0.1/24".into(), network: "10.8.0.0/24".into() })
+        );
+        assert_eq!(
+            "10.8.0.0/33".parse::<Cidr>(),
+            Err(CidrError::BadPrefixLength { input: "10.8.0.0/33".into(), max: 32 })
+        );
+        assert_eq!(
+            "10.8.0.0/+8".parse::<Cidr>(),
+            Err(CidrError::BadPrefixLength { input: "10.8.0.0/+8".into(), max: 32 })
+        );
+        assert_eq!("10.8.0/24".parse::<Cidr>(), Err(CidrError::BadAddress { input: "10.8.0/24".into() }));
+        assert!(matches!("fd00::/129".parse::<Cidr>(), Err(CidrError::BadPrefixLength { max: 128, .. })));
+    }
+
+    #[test]
+    fn containment() {
+        let net: Cidr = "192.0.2.0/24".parse().expect("net");
+        assert!(net.contains("192.0.2.99".parse().expect("ip")));
+        assert!(!net.contains("192.0.3.1".parse().expect("ip")));
+        assert!(!net.contains("::ffff:192.0.2.1".parse().expect("ip")));
+        assert_eq!(Cidr::containing("2001:db8:1:2::9".parse().expect("ip"), 48).to_string(), "2001:db8:1::/48");
+    }
+
+    #[test]
+    fn endpoints_parse_and_errors_are_precise() {
+        assert_eq!("203.0.113.7:51820".parse::<Endpoint>().expect("v4").to_string(), "203.0.113.7:51820");
+        assert_eq!("[2001:db8::7]:51820".parse::<Endpoint>().expect("v6").to_string(), "[2001:db8::7]:51820");
+        assert_eq!(
+            "2001:db8::7:51820".parse::<Endpoint>(),
+            Err(EndpointError::UnbracketedIpv6 { input: "2001:db8::7:51820".into() })
+        );
+        assert_eq!("203.0.113.7".parse::<Endpoint>(), Err(EndpointError::MissingPort { input: "203.0.113.7".into() }));
+        assert_eq!("203.0.113.7:0".parse::<Endpoint>(), Err(EndpointError::BadPort { input: "203.0.113.7:0".into() }));
+        assert_eq!("gw.example:51820".parse::<Endpoint>(), Err(EndpointError::BadAddress { input: "gw.example:51820".into() }));
+        assert_eq!("[::1]51820".parse::<Endpoint>(), Err(EndpointError::MissingPort { input: "[::1]51820".into() }));
+    }
+}
