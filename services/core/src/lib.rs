@@ -5,6 +5,7 @@
 pub mod alert;
 pub mod codec;
 pub mod event;
+pub mod fold;
 pub mod ids;
 pub mod key;
 pub mod net;
@@ -14,6 +15,7 @@ pub use event::{
     Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet,
     UnixMillis,
 };
+pub use fold::{Effect, FoldState, HostRecord, HostStatus, PeerRecord, PeerStatus, RuleConfig, StalenessWindow};
 pub use ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
 pub use key::PublicKey;
 pub use net::{Cidr, Endpoint};

@@ -1,0 +1,508 @@
+//! The pure fold: `apply(event, now)` turns log events into projection writes and alerts.
+//!
+//! State is kept per gateway (organisation + host), each holding its interfaces and their peers.
+//! The fold reads no clock: event time (`observed_at`) drives every rule, and `now` (processing
+//! time, given by the runner) only dates heartbeats for the gateway-silence check in [`FoldState::tick`].
+
+mod baseline;
+mod config;
+mod interface;
+mod peer;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+pub use self::baseline::TrafficBaseline;
+use self::baseline::AnomalyVerdict;
+pub use self::config::{AnomalyConfig, RuleConfig, StalenessWindow};
+use self::config::millis;
+use self::interface::{HeartbeatSeen, InterfaceState, KeyVerdict, Manifest};
+use self::peer::{ObservationOutcome, PeerState};
+pub use self::peer::PeerMetadata;
+use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
+use crate::event::{
+    Event, EventHeader, Heartbeat, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet, UnixMillis,
+};
+use crate::ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
+use crate::key::PublicKey;
+use crate::net::{Cidr, Endpoint};
+
+/// Where a peer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PeerStatus {
+    /// WireGuard reports no handshake, ever.
+    NeverConnected,
+    /// Handshake within the staleness window.
+    Active,
+    /// No handshake within the staleness window.
+    Stale,
+    /// Gone from its interface.
+    Removed,
+}
+
+/// Whether a gateway interface is heard from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HostStatus {
+    Alive,
+    Silent,
+}
+
+/// A peer's current state after one event, with that observation's deltas: the `peers` row and
+/// one `peer_history` row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    pub org_id: OrgId,
+    pub host: HostId,
+    pub interface: InterfaceName,
+    pub public_key: PublicKey,
+    pub observed_at: UnixMillis,
+    pub status: PeerStatus,
+    pub endpoint: Option<Endpoint>,
+    pub allowed_ips: Arc<[Cidr]>,
+    /// Latest handshake known (kept across an interface restart that reports "never").
+    pub latest_handshake: Option<UnixMillis>,
+    pub handshake_age_ms: Option<i64>,
+    /// Cumulative counters as last reported.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Bytes moved since the previous observation (never negative; after a reset, the new value).
+    pub rx_delta_bytes: u64,
+    pub tx_delta_bytes: u64,
+    /// Bytes moved since the peer was first observed; survives counter resets.
+    pub rx_total_bytes: u64,
+    pub tx_total_bytes: u64,
+    pub rx_bytes_per_s: f64,
+    pub tx_bytes_per_s: f64,
+    /// This observation's counters went down: the interface or peer was restarted.
+    pub counter_reset: bool,
+    pub persistent_keepalive: Option<u16>,
+    pub source: PeerSource,
+    pub clearance: Clearance,
+    pub metadata: Arc<PeerMetadata>,
+}
+
+/// Liveness of one gateway interface: the `hosts` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub org_id: OrgId,
+    pub host: HostId,
+    pub interface: InterfaceName,
+    pub status: HostStatus,
+    pub last_heartbeat_at: UnixMillis,
+    pub interface_public_key: Option<PublicKey>,
+    pub listen_port: Option<u16>,
+    pub peer_count: u32,
+    pub scan_interval_ms: u32,
+    pub clearance: Clearance,
+}
+
+/// A peer's endpoint moved: an audit row in its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointChange {
+    pub org_id: OrgId,
+    pub host: HostId,
+    pub interface: InterfaceName,
+    pub public_key: PublicKey,
+    pub from: Option<Endpoint>,
+    pub to: Endpoint,
+    pub changed_at: UnixMillis,
+    /// The new endpoint lies in a network this peer was never seen in.
+    pub new_network: bool,
+}
+
+/// What the runner must do after an event: projection writes and alert publications.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    PeerUpdated(PeerRecord),
+    HostUpdated(HostRecord),
+    EndpointChanged(EndpointChange),
+    Alert(Alert),
+}
+
+/// An alert raised and not yet resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpenAlert {
+    id: AlertId,
+    raised_at: UnixMillis,
+    severity: Severity,
+    cause: Option<ProbableCause>,
+}
+
+/// Who an alert is about.
+struct AlertSubject<'a> {
+    org_id: &'a OrgId,
+    host: &'a HostId,
+    interface: &'a InterfaceName,
+    public_key: Option<PublicKey>,
+    clearance: Clearance,
+}
+
+impl AlertSubject<'_> {
+    fn of_peer(record: &PeerRecord) -> AlertSubject<'_> {
+        AlertSubject {
+            org_id: &record.org_id,
+            host: &record.host,
+            interface: &record.interface,
+            public_key: Some(record.public_key),
+            clearance: record.clearance,
+        }
+    }
+
+    fn alert(&self, kind: AlertKind, open: OpenAlert, state: AlertState, at: UnixMillis, evidence: Evidence) -> Alert {
+        let subject = match self.public_key {
+            Some(key) => format!("peer {key} on {}/{}", self.host, self.interface),
+            None => format!("gateway {}/{}", self.host, self.interface),
+        };
+        let verb = match state {
+            AlertState::Raised => "raised",
+            AlertState::Resolved => "resolved",
+        };
+        let cause = open.cause.map(|cause| format!(" (probable cause {cause:?})")).unwrap_or_default();
+        Alert {
+            alert_id: open.id,
+            kind,
+            severity: open.severity,
+            state,
+            org_id: self.org_id.clone(),
+            host: self.host.clone(),
+            interface: self.interface.clone(),
+            public_key: self.public_key,
+            clearance: self.clearance,
+            probable_cause: open.cause,
+            evidence: evidence.into_iter().map(|(name, value)| (name.to_owned(), value)).collect(),
+            summary: format!("{} {verb} for {subject}{cause}", kind.name()),
+            raised_at: open.raised_at,
+            resolved_at: (state == AlertState::Resolved).then_some(at),
+        }
+    }
+
+    /// Opens an episode of `kind` whose id is fixed by `episode_start`, and describes it.
+    fn raise(
+        &self,
+        kind: AlertKind,
+        severity: Severity,
+        cause: Option<ProbableCause>,
+        episode_start: UnixMillis,
+        raised_at: UnixMillis,
+        evidence: Evidence,
+    ) -> (OpenAlert, Effect) {
+        let id = AlertId::derive(kind, self.org_id, self.host, self.interface, self.public_key.as_ref(), episode_start);
+        let open = OpenAlert { id, raised_at, severity, cause };
+        (open, Effect::Alert(self.alert(kind, open, AlertState::Raised, raised_at, evidence)))
+    }
+
+    fn resolve(&self, kind: AlertKind, open: OpenAlert, resolved_at: UnixMillis, evidence: Evidence) -> Effect {
+        Effect::Alert(self.alert(kind, open, AlertState::Resolved, resolved_at, evidence))
+    }
+}
+
+type Evidence = BTreeMap<&'static str, f64>;
+
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// One gateway: the last `seq` of each of its collectors, and its interfaces.
+#[derive(Debug, Clone, Default)]
+struct HostAggregate {
+    collector_seqs: Vec<(CollectorId, u64)>,
+    interfaces: FxHashMap<InterfaceName, InterfaceState>,
+}
+
+impl HostAggregate {
+    /// Records `seq` and says whether the event is new: a `seq` not above the collector's last
+    /// one is a duplicate or late arrival and changes nothing.
+    fn accept(&mut self, header: &EventHeader) -> bool {
+        match self.collector_seqs.iter_mut().find(|(collector, _)| *collector == header.collector_id) {
+            Some((_, last)) if header.seq <= *last => false,
+            Some((_, last)) => {
+                *last = header.seq;
+                true
+            }
+            None => {
+                self.collector_seqs.push((header.collector_id.clone(), header.seq));
+                true
+            }
+        }
+    }
+}
+
+/// Staleness windows set for an organisation and for some of its interfaces.
+#[derive(Debug, Clone, Default)]
+struct StalenessOverrides {
+    organisation: Option<StalenessWindow>,
+    interfaces: FxHashMap<InterfaceName, StalenessWindow>,
+}
+
+/// The whole folded state of one log partition (or of everything, on one machine).
+#[derive(Debug, Clone, Default)]
+pub struct FoldState {
+    config: RuleConfig,
+    staleness_overrides: FxHashMap<OrgId, StalenessOverrides>,
+    gateways: FxHashMap<OrgId, FxHashMap<HostId, HostAggregate>>,
+}
+
+impl FoldState {
+    pub fn new(config: RuleConfig) -> Self {
+        Self { config, ..Self::default() }
+    }
+
+    pub fn config(&self) -> &RuleConfig {
+        &self.config
+    }
+
+    /// Sets the staleness window of an organisation, or of one interface name within it.
+    pub fn set_staleness_window(&mut self, org: OrgId, interface: Option<InterfaceName>, window: StalenessWindow) {
+        let overrides = self.staleness_overrides.entry(org.clone()).or_default();
+        match interface {
+            Some(interface) => {
+                overrides.interfaces.insert(interface, window);
+            }
+            None => overrides.organisation = Some(window),
+        }
+        let Self { config, staleness_overrides, gateways } = self;
+        for host in gateways.get_mut(&org).into_iter().flat_map(|hosts| hosts.values_mut()) {
+            for (name, interface) in &mut host.interfaces {
+                interface.staleness = resolve_staleness(config, staleness_overrides, &org, name);
+            }
+        }
+    }
+
+    /// Number of peers held, over every gateway.
+    pub fn peer_count(&self) -> usize {
+        self.interfaces().map(|interface| interface.peers.len()).sum()
+    }
+
+    fn interfaces(&self) -> impl Iterator<Item = &InterfaceState> {
+        self.gateways.values().flat_map(|hosts| hosts.values()).flat_map(|host| host.interfaces.values())
+    }
+
+    /// The current record of one peer.
+    pub fn peer(&self, org: &OrgId, host: &HostId, interface: &InterfaceName, key: &PublicKey) -> Option<&PeerRecord> {
+        let peers = &self.gateways.get(org)?.get(host)?.interfaces.get(interface)?.peers;
+        peers.get(key).map(|peer| &peer.record)
+    }
+
+    /// Folds one event in, appending what must happen to `effects`. `now` is processing time.
+    pub fn apply(&mut self, event: &Event, now: UnixMillis, effects: &mut Vec<Effect>) {
+        let header = event.header();
+        let Self { config, staleness_overrides, gateways } = self;
+        let hosts = gateways.entry(header.org_id.clone()).or_default();
+        let gateway = hosts.entry(header.host.clone()).or_default();
+        if !gateway.accept(header) {
+            return;
+        }
+        let interface = gateway
+            .interfaces
+            .entry(header.interface.clone())
+            .or_insert_with(|| {
+                InterfaceState::new(resolve_staleness(config, staleness_overrides, &header.org_id, &header.interface))
+            });
+        match event {
+            Event::PeerObservation(observation) => observe(interface, observation, config, effects),
+            Event::Heartbeat(heartbeat) => heartbeat_seen(interface, heartbeat, now, effects),
+            Event::PeerRemoved(removal) => remove(interface, removal, effects),
+            Event::RotationManifestSet(manifest) => set_manifest(interface, manifest, effects),
+        }
+    }
+
+    /// The timer: raises GATEWAY_SILENT for interfaces whose heartbeats stopped. `now` is processing time.
+    pub fn tick(&mut self, now: UnixMillis, effects: &mut Vec<Effect>) {
+        let scans = i64::from(self.config.gateway_silence_scans);
+        for host in self.gateways.values_mut().flat_map(|hosts| hosts.values_mut()) {
+            for interface in host.interfaces.values_mut() {
+                let Some(heartbeat) = interface.heartbeat.as_mut() else { continue };
+                let silent_for = now - heartbeat.received_at;
+                let allowed = scans * i64::from(heartbeat.record.scan_interval_ms);
+                if interface.silence_alert.is_some() || silent_for <= allowed {
+                    continue;
+                }
+                heartbeat.record.status = HostStatus::Silent;
+                let record = &heartbeat.record;
+                let subject = gateway_subject(record);
+                let evidence =
+                    Evidence::from([("silent_for_s", seconds(silent_for)), ("allowed_silence_s", seconds(allowed))]);
+                let (open, alert) = subject.raise(
+                    AlertKind::GatewaySilent,
+                    Severity::Critical,
+                    Some(ProbableCause::GatewaySilent),
+                    record.last_heartbeat_at,
+                    now,
+                    evidence,
+                );
+                interface.silence_alert = Some(open);
+                effects.push(Effect::HostUpdated(record.clone()));
+                effects.push(alert);
+            }
+        }
+    }
+}
+
+fn resolve_staleness(
+    config: &RuleConfig,
+    overrides: &FxHashMap<OrgId, StalenessOverrides>,
+    org: &OrgId,
+    interface: &InterfaceName,
+) -> StalenessWindow {
+    overrides
+        .get(org)
+        .and_then(|overrides| overrides.interfaces.get(interface).copied().or(overrides.organisation))
+        .unwrap_or(config.staleness)
+}
+
+fn gateway_subject(record: &HostRecord) -> AlertSubject<'_> {
+    AlertSubject {
+        org_id: &record.org_id,
+        host: &record.host,
+        interface: &record.interface,
+        public_key: None,
+        clearance: record.clearance,
+    }
+}
+
+fn observe(interface: &mut InterfaceState, observation: &PeerObservation, config: &RuleConfig, effects: &mut Vec<Effect>) {
+    let key = observation.public_key;
+    let window = interface.staleness;
+    // A key seen for the first time (or again after removal) is checked against the manifest.
+    let check_key = interface.peers.get(&key).is_none_or(|peer| peer.record.status == PeerStatus::Removed);
+    let outcome = match interface.peers.get_mut(&key) {
+        Some(peer) => peer.observe(observation, &window, config),
+        None => {
+            let header = &observation.header;
+            let (peer, outcome) =
+                PeerState::first_seen(&header.org_id, &header.host, &header.interface, observation, &window, config);
+            interface.peers.insert(key, peer);
+            outcome
+        }
+    };
+    if check_key {
+        check_rotation(interface, &key, observation.header.observed_at, effects);
+    }
+    let at = observation.header.observed_at;
+    let stale_cause = outcome.became_stale.then(|| interface.stale_cause(&key, at, config));
+    let Some(peer) = interface.peers.get_mut(&key) else { return };
+    let ObservationOutcome { became_stale, became_fresh, anomaly, rate_bytes_per_s, endpoint_change } = outcome;
+    effects.push(Effect::PeerUpdated(peer.record.clone()));
+    if let Some(change) = endpoint_change {
+        effects.push(Effect::EndpointChanged(change));
+    }
+    let subject = AlertSubject::of_peer(&peer.record);
+    let handshake_age_s = peer.record.handshake_age_ms.map_or(f64::INFINITY, seconds);
+    if let (true, Some((cause, quiet))) = (became_stale, stale_cause) {
+        let severity = if cause == ProbableCause::SiteDown { Severity::Warning } else { Severity::Critical };
+        let evidence = Evidence::from([
+            ("handshake_age_s", handshake_age_s),
+            ("stale_after_s", seconds(millis(window.stale_after))),
+            ("quiet_peers", quiet.quiet as f64),
+            ("connected_peers", quiet.connected as f64),
+        ]);
+        let (open, alert) = subject.raise(AlertKind::PeerStale, severity, Some(cause), at, at, evidence);
+        peer.stale_alert = Some(open);
+        effects.push(alert);
+    } else if became_fresh && let Some(open) = peer.stale_alert.take() {
+        let evidence = Evidence::from([("handshake_age_s", handshake_age_s)]);
+        effects.push(subject.resolve(AlertKind::PeerStale, open, at, evidence));
+    }
+    if let (Some(verdict), Some(rate)) = (anomaly, rate_bytes_per_s) {
+        let baseline = peer.baseline.bytes_per_s(&config.anomaly).unwrap_or(0.0);
+        let evidence = Evidence::from([
+            ("rate_bytes_per_s", rate),
+            ("baseline_bytes_per_s", baseline),
+            ("raise_factor", config.anomaly.raise_factor),
+        ]);
+        match (verdict, peer.anomaly_alert) {
+            (AnomalyVerdict::Anomalous, None) => {
+                let (open, alert) = subject.raise(AlertKind::TrafficAnomaly, Severity::Warning, None, at, at, evidence);
+                peer.anomaly_alert = Some(open);
+                effects.push(alert);
+            }
+            (AnomalyVerdict::Normal, Some(open)) => {
+                peer.anomaly_alert = None;
+                effects.push(subject.resolve(AlertKind::TrafficAnomaly, open, at, evidence));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Raises or resolves the rotation flag of one peer against its interface's manifest.
+fn check_rotation(interface: &mut InterfaceState, key: &PublicKey, at: UnixMillis, effects: &mut Vec<Effect>) {
+    let verdict = interface.manifest.as_ref().map_or(KeyVerdict::Expected, |manifest| manifest.verdict(key));
+    let Some(peer) = interface.peers.get_mut(key) else { return };
+    let subject = AlertSubject::of_peer(&peer.record);
+    match (verdict, peer.rotation_alert) {
+        (KeyVerdict::Expected, Some(open)) => {
+            peer.rotation_alert = None;
+            effects.push(subject.resolve(AlertKind::KeyRotation, open, at, Evidence::new()));
+        }
+        (KeyVerdict::Retired | KeyVerdict::Unlisted, None) if peer.record.status != PeerStatus::Removed => {
+            let retired = verdict == KeyVerdict::Retired;
+            let evidence = Evidence::from([("retired_key", if retired { 1.0 } else { 0.0 })]);
+            let (open, alert) =
+                subject.raise(AlertKind::KeyRotation, Severity::Critical, Some(ProbableCause::Security), at, at, evidence);
+            peer.rotation_alert = Some(open);
+            effects.push(alert);
+        }
+        _ => {}
+    }
+}
+
+fn heartbeat_seen(interface: &mut InterfaceState, heartbeat: &Heartbeat, now: UnixMillis, effects: &mut Vec<Effect>) {
+    let header = &heartbeat.header;
+    let record = HostRecord {
+        org_id: header.org_id.clone(),
+        host: header.host.clone(),
+        interface: header.interface.clone(),
+        status: HostStatus::Alive,
+        last_heartbeat_at: header.observed_at,
+        interface_public_key: heartbeat.interface_public_key,
+        listen_port: heartbeat.listen_port,
+        peer_count: heartbeat.peer_count,
+        scan_interval_ms: heartbeat.scan_interval_ms,
+        clearance: heartbeat.clearance,
+    };
+    if let Some(open) = interface.silence_alert.take() {
+        let silent_for = interface.heartbeat.as_ref().map_or(0, |previous| header.observed_at - previous.record.last_heartbeat_at);
+        let evidence = Evidence::from([("silent_for_s", seconds(silent_for))]);
+        effects.push(gateway_subject(&record).resolve(AlertKind::GatewaySilent, open, header.observed_at, evidence));
+    }
+    effects.push(Effect::HostUpdated(record.clone()));
+    interface.heartbeat = Some(HeartbeatSeen { record, received_at: now });
+}
+
+fn remove(interface: &mut InterfaceState, removal: &PeerRemoved, effects: &mut Vec<Effect>) {
+    let Some(peer) = interface.peers.get_mut(&removal.public_key) else { return };
+    let at = removal.header.observed_at;
+    peer.record.status = PeerStatus::Removed;
+    peer.record.observed_at = at;
+    peer.record.rx_delta_bytes = 0;
+    peer.record.tx_delta_bytes = 0;
+    peer.record.rx_bytes_per_s = 0.0;
+    peer.record.tx_bytes_per_s = 0.0;
+    peer.record.counter_reset = false;
+    effects.push(Effect::PeerUpdated(peer.record.clone()));
+    let subject = AlertSubject::of_peer(&peer.record);
+    for (kind, open) in [
+        (AlertKind::PeerStale, peer.stale_alert.take()),
+        (AlertKind::TrafficAnomaly, peer.anomaly_alert.take()),
+        (AlertKind::KeyRotation, peer.rotation_alert.take()),
+    ] {
+        if let Some(open) = open {
+            effects.push(subject.resolve(kind, open, at, Evidence::from([("removed", 1.0)])));
+        }
+    }
+}
+
+fn set_manifest(interface: &mut InterfaceState, manifest: &RotationManifestSet, effects: &mut Vec<Effect>) {
+    interface.manifest = Manifest::from_entries(&manifest.entries);
+    let mut keys: Vec<PublicKey> = interface.peers.keys().copied().collect();
+    keys.sort_unstable();
+    for key in keys {
+        check_rotation(interface, &key, manifest.header.observed_at, effects);
+    }
+}

@@ -1,0 +1,448 @@
+//! Given events / when an event / then effects: every rule of the fold.
+
+mod common;
+
+use argus_core::fold::{Effect, PeerStatus, RuleConfig, StalenessWindow};
+use argus_core::{AlertKind, AlertState, FoldState, HostStatus, ManifestEntry, ProbableCause};
+use common::*;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const SCAN: i64 = 10 * SECOND;
+
+/// The handshake time of a peer that re-handshakes every two minutes while alive.
+fn live_handshake(at: i64) -> i64 {
+    at - (at - T0) % (2 * MINUTE)
+}
+
+#[test]
+fn deltas_follow_counters_and_a_reset_restarts_from_the_new_value() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    let hs = Some(T0);
+    apply_all(&mut state, &[gateway.observe(T0, 1, hs, 1_000, 500)]);
+    let first = gateway.peer(&state, 1).clone();
+    assert_eq!((first.rx_delta_bytes, first.tx_delta_bytes, first.rx_total_bytes), (0, 0, 0));
+
+    apply_all(&mut state, &[gateway.observe(T0 + SCAN, 1, hs, 6_000, 1_500)]);
+    let second = gateway.peer(&state, 1);
+    assert_eq!((second.rx_delta_bytes, second.tx_delta_bytes), (5_000, 1_000));
+    assert_eq!(second.rx_bytes_per_s, 500.0);
+    assert_eq!(second.tx_bytes_per_s, 100.0);
+    assert!(!second.counter_reset);
+
+    // the interface restarts: counters drop and start again
+    apply_all(&mut state, &[gateway.observe(T0 + 2 * SCAN, 1, hs, 700, 20)]);
+    let reset = gateway.peer(&state, 1);
+    assert!(reset.counter_reset);
+    assert_eq!((reset.rx_delta_bytes, reset.tx_delta_bytes), (700, 20));
+    assert_eq!((reset.rx_total_bytes, reset.tx_total_bytes), (5_700, 1_020));
+
+    apply_all(&mut state, &[gateway.observe(T0 + 3 * SCAN, 1, hs, 1_700, 1_020)]);
+    let after = gateway.peer(&state, 1);
+    assert!(!after.counter_reset);
+    assert_eq!((after.rx_total_bytes, after.tx_total_bytes), (6_700, 2_020), "totals survive the restart");
+}
+
+/// Given a hub with five fresh peers, when one stops handshaking, then exactly one PEER_STALE
+/// (SITE_DOWN) is raised once it crosses the window, and exactly one RESOLVED when it is back.
+#[test]
+fn a_single_stale_peer_raises_once_as_site_down_and_resolves_once() {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let window = RuleConfig::default().staleness;
+    let down_from = T0 + 10 * MINUTE;
+    let back_at = down_from + 20 * MINUTE;
+    let mut effects = Vec::new();
+    let mut at = T0;
+    while at < T0 + HOUR {
+        for n in 1..=5u8 {
+            let handshake = if n == 3 && at >= down_from && at < back_at {
+                live_handshake(down_from - 1)
+            } else {
+                live_handshake(at)
+            };
+            effects.extend(apply_one(&mut state, &gateway.observe(at, n, Some(handshake), 0, 0)));
+        }
+        effects.extend(apply_one(&mut state, &gateway.heartbeat(at, SCAN as u32)));
+        at += SCAN;
+    }
+    let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
+    let resolved = alerts_of(&effects, AlertKind::PeerStale, AlertState::Resolved);
+    assert_eq!(raised.len(), 1, "{raised:#?}");
+    assert_eq!(resolved.len(), 1);
+    let alert = raised[0];
+    assert_eq!(alert.public_key, Some(key(3)));
+    assert_eq!(alert.probable_cause, Some(ProbableCause::SiteDown));
+    assert_eq!(resolved[0].alert_id, alert.alert_id);
+    // raised within one scan of crossing the window
+    let crossed = live_handshake(down_from - 1) + window.stale_after.as_millis() as i64;
+    assert!(alert.raised_at >= crossed && alert.raised_at < crossed + SCAN, "raised at {}", alert.raised_at - crossed);
+    assert!(alert.evidence["handshake_age_s"] >= 210.0);
+    assert_eq!(gateway.peer(&state, 3).status, PeerStatus::Active);
+}
+
+#[test]
+fn a_peer_held_exactly_at_the_window_boundary_raises_once_and_never_flaps() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    let stale_after = RuleConfig::default().staleness.stale_after.as_millis() as i64;
+    let mut effects = Vec::new();
+    for scan in 0..500 {
+        let at = T0 + scan * SCAN;
+        // the handshake moves along so the age sits exactly on the boundary
+        effects.extend(apply_one(&mut state, &gateway.observe(at, 1, Some(at - stale_after), 0, 0)));
+    }
+    assert_eq!(alerts(&effects).len(), 1);
+    assert_eq!(alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised).len(), 1);
+
+    // hovering a second either side of the boundary changes nothing either
+    let mut hover = Vec::new();
+    for scan in 500..1_000 {
+        let at = T0 + scan * SCAN;
+        let jitter = if scan % 2 == 0 { SECOND } else { -SECOND };
+        hover.extend(apply_one(&mut state, &gateway.observe(at, 1, Some(at - stale_after + jitter), 0, 0)));
+    }
+    assert!(alerts(&hover).is_empty(), "{:#?}", alerts(&hover));
+}
+
+#[test]
+fn hovering_around_the_boundary_from_fresh_raises_only_once() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    let stale_after = RuleConfig::default().staleness.stale_after.as_millis() as i64;
+    let mut effects = Vec::new();
+    for scan in 0..1_000 {
+        let at = T0 + scan * SCAN;
+        let age = stale_after + if scan % 3 == 0 { SECOND } else { -SECOND };
+        effects.extend(apply_one(&mut state, &gateway.observe(at, 1, Some(at - age), 0, 0)));
+    }
+    assert_eq!(alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised).len(), 1);
+    assert_eq!(alerts_of(&effects, AlertKind::PeerStale, AlertState::Resolved).len(), 0);
+}
+
+#[test]
+fn never_connected_peers_have_their_own_status_and_raise_nothing() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    let events: Vec<_> = (0..100).map(|scan| gateway.observe(T0 + scan * SCAN, 9, None, 0, 0)).collect();
+    let effects = apply_all(&mut state, &events);
+    assert!(alerts(&effects).is_empty());
+    assert_eq!(gateway.peer(&state, 9).status, PeerStatus::NeverConnected);
+    assert_eq!(gateway.peer(&state, 9).handshake_age_ms, None);
+}
+
+#[test]
+fn an_interface_restart_reporting_no_handshake_keeps_the_known_handshake() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    apply_all(&mut state, &[gateway.observe(T0, 1, Some(T0 - SECOND), 100, 100)]);
+    let effects = apply_all(&mut state, &[gateway.observe(T0 + SCAN, 1, None, 0, 0)]);
+    let peer = gateway.peer(&state, 1);
+    assert_eq!(peer.latest_handshake, Some(T0 - SECOND));
+    assert_eq!(peer.status, PeerStatus::Active);
+    assert!(peer.counter_reset);
+    assert!(alerts(&effects).is_empty());
+}
+
+/// Given a gateway whose heartbeats stop, when the timer runs past three scan intervals, then one
+/// GATEWAY_SILENT alert (and no per-peer alert), and one RESOLVED when heartbeats return.
+#[test]
+fn gateway_silence_is_judged_on_the_timer_and_raised_once() {
+    let mut gateway = Gateway::new("gw-7");
+    let mut state = FoldState::default();
+    let mut effects = Vec::new();
+    for scan in 0..6 {
+        let at = T0 + scan * SCAN;
+        for n in 1..=4u8 {
+            effects.extend(apply_one(&mut state, &gateway.observe(at, n, Some(live_handshake(at)), 0, 0)));
+        }
+        effects.extend(apply_one(&mut state, &gateway.heartbeat(at, SCAN as u32)));
+    }
+    let last_heartbeat = T0 + 5 * SCAN;
+    let mut ticks = Vec::new();
+    for second in 0..=120 {
+        state.tick(last_heartbeat + second * SECOND, &mut ticks);
+    }
+    let silent = alerts_of(&ticks, AlertKind::GatewaySilent, AlertState::Raised);
+    assert_eq!(silent.len(), 1);
+    assert_eq!(alerts(&ticks).len(), 1, "no per-peer storm");
+    assert_eq!(silent[0].raised_at, last_heartbeat + 3 * SCAN + SECOND);
+    assert_eq!(silent[0].probable_cause, Some(ProbableCause::GatewaySilent));
+    assert!(ticks.iter().any(|effect| matches!(effect, Effect::HostUpdated(host) if host.status == HostStatus::Silent)));
+
+    let back = apply_one(&mut state, &gateway.heartbeat(last_heartbeat + 3 * MINUTE, SCAN as u32));
+    let resolved = alerts_of(&back, AlertKind::GatewaySilent, AlertState::Resolved);
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].alert_id, silent[0].alert_id);
+    assert!(back.iter().any(|effect| matches!(effect, Effect::HostUpdated(host) if host.status == HostStatus::Alive)));
+    let mut later = Vec::new();
+    state.tick(last_heartbeat + 3 * MINUTE + SCAN, &mut later);
+    assert!(later.is_empty());
+}
+
+/// Given an uplink outage that freezes every peer's handshake, the first stale peer is blamed on
+/// the gateway uplink, not on its site.
+#[test]
+fn most_peers_quiet_means_gateway_uplink() {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let outage = T0 + 10 * MINUTE;
+    let mut effects = Vec::new();
+    let mut at = T0;
+    while at < T0 + 30 * MINUTE {
+        for n in 1..=8u8 {
+            // peers handshake at staggered times; the outage freezes all of them
+            let handshake = live_handshake(at.min(outage) - i64::from(n) * 7 * SECOND);
+            effects.extend(apply_one(&mut state, &gateway.observe(at, n, Some(handshake), 0, 0)));
+        }
+        effects.extend(apply_one(&mut state, &gateway.heartbeat(at, SCAN as u32)));
+        at += SCAN;
+    }
+    let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
+    assert_eq!(raised.len(), 8);
+    for alert in raised {
+        assert_eq!(alert.probable_cause, Some(ProbableCause::GatewayUplink), "{alert:#?}");
+    }
+}
+
+#[test]
+fn roaming_into_a_never_seen_network_makes_a_stale_peer_a_security_matter() {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let mut effects = Vec::new();
+    for scan in 0..10 {
+        let at = T0 + scan * SCAN;
+        effects.extend(apply_one(&mut state, &gateway.observe(at, 1, Some(live_handshake(at)), 0, 0)));
+        effects.extend(apply_one(&mut state, &gateway.observe(at, 2, Some(live_handshake(at)), 0, 0)));
+    }
+    let moved_at = T0 + 10 * SCAN;
+    let frozen = live_handshake(moved_at);
+    let mut at = moved_at;
+    while at < moved_at + 10 * MINUTE {
+        effects.extend(apply_one(&mut state, &gateway.observe_at_endpoint(at, 1, Some(frozen), 0, 0, "192.0.2.99:4500")));
+        effects.extend(apply_one(&mut state, &gateway.observe(at, 2, Some(live_handshake(at)), 0, 0)));
+        at += SCAN;
+    }
+    let moves: Vec<_> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::EndpointChanged(change) => Some(change),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moves.len(), 1, "endpoint change recorded once for audit");
+    assert!(moves[0].new_network);
+    assert_eq!(moves[0].to.to_string(), "192.0.2.99:4500");
+    assert_eq!(moves[0].from.map(|from| from.to_string()), Some("198.51.100.1:51820".to_owned()));
+    let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
+    assert_eq!(raised.len(), 1);
+    assert_eq!(raised[0].probable_cause, Some(ProbableCause::Security));
+}
+
+#[test]
+fn an_endpoint_move_within_a_known_network_is_audited_but_not_suspicious() {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    apply_all(&mut state, &[gateway.observe_at_endpoint(T0, 1, Some(T0), 0, 0, "198.51.100.1:51820")]);
+    let effects =
+        apply_all(&mut state, &[gateway.observe_at_endpoint(T0 + SCAN, 1, Some(T0), 0, 0, "198.51.100.77:40000")]);
+    let change = effects.iter().find_map(|effect| match effect {
+        Effect::EndpointChanged(change) => Some(change),
+        _ => None,
+    });
+    assert!(!change.expect("endpoint change").new_network);
+    assert!(alerts(&effects).is_empty(), "roaming alone does not alert");
+}
+
+/// 10-second samples at `bytes_per_day`, for `duration`, continuing the counters.
+fn steady_traffic(
+    gateway: &mut Gateway,
+    state: &mut FoldState,
+    from: i64,
+    duration: i64,
+    bytes_per_day: f64,
+    counter: &mut u64,
+) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    let per_scan = (bytes_per_day * SCAN as f64 / DAY as f64) as u64;
+    let mut at = from;
+    while at < from + duration {
+        *counter += per_scan;
+        effects.extend(apply_one(state, &gateway.observe(at, 1, Some(live_handshake(at)), *counter / 2, *counter / 2)));
+        at += SCAN;
+    }
+    effects
+}
+
+/// Given a peer moving 50 MB/day for two hours, when it jumps to 50 GB/day, then TRAFFIC_ANOMALY
+/// is raised on the first sample after the change, once, and resolved when traffic falls back.
+#[test]
+fn fifty_megabytes_a_day_to_fifty_gigabytes_a_day_raises_within_one_scan() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    let mut counter = 0;
+    let normal = steady_traffic(&mut gateway, &mut state, T0, 2 * HOUR, 50e6, &mut counter);
+    assert!(alerts(&normal).is_empty());
+    let change_at = T0 + 2 * HOUR;
+    let surge = steady_traffic(&mut gateway, &mut state, change_at, 30 * MINUTE, 50e9, &mut counter);
+    let raised = alerts_of(&surge, AlertKind::TrafficAnomaly, AlertState::Raised);
+    assert_eq!(raised.len(), 1);
+    assert_eq!(raised[0].raised_at, change_at, "raised on the first sample after the change");
+    assert!(raised[0].evidence["rate_bytes_per_s"] > 500_000.0);
+    assert!(raised[0].evidence["baseline_bytes_per_s"] < 1_000.0, "the surge did not leak into the baseline");
+    assert_eq!(alerts(&surge).len(), 1);
+    let calm = steady_traffic(&mut gateway, &mut state, change_at + 30 * MINUTE, 10 * MINUTE, 50e6, &mut counter);
+    let resolved = alerts_of(&calm, AlertKind::TrafficAnomaly, AlertState::Resolved);
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].alert_id, raised[0].alert_id);
+    assert_eq!(resolved[0].resolved_at, Some(change_at + 30 * MINUTE));
+}
+
+/// Given a week of 10-second samples swinging x3 between night and day with ±25% noise, nothing fires.
+#[test]
+fn a_week_of_diurnal_swing_raises_no_anomaly() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mean_bytes_per_s = 2.0e6;
+    let mut counter: u64 = 0;
+    let mut effects = Vec::new();
+    let mut at = T0;
+    let mut samples = 0;
+    while at < T0 + 7 * DAY {
+        let phase = (at - T0) as f64 / DAY as f64 * std::f64::consts::TAU;
+        // 0.5x at night to 1.5x at midday: a x3 swing
+        let rate = mean_bytes_per_s * (1.0 + 0.5 * phase.sin()) * rng.random_range(0.75..1.25);
+        counter += (rate * SCAN as f64 / 1000.0) as u64;
+        effects.extend(apply_one(&mut state, &gateway.observe(at, 1, Some(live_handshake(at)), counter, counter / 4)));
+        at += SCAN;
+        samples += 1;
+    }
+    assert_eq!(samples, 7 * 8_640);
+    assert!(alerts(&effects).is_empty(), "{:#?}", alerts(&effects).first());
+}
+
+fn entry(label: &str, expected: u8, retired: &[u8]) -> ManifestEntry {
+    ManifestEntry {
+        label: Some(label.into()),
+        expected_key: key(expected),
+        retired_keys: retired.iter().map(|n| key(*n)).collect(),
+    }
+}
+
+/// Given a manifest expecting key 31 instead of key 3, then key 3 is flagged (SECURITY) until the
+/// site rotates: the old peer is removed and the new key appears, which is not flagged.
+#[test]
+fn a_pre_rotation_key_is_flagged_until_it_is_rotated() {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    apply_all(&mut state, &[gateway.observe(T0, 1, Some(T0), 0, 0), gateway.observe(T0, 3, Some(T0), 0, 0)]);
+    let manifest = gateway.manifest(T0 + SECOND, vec![entry("site-1", 1, &[]), entry("site-3", 31, &[3])]);
+    let flagged = apply_one(&mut state, &manifest);
+    let raised = alerts_of(&flagged, AlertKind::KeyRotation, AlertState::Raised);
+    assert_eq!(raised.len(), 1);
+    assert_eq!(raised[0].public_key, Some(key(3)));
+    assert_eq!(raised[0].probable_cause, Some(ProbableCause::Security));
+    assert_eq!(raised[0].evidence["retired_key"], 1.0);
+
+    // still presenting the old key: no repeat
+    let still = apply_all(&mut state, &[gateway.observe(T0 + SCAN, 3, Some(T0 + SCAN), 0, 0)]);
+    assert!(alerts(&still).is_empty());
+
+    // going stale while flagged is a security matter
+    let stale = apply_all(&mut state, &[gateway.observe(T0 + 10 * MINUTE, 3, Some(T0 + SCAN), 0, 0)]);
+    let stale_alert = alerts_of(&stale, AlertKind::PeerStale, AlertState::Raised);
+    assert_eq!(stale_alert[0].probable_cause, Some(ProbableCause::Security));
+
+    let rotated = apply_all(
+        &mut state,
+        &[gateway.remove(T0 + 11 * MINUTE, 3), gateway.observe(T0 + 11 * MINUTE, 31, Some(T0 + 11 * MINUTE), 0, 0)],
+    );
+    let resolved = alerts_of(&rotated, AlertKind::KeyRotation, AlertState::Resolved);
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].alert_id, raised[0].alert_id);
+    assert_eq!(alerts_of(&rotated, AlertKind::KeyRotation, AlertState::Raised).len(), 0, "new key is expected");
+    assert_eq!(alerts_of(&rotated, AlertKind::PeerStale, AlertState::Resolved).len(), 1, "removal ends the episode");
+    assert_eq!(gateway.peer(&state, 3).status, PeerStatus::Removed);
+
+    // an unknown key turning up later is flagged too
+    let intruder = apply_all(&mut state, &[gateway.observe(T0 + 12 * MINUTE, 66, Some(T0 + 12 * MINUTE), 0, 0)]);
+    let unlisted = alerts_of(&intruder, AlertKind::KeyRotation, AlertState::Raised);
+    assert_eq!(unlisted.len(), 1);
+    assert_eq!(unlisted[0].evidence["retired_key"], 0.0);
+
+    // clearing the manifest clears the flag
+    let cleared = apply_all(&mut state, &[gateway.manifest(T0 + 13 * MINUTE, vec![])]);
+    assert_eq!(alerts_of(&cleared, AlertKind::KeyRotation, AlertState::Resolved).len(), 1);
+}
+
+#[test]
+fn replayed_and_late_events_change_nothing() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    let first = gateway.observe(T0, 1, Some(T0), 100, 100);
+    let skipped = gateway.observe(T0 + SCAN, 1, Some(T0), 150, 150);
+    let third = gateway.observe(T0 + 2 * SCAN, 1, Some(T0), 300, 300);
+    apply_all(&mut state, &[first.clone(), third.clone()]);
+    let before = gateway.peer(&state, 1).clone();
+    assert!(apply_one(&mut state, &third).is_empty(), "replay");
+    assert!(apply_one(&mut state, &first).is_empty(), "replay of an older event");
+    assert!(apply_one(&mut state, &skipped).is_empty(), "late arrival");
+    assert_eq!(gateway.peer(&state, 1), &before);
+    // another collector on the same gateway has its own sequence
+    let mut other = gateway.clone();
+    other.collector = "collector-api".into();
+    other.seq = 0;
+    assert!(!apply_one(&mut state, &other.observe(T0 + 3 * SCAN, 2, Some(T0), 0, 0)).is_empty());
+}
+
+#[test]
+fn the_same_stream_gives_the_same_effects_and_alert_ids() {
+    let stream = |gateway: &mut Gateway| {
+        let mut events = Vec::new();
+        for scan in 0..200 {
+            let at = T0 + scan * SCAN;
+            for n in 1..=3u8 {
+                let handshake = if n == 2 && scan > 50 { live_handshake(T0 + 50 * SCAN) } else { live_handshake(at) };
+                events.push(gateway.observe(at, n, Some(handshake), (scan * 1000) as u64, 0));
+            }
+        }
+        events
+    };
+    let first = apply_all(&mut FoldState::default(), &stream(&mut Gateway::new("gw")));
+    let second = apply_all(&mut FoldState::default(), &stream(&mut Gateway::new("gw")));
+    assert!(!alerts(&first).is_empty());
+    assert_eq!(first, second);
+}
+
+#[test]
+fn staleness_windows_can_be_set_per_organisation_and_interface() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    apply_all(&mut state, &[gateway.observe(T0, 1, Some(T0), 0, 0)]);
+    let short = StalenessWindow { stale_after: std::time::Duration::from_secs(30), fresh_below: std::time::Duration::from_secs(20) };
+    state.set_staleness_window("acme".parse().expect("org"), Some("wg0".parse().expect("iface")), short);
+    let effects = apply_all(&mut state, &[gateway.observe(T0 + 40 * SECOND, 1, Some(T0), 0, 0)]);
+    assert_eq!(alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised).len(), 1);
+    // other interfaces keep the default window
+    let mut other = gateway.clone();
+    other.interface = "wg1".into();
+    apply_all(&mut state, &[other.observe(T0, 1, Some(T0), 0, 0)]);
+    let effects = apply_all(&mut state, &[other.observe(T0 + 40 * SECOND, 1, Some(T0), 0, 0)]);
+    assert!(alerts(&effects).is_empty());
+}
+
+#[test]
+fn every_observation_yields_a_peer_record_for_the_projections() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    let effects = apply_all(&mut state, &[gateway.observe(T0, 4, Some(T0 - SECOND), 10, 20)]);
+    let Effect::PeerUpdated(record) = &effects[0] else { panic!("expected a peer record, got {effects:?}") };
+    assert_eq!(record.public_key, key(4));
+    assert_eq!(record.status, PeerStatus::Active);
+    assert_eq!(record.handshake_age_ms, Some(SECOND));
+    assert_eq!(record.allowed_ips[0].to_string(), "10.0.0.4/32");
+    assert_eq!(record.metadata.display_name.as_deref(), Some("site-4"));
+    assert_eq!(state.peer_count(), 1);
+}
