@@ -76,12 +76,8 @@ pub enum ProbableCause {
 }
 
 impl ProbableCause {
-    pub const ALL: [ProbableCause; 4] = [
-        ProbableCause::GatewaySilent,
-        ProbableCause::GatewayUplink,
-        ProbableCause::SiteDown,
-        ProbableCause::Security,
-    ];
+    pub const ALL: [ProbableCause; 4] =
+        [ProbableCause::GatewaySilent, ProbableCause::GatewayUplink, ProbableCause::SiteDown, ProbableCause::Security];
 }
 
 /// A deterministic alert id (UUID v5): the same episode in the same stream always gets the same id.

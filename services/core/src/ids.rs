@@ -153,9 +153,13 @@ fn check_interface_name(text: &str) -> Result<(), NameError> {
             return Err(NameError::Reserved { what: WHAT, name: reserved });
         }
     }
-    check_characters(text, WHAT, InterfaceName::MAX_LEN, "any printable character except '/', ':' and whitespace", |found| {
-        !(found == '/' || found == ':' || found.is_whitespace() || found.is_control())
-    })
+    check_characters(
+        text,
+        WHAT,
+        InterfaceName::MAX_LEN,
+        "any printable character except '/', ':' and whitespace",
+        |found| !(found == '/' || found == ':' || found.is_whitespace() || found.is_control()),
+    )
 }
 
 /// Kafka message key: every event of one gateway lands on one partition, in order.
@@ -164,9 +168,7 @@ pub fn partition_key(org: &OrgId, host: &HostId) -> String {
 }
 
 /// Ordered classification levels; a token sees peers at or below its own level.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Clearance {
     #[default]
@@ -200,7 +202,9 @@ impl Clearance {
 
 /// A clearance name that is not one of the five levels.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown clearance level {found:?}; expected one of UNCLASSIFIED, RESTRICTED, CONFIDENTIAL, SECRET, TOP_SECRET")]
+#[error(
+    "unknown clearance level {found:?}; expected one of UNCLASSIFIED, RESTRICTED, CONFIDENTIAL, SECRET, TOP_SECRET"
+)]
 pub struct ClearanceError {
     pub found: String,
 }
@@ -240,22 +244,19 @@ mod tests {
             InterfaceName::from_str("wg/0"),
             Err(NameError::InvalidCharacter { found: '/', position: 2, .. })
         ));
-        assert!(matches!(
-            InterfaceName::from_str("wg 0"),
-            Err(NameError::InvalidCharacter { found: ' ', .. })
-        ));
+        assert!(matches!(InterfaceName::from_str("wg 0"), Err(NameError::InvalidCharacter { found: ' ', .. })));
         assert!(matches!(InterfaceName::from_str("wg:0"), Err(NameError::InvalidCharacter { .. })));
-        assert_eq!(
-            InterfaceName::from_str(".."),
-            Err(NameError::Reserved { what: "interface name", name: ".." })
-        );
+        assert_eq!(InterfaceName::from_str(".."), Err(NameError::Reserved { what: "interface name", name: ".." }));
     }
 
     #[test]
     fn identifiers_reject_separators_and_say_which_character() {
         assert!("acme-corp".parse::<OrgId>().is_ok());
         let error = "acme/corp".parse::<OrgId>().expect_err("slash");
-        assert_eq!(error.to_string(), "organisation id contains '/' at byte 4; allowed: ASCII letters, digits, '.', '_', '-', ':'");
+        assert_eq!(
+            error.to_string(),
+            "organisation id contains '/' at byte 4; allowed: ASCII letters, digits, '.', '_', '-', ':'"
+        );
         assert!("gw-01.fob.example".parse::<HostId>().is_ok());
         assert!(matches!("x".repeat(254).parse::<HostId>(), Err(NameError::TooLong { max: 253, .. })));
     }

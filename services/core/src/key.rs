@@ -21,9 +21,7 @@ pub struct PublicKey([u8; KEY_LEN]);
 pub enum KeyError {
     #[error("public key is empty")]
     Empty,
-    #[error(
-        "public key must be 44 characters of base64 or 64 lowercase hex digits, got {length} characters"
-    )]
+    #[error("public key must be 44 characters of base64 or 64 lowercase hex digits, got {length} characters")]
     WrongTextLength { length: usize },
     #[error("public key is not valid base64: {reason}")]
     InvalidBase64 { reason: String },
@@ -41,9 +39,7 @@ impl PublicKey {
 
     /// Builds a key from a slice that must be exactly 32 bytes long.
     pub fn try_from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
-        <[u8; KEY_LEN]>::try_from(bytes)
-            .map(Self)
-            .map_err(|_| KeyError::WrongByteLength { length: bytes.len() })
+        <[u8; KEY_LEN]>::try_from(bytes).map(Self).map_err(|_| KeyError::WrongByteLength { length: bytes.len() })
     }
 
     pub const fn as_bytes(&self) -> &[u8; KEY_LEN] {
@@ -88,9 +84,8 @@ impl FromStr for PublicKey {
         match text.len() {
             0 => Err(KeyError::Empty),
             44 => {
-                let bytes = BASE64
-                    .decode(text)
-                    .map_err(|error| KeyError::InvalidBase64 { reason: error.to_string() })?;
+                let bytes =
+                    BASE64.decode(text).map_err(|error| KeyError::InvalidBase64 { reason: error.to_string() })?;
                 Self::try_from_slice(&bytes)
             }
             64 => Self::parse_hex(text),
@@ -114,11 +109,7 @@ impl fmt::Debug for PublicKey {
 /// Human-readable formats (JSON) carry base64; binary formats (Avro) carry the 32 raw bytes.
 impl Serialize for PublicKey {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if serializer.is_human_readable() {
-            serializer.collect_str(self)
-        } else {
-            serializer.serialize_bytes(&self.0)
-        }
+        if serializer.is_human_readable() { serializer.collect_str(self) } else { serializer.serialize_bytes(&self.0) }
     }
 }
 
@@ -154,15 +145,15 @@ mod tests {
         assert_eq!("".parse::<PublicKey>(), Err(KeyError::Empty));
         assert_eq!("abc".parse::<PublicKey>(), Err(KeyError::WrongTextLength { length: 3 }));
         let upper_hex = "A".repeat(64);
-        assert_eq!(
-            upper_hex.parse::<PublicKey>(),
-            Err(KeyError::InvalidHex { found: 'A', position: 0 })
-        );
+        assert_eq!(upper_hex.parse::<PublicKey>(), Err(KeyError::InvalidHex { found: 'A', position: 0 }));
         let bad_base64 = format!("{}!", &WG_KEY[..43]);
         assert!(matches!(bad_base64.parse::<PublicKey>(), Err(KeyError::InvalidBase64 { .. })));
         // 44 characters of valid base64 that decode to 33 bytes are not a key
         let long = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB";
-        assert!(matches!(long.parse::<PublicKey>(), Err(KeyError::WrongByteLength { .. }) | Err(KeyError::InvalidBase64 { .. })));
+        assert!(matches!(
+            long.parse::<PublicKey>(),
+            Err(KeyError::WrongByteLength { .. }) | Err(KeyError::InvalidBase64 { .. })
+        ));
         assert_eq!(PublicKey::try_from_slice(&[0; 31]), Err(KeyError::WrongByteLength { length: 31 }));
     }
 

@@ -9,6 +9,7 @@ pub mod fold;
 pub mod ids;
 pub mod key;
 pub mod net;
+pub mod synthetic;
 
 pub use alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 pub use event::{

@@ -67,8 +67,12 @@ fn max_prefix_len(address: IpAddr) -> u8 {
 fn mask(address: IpAddr, prefix_len: u8) -> IpAddr {
     let host_bits = u32::from(max_prefix_len(address) - prefix_len);
     match address {
-        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4).checked_shr(host_bits).unwrap_or(0).checked_shl(host_bits).unwrap_or(0))),
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6).checked_shr(host_bits).unwrap_or(0).checked_shl(host_bits).unwrap_or(0))),
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(
+            u32::from(v4).checked_shr(host_bits).unwrap_or(0).checked_shl(host_bits).unwrap_or(0),
+        )),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
+            u128::from(v6).checked_shr(host_bits).unwrap_or(0).checked_shl(host_bits).unwrap_or(0),
+        )),
     }
 }
 
@@ -81,9 +85,7 @@ impl FromStr for Cidr {
             Some((address, prefix)) => (address, Some(prefix)),
             None => (input, None),
         };
-        let address: IpAddr = address_text
-            .parse()
-            .map_err(|_| CidrError::BadAddress { input: input.to_owned() })?;
+        let address: IpAddr = address_text.parse().map_err(|_| CidrError::BadAddress { input: input.to_owned() })?;
         let max = max_prefix_len(address);
         let prefix_len = match prefix_text {
             None => max,
@@ -255,7 +257,10 @@ mod tests {
         );
         assert_eq!("203.0.113.7".parse::<Endpoint>(), Err(EndpointError::MissingPort { input: "203.0.113.7".into() }));
         assert_eq!("203.0.113.7:0".parse::<Endpoint>(), Err(EndpointError::BadPort { input: "203.0.113.7:0".into() }));
-        assert_eq!("gw.example:51820".parse::<Endpoint>(), Err(EndpointError::BadAddress { input: "gw.example:51820".into() }));
+        assert_eq!(
+            "gw.example:51820".parse::<Endpoint>(),
+            Err(EndpointError::BadAddress { input: "gw.example:51820".into() })
+        );
         assert_eq!("[::1]51820".parse::<Endpoint>(), Err(EndpointError::MissingPort { input: "[::1]51820".into() }));
     }
 }

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use apache_avro::types::Value;
 use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::{GenericSingleObjectReader, Schema, to_value};
 use argus_core::codec::{DecodeError, HEADER_LEN, SchemaId, decode_alert, decode_event, encode_alert, encode_event};
@@ -184,7 +184,8 @@ fn single_object_framing_is_standard() {
     for event in sample_events() {
         let mut fast = Vec::new();
         encode_event(&event, &mut fast);
-        let reader = GenericSingleObjectReader::builder().schema(schema_of(&fast).schema().clone()).build().expect("reader");
+        let reader =
+            GenericSingleObjectReader::builder().schema(schema_of(&fast).schema().clone()).build().expect("reader");
         reader.read_value(&mut &fast[..]).expect("apache-avro single-object reader accepts our framing");
     }
 }
@@ -255,7 +256,10 @@ fn invalid_domain_values_name_the_field() {
     let position = bytes.windows(3).position(|window| window == b"wg0").expect("interface bytes");
     bytes[position + 1] = b'/';
     let error = decode_event(&bytes).expect_err("invalid interface");
-    assert_eq!(error.to_string(), "field interface: interface name contains '/' at byte 1; allowed: any printable character except '/', ':' and whitespace");
+    assert_eq!(
+        error.to_string(),
+        "field interface: interface name contains '/' at byte 1; allowed: any printable character except '/', ':' and whitespace"
+    );
 }
 
 #[test]

@@ -11,10 +11,22 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Step {
     /// Peer `n` observed after `advance_s`; its handshake refreshes or not; it moves `bytes`.
-    Observe { n: u8, advance_s: u16, handshake_fresh: bool, bytes: u32, reset: bool },
-    Heartbeat { advance_s: u16 },
-    Remove { n: u8 },
-    Tick { advance_s: u16 },
+    Observe {
+        n: u8,
+        advance_s: u16,
+        handshake_fresh: bool,
+        bytes: u32,
+        reset: bool,
+    },
+    Heartbeat {
+        advance_s: u16,
+    },
+    Remove {
+        n: u8,
+    },
+    Tick {
+        advance_s: u16,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -29,6 +41,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// Something to feed the fold: an event, or a timer tick at a processing time.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "a short-lived test input list")]
 enum Input {
     Event(Event),
     Tick(i64),
@@ -49,7 +62,13 @@ fn build(steps: &[Step]) -> Vec<Input> {
                 if handshake_fresh {
                     handshakes[usize::from(n)] = at;
                 }
-                inputs.push(Input::Event(gateway.observe(at, n, Some(handshakes[usize::from(n)]), *counter, *counter / 3)));
+                inputs.push(Input::Event(gateway.observe(
+                    at,
+                    n,
+                    Some(handshakes[usize::from(n)]),
+                    *counter,
+                    *counter / 3,
+                )));
             }
             Step::Heartbeat { advance_s } => {
                 at += i64::from(advance_s) * SECOND;

@@ -169,7 +169,9 @@ fn gateway_silence_is_judged_on_the_timer_and_raised_once() {
     assert_eq!(alerts(&ticks).len(), 1, "no per-peer storm");
     assert_eq!(silent[0].raised_at, last_heartbeat + 3 * SCAN + SECOND);
     assert_eq!(silent[0].probable_cause, Some(ProbableCause::GatewaySilent));
-    assert!(ticks.iter().any(|effect| matches!(effect, Effect::HostUpdated(host) if host.status == HostStatus::Silent)));
+    assert!(
+        ticks.iter().any(|effect| matches!(effect, Effect::HostUpdated(host) if host.status == HostStatus::Silent))
+    );
 
     let back = apply_one(&mut state, &gateway.heartbeat(last_heartbeat + 3 * MINUTE, SCAN as u32));
     let resolved = alerts_of(&back, AlertKind::GatewaySilent, AlertState::Resolved);
@@ -220,7 +222,8 @@ fn roaming_into_a_never_seen_network_makes_a_stale_peer_a_security_matter() {
     let frozen = live_handshake(moved_at);
     let mut at = moved_at;
     while at < moved_at + 10 * MINUTE {
-        effects.extend(apply_one(&mut state, &gateway.observe_at_endpoint(at, 1, Some(frozen), 0, 0, "192.0.2.99:4500")));
+        effects
+            .extend(apply_one(&mut state, &gateway.observe_at_endpoint(at, 1, Some(frozen), 0, 0, "192.0.2.99:4500")));
         effects.extend(apply_one(&mut state, &gateway.observe(at, 2, Some(live_handshake(at)), 0, 0)));
         at += SCAN;
     }
@@ -421,7 +424,10 @@ fn staleness_windows_can_be_set_per_organisation_and_interface() {
     let mut gateway = Gateway::new("gw-1");
     let mut state = FoldState::default();
     apply_all(&mut state, &[gateway.observe(T0, 1, Some(T0), 0, 0)]);
-    let short = StalenessWindow { stale_after: std::time::Duration::from_secs(30), fresh_below: std::time::Duration::from_secs(20) };
+    let short = StalenessWindow {
+        stale_after: std::time::Duration::from_secs(30),
+        fresh_below: std::time::Duration::from_secs(20),
+    };
     state.set_staleness_window("acme".parse().expect("org"), Some("wg0".parse().expect("iface")), short);
     let effects = apply_all(&mut state, &[gateway.observe(T0 + 40 * SECOND, 1, Some(T0), 0, 0)]);
     assert_eq!(alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised).len(), 1);

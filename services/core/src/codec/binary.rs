@@ -107,13 +107,15 @@ impl<'a> AvroReader<'a> {
     }
 
     pub(crate) fn int(&mut self, field: &'static str) -> Result<i32, DecodeError> {
-        i32::try_from(self.long(field)?).map_err(|_| DecodeError::Malformed { field, reason: "int out of 32-bit range" })
+        i32::try_from(self.long(field)?)
+            .map_err(|_| DecodeError::Malformed { field, reason: "int out of 32-bit range" })
     }
 
     /// A length or count: non-negative and not beyond the bytes left.
     fn length(&mut self, field: &'static str) -> Result<usize, DecodeError> {
         let length = self.long(field)?;
-        let length = usize::try_from(length).map_err(|_| DecodeError::Malformed { field, reason: "negative length" })?;
+        let length =
+            usize::try_from(length).map_err(|_| DecodeError::Malformed { field, reason: "negative length" })?;
         if length > self.input.len() {
             return Err(DecodeError::Truncated { field });
         }
@@ -135,7 +137,8 @@ impl<'a> AvroReader<'a> {
     }
 
     pub(crate) fn string(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
-        std::str::from_utf8(self.bytes(field)?).map_err(|_| DecodeError::Malformed { field, reason: "string is not UTF-8" })
+        std::str::from_utf8(self.bytes(field)?)
+            .map_err(|_| DecodeError::Malformed { field, reason: "string is not UTF-8" })
     }
 
     pub(crate) fn fixed<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {

@@ -319,12 +319,7 @@ impl AvroRecord for PeerObservation {
             tx_bytes: read_u64(reader, "tx_bytes")?,
             persistent_keepalive: reader.optional("persistent_keepalive", |reader| {
                 let seconds = reader.long("persistent_keepalive")?;
-                ranged(
-                    "persistent_keepalive",
-                    seconds,
-                    0,
-                    i64::from(u16::MAX),
-                )
+                ranged("persistent_keepalive", seconds, 0, i64::from(u16::MAX))
             })?,
             source: read_enum(reader, "source", &PeerSource::ALL)?,
             clearance: read_enum(reader, "clearance", &Clearance::ALL)?,
@@ -351,7 +346,8 @@ impl AvroRecord for Heartbeat {
     fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             header: EventHeader::read(reader)?,
-            interface_public_key: reader.optional("interface_public_key", |reader| read_key(reader, "interface_public_key"))?,
+            interface_public_key: reader
+                .optional("interface_public_key", |reader| read_key(reader, "interface_public_key"))?,
             listen_port: reader.optional("listen_port", |reader| {
                 let port = reader.long("listen_port")?;
                 ranged("listen_port", port, 0, i64::from(u16::MAX))
@@ -467,9 +463,8 @@ impl AvroRecord for Alert {
             interface: read_parsed(reader, "interface")?,
             public_key: reader.optional("public_key", |reader| read_key(reader, "public_key"))?,
             clearance: read_enum(reader, "clearance", &Clearance::ALL)?,
-            probable_cause: reader.optional("probable_cause", |reader| {
-                read_enum(reader, "probable_cause", &ProbableCause::ALL)
-            })?,
+            probable_cause: reader
+                .optional("probable_cause", |reader| read_enum(reader, "probable_cause", &ProbableCause::ALL))?,
             evidence: reader
                 .blocks("evidence", |reader| Ok((read_owned_string(reader, "evidence")?, reader.double("evidence")?)))?
                 .into_iter()

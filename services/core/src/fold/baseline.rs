@@ -7,8 +7,10 @@ use super::config::{AnomalyConfig, millis};
 /// Exponentially weighted mean throughput over event time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrafficBaseline {
-    /// Uncorrected EWMA; divided by `1 - exp(-watched/tau)` it is the mean of what was seen so far.
+    /// Uncorrected EWMA; divided by `coverage` it is the weighted mean of what was seen so far.
     weighted_bytes_per_s: f64,
+    /// `1 - exp(-watched/tau)`: the weight the samples seen so far carry, kept up incrementally.
+    coverage: f64,
     /// Event time covered by samples.
     watched_ms: i64,
 }
@@ -26,19 +28,13 @@ pub(crate) enum AnomalyVerdict {
 
 impl TrafficBaseline {
     /// The baseline throughput in bytes per second, `None` until there is any sample.
-    pub fn bytes_per_s(&self, config: &AnomalyConfig) -> Option<f64> {
-        let coverage = self.coverage(config);
-        (coverage > 0.0).then(|| self.weighted_bytes_per_s / coverage)
-    }
-
-    fn coverage(&self, config: &AnomalyConfig) -> f64 {
-        let tau = millis(config.baseline_time_constant).max(1) as f64;
-        1.0 - (-(self.watched_ms as f64) / tau).exp()
+    pub fn bytes_per_s(&self) -> Option<f64> {
+        (self.coverage > 0.0).then(|| self.weighted_bytes_per_s / self.coverage)
     }
 
     /// Judges a sample against the baseline as it stands before the sample.
     pub(crate) fn judge(&self, rate_bytes_per_s: f64, config: &AnomalyConfig) -> AnomalyVerdict {
-        let Some(baseline) = self.bytes_per_s(config) else { return AnomalyVerdict::Normal };
+        let Some(baseline) = self.bytes_per_s() else { return AnomalyVerdict::Normal };
         if self.watched_ms < millis(config.warmup) || rate_bytes_per_s < config.floor_bytes_per_s {
             return AnomalyVerdict::Normal;
         }
@@ -59,6 +55,7 @@ impl TrafficBaseline {
         let tau = millis(config.baseline_time_constant).max(1) as f64;
         let alpha = 1.0 - (-(elapsed_ms as f64) / tau).exp();
         self.weighted_bytes_per_s += alpha * (rate_bytes_per_s - self.weighted_bytes_per_s);
+        self.coverage += alpha * (1.0 - self.coverage);
         self.watched_ms = self.watched_ms.saturating_add(elapsed_ms);
     }
 }
@@ -71,11 +68,11 @@ mod tests {
     fn bias_correction_makes_the_early_baseline_the_plain_mean() {
         let config = AnomalyConfig::default();
         let mut baseline = TrafficBaseline::default();
-        assert_eq!(baseline.bytes_per_s(&config), None);
+        assert_eq!(baseline.bytes_per_s(), None);
         for _ in 0..6 {
             baseline.learn(1_000.0, 10_000, &config);
         }
-        let mean = baseline.bytes_per_s(&config).expect("baseline");
+        let mean = baseline.bytes_per_s().expect("baseline");
         assert!((mean - 1_000.0).abs() < 1e-6, "{mean}");
     }
 

@@ -98,12 +98,15 @@ impl InterfaceState {
     }
 
     /// Why `key` probably went stale at `at`.
-    pub(crate) fn stale_cause(&self, key: &PublicKey, at: UnixMillis, config: &RuleConfig) -> (ProbableCause, QuietPeers) {
+    pub(crate) fn stale_cause(
+        &self,
+        key: &PublicKey,
+        at: UnixMillis,
+        config: &RuleConfig,
+    ) -> (ProbableCause, QuietPeers) {
         let quiet = self.quiet_peers(key, at);
-        let suspicious = self
-            .peers
-            .get(key)
-            .is_some_and(|peer| peer.rotation_alert.is_some() || peer.roamed_recently(at, config));
+        let suspicious =
+            self.peers.get(key).is_some_and(|peer| peer.rotation_alert.is_some() || peer.roamed_recently(at, config));
         let cause = if suspicious {
             ProbableCause::Security
         } else if quiet.connected > 0 && quiet.quiet as f64 >= config.uplink_quiet_share * quiet.connected as f64 {

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-pub use self::baseline::TrafficBaseline;
 use self::baseline::AnomalyVerdict;
-pub use self::config::{AnomalyConfig, RuleConfig, StalenessWindow};
+pub use self::baseline::TrafficBaseline;
 use self::config::millis;
+pub use self::config::{AnomalyConfig, RuleConfig, StalenessWindow};
 use self::interface::{HeartbeatSeen, InterfaceState, KeyVerdict, Manifest};
-use self::peer::{ObservationOutcome, PeerState};
 pub use self::peer::PeerMetadata;
+use self::peer::{ObservationOutcome, PeerState};
 use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 use crate::event::{
     Event, EventHeader, Heartbeat, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet, UnixMillis,
@@ -292,17 +292,14 @@ impl FoldState {
     pub fn apply(&mut self, event: &Event, now: UnixMillis, effects: &mut Vec<Effect>) {
         let header = event.header();
         let Self { config, staleness_overrides, gateways } = self;
-        let hosts = gateways.entry(header.org_id.clone()).or_default();
-        let gateway = hosts.entry(header.host.clone()).or_default();
+        let hosts = get_or_insert_with(gateways, &header.org_id, FxHashMap::default);
+        let gateway = get_or_insert_with(hosts, &header.host, HostAggregate::default);
         if !gateway.accept(header) {
             return;
         }
-        let interface = gateway
-            .interfaces
-            .entry(header.interface.clone())
-            .or_insert_with(|| {
-                InterfaceState::new(resolve_staleness(config, staleness_overrides, &header.org_id, &header.interface))
-            });
+        let interface = get_or_insert_with(&mut gateway.interfaces, &header.interface, || {
+            InterfaceState::new(resolve_staleness(config, staleness_overrides, &header.org_id, &header.interface))
+        });
         match event {
             Event::PeerObservation(observation) => observe(interface, observation, config, effects),
             Event::Heartbeat(heartbeat) => heartbeat_seen(interface, heartbeat, now, effects),
@@ -343,6 +340,18 @@ impl FoldState {
     }
 }
 
+/// The value under `key`, inserted first if missing; clones the key only on insertion.
+fn get_or_insert_with<'map, K: Clone + Eq + std::hash::Hash, V>(
+    map: &'map mut FxHashMap<K, V>,
+    key: &K,
+    make: impl FnOnce() -> V,
+) -> &'map mut V {
+    if !map.contains_key(key) {
+        map.insert(key.clone(), make());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
 fn resolve_staleness(
     config: &RuleConfig,
     overrides: &FxHashMap<OrgId, StalenessOverrides>,
@@ -365,19 +374,23 @@ fn gateway_subject(record: &HostRecord) -> AlertSubject<'_> {
     }
 }
 
-fn observe(interface: &mut InterfaceState, observation: &PeerObservation, config: &RuleConfig, effects: &mut Vec<Effect>) {
+fn observe(
+    interface: &mut InterfaceState,
+    observation: &PeerObservation,
+    config: &RuleConfig,
+    effects: &mut Vec<Effect>,
+) {
     let key = observation.public_key;
     let window = interface.staleness;
     // A key seen for the first time (or again after removal) is checked against the manifest.
-    let check_key = interface.peers.get(&key).is_none_or(|peer| peer.record.status == PeerStatus::Removed);
-    let outcome = match interface.peers.get_mut(&key) {
-        Some(peer) => peer.observe(observation, &window, config),
+    let (check_key, outcome) = match interface.peers.get_mut(&key) {
+        Some(peer) => (peer.record.status == PeerStatus::Removed, peer.observe(observation, &window, config)),
         None => {
             let header = &observation.header;
             let (peer, outcome) =
                 PeerState::first_seen(&header.org_id, &header.host, &header.interface, observation, &window, config);
             interface.peers.insert(key, peer);
-            outcome
+            (true, outcome)
         }
     };
     if check_key {
@@ -409,21 +422,24 @@ fn observe(interface: &mut InterfaceState, observation: &PeerObservation, config
         effects.push(subject.resolve(AlertKind::PeerStale, open, at, evidence));
     }
     if let (Some(verdict), Some(rate)) = (anomaly, rate_bytes_per_s) {
-        let baseline = peer.baseline.bytes_per_s(&config.anomaly).unwrap_or(0.0);
-        let evidence = Evidence::from([
-            ("rate_bytes_per_s", rate),
-            ("baseline_bytes_per_s", baseline),
-            ("raise_factor", config.anomaly.raise_factor),
-        ]);
+        let evidence = || {
+            Evidence::from([
+                ("rate_bytes_per_s", rate),
+                ("baseline_bytes_per_s", peer.baseline.bytes_per_s().unwrap_or(0.0)),
+                ("raise_factor", config.anomaly.raise_factor),
+            ])
+        };
         match (verdict, peer.anomaly_alert) {
             (AnomalyVerdict::Anomalous, None) => {
-                let (open, alert) = subject.raise(AlertKind::TrafficAnomaly, Severity::Warning, None, at, at, evidence);
+                let (open, alert) =
+                    subject.raise(AlertKind::TrafficAnomaly, Severity::Warning, None, at, at, evidence());
                 peer.anomaly_alert = Some(open);
                 effects.push(alert);
             }
             (AnomalyVerdict::Normal, Some(open)) => {
+                let resolved = subject.resolve(AlertKind::TrafficAnomaly, open, at, evidence());
                 peer.anomaly_alert = None;
-                effects.push(subject.resolve(AlertKind::TrafficAnomaly, open, at, evidence));
+                effects.push(resolved);
             }
             _ => {}
         }
@@ -443,8 +459,14 @@ fn check_rotation(interface: &mut InterfaceState, key: &PublicKey, at: UnixMilli
         (KeyVerdict::Retired | KeyVerdict::Unlisted, None) if peer.record.status != PeerStatus::Removed => {
             let retired = verdict == KeyVerdict::Retired;
             let evidence = Evidence::from([("retired_key", if retired { 1.0 } else { 0.0 })]);
-            let (open, alert) =
-                subject.raise(AlertKind::KeyRotation, Severity::Critical, Some(ProbableCause::Security), at, at, evidence);
+            let (open, alert) = subject.raise(
+                AlertKind::KeyRotation,
+                Severity::Critical,
+                Some(ProbableCause::Security),
+                at,
+                at,
+                evidence,
+            );
             peer.rotation_alert = Some(open);
             effects.push(alert);
         }
@@ -467,7 +489,8 @@ fn heartbeat_seen(interface: &mut InterfaceState, heartbeat: &Heartbeat, now: Un
         clearance: heartbeat.clearance,
     };
     if let Some(open) = interface.silence_alert.take() {
-        let silent_for = interface.heartbeat.as_ref().map_or(0, |previous| header.observed_at - previous.record.last_heartbeat_at);
+        let silent_for =
+            interface.heartbeat.as_ref().map_or(0, |previous| header.observed_at - previous.record.last_heartbeat_at);
         let evidence = Evidence::from([("silent_for_s", seconds(silent_for))]);
         effects.push(gateway_subject(&record).resolve(AlertKind::GatewaySilent, open, header.observed_at, evidence));
     }

@@ -33,7 +33,9 @@ impl PeerMetadata {
     }
 
     fn matches(&self, observation: &PeerObservation) -> bool {
-        self.display_name == observation.display_name && self.owner == observation.owner && self.tags == observation.tags
+        self.display_name == observation.display_name
+            && self.owner == observation.owner
+            && self.tags == observation.tags
     }
 }
 
