@@ -3,11 +3,15 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/argus-wireguard/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: test lint fmt bench
+.PHONY: test lint fmt bench tools
+
+## tools: what the test command needs, installed only when missing
+tools:
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 
 ## test: every test of the workspace (unit, property, contract, integration); skips nothing silently
-test:
-	$(CARGO) test --workspace --locked
+test: tools
+	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
 ## lint: rustfmt check and clippy with warnings as errors, over every target (benches included)
 lint:
