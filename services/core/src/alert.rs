@@ -110,6 +110,14 @@ impl AlertId {
         Self(Uuid::new_v5(&Self::NAMESPACE, &name))
     }
 
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(bytes))
+    }
+
     pub fn parse(text: &str) -> Result<Self, uuid::Error> {
         Uuid::parse_str(text).map(Self)
     }

@@ -16,7 +16,10 @@ pub use event::{
     Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet,
     UnixMillis,
 };
-pub use fold::{Effect, FoldState, HostRecord, HostStatus, PeerRecord, PeerStatus, RuleConfig, StalenessWindow};
+pub use fold::{
+    Effect, EndpointChange, FoldState, HostRecord, HostStats, HostStatus, PeerRecord, PeerStatus, RuleConfig,
+    StalenessWindow, StatusCounts,
+};
 pub use ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
 pub use key::PublicKey;
 pub use net::{Cidr, Endpoint};

@@ -452,3 +452,25 @@ fn every_observation_yields_a_peer_record_for_the_projections() {
     assert_eq!(record.metadata.display_name.as_deref(), Some("site-4"));
     assert_eq!(state.peer_count(), 1);
 }
+
+#[test]
+fn host_statistics_count_by_status_and_sum_traffic_per_clearance() {
+    let mut gateway = Gateway::new("gw-1");
+    let mut state = FoldState::default();
+    apply_all(
+        &mut state,
+        &[
+            gateway.observe(T0, 1, Some(T0), 1_000, 0),
+            gateway.observe(T0, 2, None, 0, 0),
+            gateway.observe(T0, 3, Some(T0 - HOUR), 0, 0),
+            gateway.observe(T0 + SCAN, 1, Some(T0), 11_000, 500),
+        ],
+    );
+    let stats = state.host_stats(&"acme".parse().expect("org"), &"gw-1".parse().expect("host"));
+    assert_eq!(stats.len(), 1, "all peers share one clearance");
+    let row = &stats[0];
+    assert_eq!((row.peers.active, row.peers.never_connected, row.peers.stale, row.peers.removed), (1, 1, 1, 0));
+    assert_eq!((row.rx_total_bytes, row.tx_total_bytes), (10_000, 500));
+    assert_eq!(row.rx_bytes_per_s, 1_000.0);
+    assert!(state.host_stats(&"acme".parse().expect("org"), &"gw-unknown".parse().expect("host")).is_empty());
+}

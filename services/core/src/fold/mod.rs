@@ -101,6 +101,52 @@ pub struct HostRecord {
     pub clearance: Clearance,
 }
 
+/// Peer counts by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    pub never_connected: u64,
+    pub active: u64,
+    pub stale: u64,
+    pub removed: u64,
+}
+
+impl StatusCounts {
+    pub fn add(&mut self, status: PeerStatus) {
+        match status {
+            PeerStatus::NeverConnected => self.never_connected += 1,
+            PeerStatus::Active => self.active += 1,
+            PeerStatus::Stale => self.stale += 1,
+            PeerStatus::Removed => self.removed += 1,
+        }
+    }
+
+    pub fn merge(&mut self, other: &StatusCounts) {
+        self.never_connected += other.never_connected;
+        self.active += other.active;
+        self.stale += other.stale;
+        self.removed += other.removed;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.never_connected + self.active + self.stale + self.removed
+    }
+}
+
+/// Statistics of one gateway's peers at one clearance level (over all its interfaces): the
+/// `host_stats` row, written whole so that it is idempotent; readers sum the rows they may see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostStats {
+    pub org_id: OrgId,
+    pub host: HostId,
+    pub clearance: Clearance,
+    pub peers: StatusCounts,
+    pub rx_total_bytes: u64,
+    pub tx_total_bytes: u64,
+    /// Sum of the peers' latest rates.
+    pub rx_bytes_per_s: f64,
+    pub tx_bytes_per_s: f64,
+}
+
 /// A peer's endpoint moved: an audit row in its history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointChange {
@@ -113,6 +159,7 @@ pub struct EndpointChange {
     pub changed_at: UnixMillis,
     /// The new endpoint lies in a network this peer was never seen in.
     pub new_network: bool,
+    pub clearance: Clearance,
 }
 
 /// What the runner must do after an event: projection writes and alert publications.
@@ -286,6 +333,33 @@ impl FoldState {
     pub fn peer(&self, org: &OrgId, host: &HostId, interface: &InterfaceName, key: &PublicKey) -> Option<&PeerRecord> {
         let peers = &self.gateways.get(org)?.get(host)?.interfaces.get(interface)?.peers;
         peers.get(key).map(|peer| &peer.record)
+    }
+
+    /// Statistics of one gateway, one row per clearance level present (sorted by level).
+    pub fn host_stats(&self, org: &OrgId, host: &HostId) -> Vec<HostStats> {
+        let mut by_clearance: BTreeMap<Clearance, HostStats> = BTreeMap::new();
+        let gateway = self.gateways.get(org).and_then(|hosts| hosts.get(host));
+        for peer in gateway.into_iter().flat_map(|gateway| gateway.interfaces.values()).flat_map(|i| i.peers.values()) {
+            let record = &peer.record;
+            let stats = by_clearance.entry(record.clearance).or_insert_with(|| HostStats {
+                org_id: org.clone(),
+                host: host.clone(),
+                clearance: record.clearance,
+                peers: StatusCounts::default(),
+                rx_total_bytes: 0,
+                tx_total_bytes: 0,
+                rx_bytes_per_s: 0.0,
+                tx_bytes_per_s: 0.0,
+            });
+            stats.peers.add(record.status);
+            stats.rx_total_bytes = stats.rx_total_bytes.saturating_add(record.rx_total_bytes);
+            stats.tx_total_bytes = stats.tx_total_bytes.saturating_add(record.tx_total_bytes);
+            if record.status != PeerStatus::Removed {
+                stats.rx_bytes_per_s += record.rx_bytes_per_s;
+                stats.tx_bytes_per_s += record.tx_bytes_per_s;
+            }
+        }
+        by_clearance.into_values().collect()
     }
 
     /// Folds one event in, appending what must happen to `effects`. `now` is processing time.

@@ -184,6 +184,7 @@ impl PeerState {
                     to,
                     changed_at: observed_at,
                     new_network,
+                    clearance: observation.clearance,
                 });
             }
             record.endpoint = observation.endpoint;

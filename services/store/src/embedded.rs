@@ -1,0 +1,336 @@
+//! The embedded store: one redb file, one ACID transaction per batch, crash-safe by design.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use argus_core::fold::Effect;
+use argus_core::{Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey};
+use async_trait::async_trait;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ProjectionStore;
+use crate::keys;
+use crate::model::{
+    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Page, PageRequest, PeerFilter, Stats, StoreError, TimeRange,
+};
+use crate::scan::{PageBuilder, Scan};
+
+type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+const PEERS: Table = TableDefinition::new("peers");
+const PEERS_BY_KEY: Table = TableDefinition::new("peers_by_key");
+const PEER_HISTORY: Table = TableDefinition::new("peer_history");
+const ENDPOINT_CHANGES: Table = TableDefinition::new("endpoint_changes");
+const ALERTS: Table = TableDefinition::new("alerts");
+const ALERT_IDS: Table = TableDefinition::new("alert_ids");
+const HOSTS: Table = TableDefinition::new("hosts");
+const HOST_STATS: Table = TableDefinition::new("host_stats");
+const CHECKPOINTS: Table = TableDefinition::new("checkpoints");
+
+const ALL_TABLES: [Table; 9] =
+    [PEERS, PEERS_BY_KEY, PEER_HISTORY, ENDPOINT_CHANGES, ALERTS, ALERT_IDS, HOSTS, HOST_STATS, CHECKPOINTS];
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn encode<T: Serialize>(row: &T) -> Vec<u8> {
+    postcard::to_allocvec(row).expect("rows serialise to postcard")
+}
+
+fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt { table, reason: error.to_string() })
+}
+
+/// Projections in one redb file. Cheap to clone; clones share the database.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    database: Arc<Database>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore").finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file; every table exists afterwards.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let database = Database::create(path).map_err(unavailable)?;
+        let transaction = database.begin_write().map_err(unavailable)?;
+        for table in ALL_TABLES {
+            transaction.open_table(table).map_err(unavailable)?;
+        }
+        transaction.commit().map_err(unavailable)?;
+        Ok(Self { database: Arc::new(database) })
+    }
+
+    /// Applies one batch in one transaction, durable when this returns.
+    pub fn write_blocking(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut transaction = self.database.begin_write().map_err(unavailable)?;
+        transaction.set_durability(Durability::Immediate).map_err(unavailable)?;
+        {
+            let mut peers = transaction.open_table(PEERS).map_err(unavailable)?;
+            let mut peers_by_key = transaction.open_table(PEERS_BY_KEY).map_err(unavailable)?;
+            let mut history = transaction.open_table(PEER_HISTORY).map_err(unavailable)?;
+            let mut endpoint_changes = transaction.open_table(ENDPOINT_CHANGES).map_err(unavailable)?;
+            let mut alerts = transaction.open_table(ALERTS).map_err(unavailable)?;
+            let mut alert_ids = transaction.open_table(ALERT_IDS).map_err(unavailable)?;
+            let mut hosts = transaction.open_table(HOSTS).map_err(unavailable)?;
+            let mut host_stats = transaction.open_table(HOST_STATS).map_err(unavailable)?;
+            let mut checkpoints = transaction.open_table(CHECKPOINTS).map_err(unavailable)?;
+            for effect in &batch.effects {
+                match effect {
+                    Effect::PeerUpdated(record) => {
+                        let PeerRecord { org_id, host, interface, public_key, observed_at, .. } = record;
+                        let peer_key = keys::peer(org_id, host, interface, public_key).into_bytes();
+                        peers.insert(peer_key.as_slice(), encode(record).as_slice()).map_err(unavailable)?;
+                        let by_key = keys::peer_by_key(org_id, public_key, host, interface).into_bytes();
+                        peers_by_key.insert(by_key.as_slice(), [].as_slice()).map_err(unavailable)?;
+                        let timeline =
+                            keys::peer_timeline(org_id, public_key, *observed_at, host, interface).into_bytes();
+                        let row = encode(&HistoryRow::from(record));
+                        history.insert(timeline.as_slice(), row.as_slice()).map_err(unavailable)?;
+                    }
+                    Effect::HostUpdated(record) => {
+                        let key = keys::host(&record.org_id, &record.host, &record.interface).into_bytes();
+                        hosts.insert(key.as_slice(), encode(record).as_slice()).map_err(unavailable)?;
+                    }
+                    Effect::EndpointChanged(change) => {
+                        let EndpointChange { org_id, host, interface, public_key, changed_at, .. } = change;
+                        let key = keys::peer_timeline(org_id, public_key, *changed_at, host, interface).into_bytes();
+                        endpoint_changes.insert(key.as_slice(), encode(change).as_slice()).map_err(unavailable)?;
+                    }
+                    Effect::Alert(alert) => {
+                        let key = keys::alert(&alert.org_id, alert.raised_at, &alert.alert_id).into_bytes();
+                        let existing = match alerts.get(key.as_slice()).map_err(unavailable)? {
+                            Some(bytes) => Some(decode::<AlertRow>("alerts", bytes.value())?),
+                            None => None,
+                        };
+                        let row = encode(&AlertRow::merge(existing, alert));
+                        alerts.insert(key.as_slice(), row.as_slice()).map_err(unavailable)?;
+                        let id_key = keys::alert_id(&alert.org_id, &alert.alert_id).into_bytes();
+                        alert_ids.insert(id_key.as_slice(), key.as_slice()).map_err(unavailable)?;
+                    }
+                }
+            }
+            for acknowledgement in &batch.acknowledgements {
+                let id_key = keys::alert_id(&acknowledgement.org_id, &acknowledgement.alert_id).into_bytes();
+                let Some(alert_key) =
+                    alert_ids.get(id_key.as_slice()).map_err(unavailable)?.map(|key| key.value().to_vec())
+                else {
+                    continue;
+                };
+                let Some(mut row) = (match alerts.get(alert_key.as_slice()).map_err(unavailable)? {
+                    Some(bytes) => Some(decode::<AlertRow>("alerts", bytes.value())?),
+                    None => None,
+                }) else {
+                    continue;
+                };
+                row.acknowledge(acknowledgement);
+                alerts.insert(alert_key.as_slice(), encode(&row).as_slice()).map_err(unavailable)?;
+            }
+            for stats in &batch.host_stats {
+                let key = keys::host_stats(&stats.org_id, &stats.host, stats.clearance).into_bytes();
+                host_stats.insert(key.as_slice(), encode(stats).as_slice()).map_err(unavailable)?;
+            }
+            if let Some(checkpoint) = &batch.checkpoint {
+                checkpoints
+                    .insert(checkpoint.partition.as_bytes(), encode(checkpoint).as_slice())
+                    .map_err(unavailable)?;
+            }
+        }
+        transaction.commit().map_err(unavailable)
+    }
+
+    fn read_table<T>(
+        &self,
+        table: Table,
+        read: impl FnOnce(&redb::ReadOnlyTable<&'static [u8], &'static [u8]>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let transaction = self.database.begin_read().map_err(unavailable)?;
+        let opened = transaction.open_table(table).map_err(unavailable)?;
+        read(&opened)
+    }
+}
+
+/// Runs a scan over a redb table, offering rows to `keep` until the page is full.
+fn scan_page<T>(
+    scan: &Scan,
+    table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    first: usize,
+    mut keep: impl FnMut(&[u8]) -> Result<Option<T>, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let mut page = PageBuilder::new(first);
+    if page.is_full() {
+        return Ok(page.finish());
+    }
+    let bounds = (scan.lower.as_ref().map(Vec::as_slice), scan.upper.as_ref().map(Vec::as_slice));
+    let range = table.range::<&[u8]>(bounds).map_err(unavailable)?;
+    let rows: Box<dyn Iterator<Item = _>> = if scan.newest_first { Box::new(range.rev()) } else { Box::new(range) };
+    for row in rows {
+        let (key, value) = row.map_err(unavailable)?;
+        if !page.offer(key.value(), keep(value.value())?) {
+            break;
+        }
+    }
+    Ok(page.finish())
+}
+
+#[async_trait]
+impl ProjectionStore for EmbeddedStore {
+    async fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write_blocking(&batch)).await.map_err(unavailable)?
+    }
+
+    async fn peers(
+        &self,
+        org: &OrgId,
+        filter: &PeerFilter,
+        max_clearance: Clearance,
+        page: &PageRequest,
+    ) -> Result<Page<PeerRecord>, StoreError> {
+        let scope = keys::org(org);
+        let narrowed = match (&filter.host, &filter.interface) {
+            (Some(host), Some(interface)) => scope.clone().text(host.as_str()).text(interface.as_str()),
+            (Some(host), None) => scope.clone().text(host.as_str()),
+            _ => scope.clone(),
+        };
+        let scan = Scan::prefix(narrowed.into_bytes()).after(page.after.as_ref(), &scope.into_bytes())?;
+        self.read_table(PEERS, |table| {
+            scan_page(&scan, table, page.first, |bytes| {
+                let record: PeerRecord = decode("peers", bytes)?;
+                Ok((record.clearance <= max_clearance && filter.matches(&record)).then_some(record))
+            })
+        })
+    }
+
+    async fn peer(
+        &self,
+        org: &OrgId,
+        key: &PublicKey,
+        max_clearance: Clearance,
+    ) -> Result<Vec<PeerRecord>, StoreError> {
+        let transaction = self.database.begin_read().map_err(unavailable)?;
+        let by_key = transaction.open_table(PEERS_BY_KEY).map_err(unavailable)?;
+        let peers = transaction.open_table(PEERS).map_err(unavailable)?;
+        let prefix = keys::org(org).bytes(key.as_bytes()).into_bytes();
+        let mut records = Vec::new();
+        for row in by_key.range(prefix.as_slice()..).map_err(unavailable)? {
+            let (index_key, _) = row.map_err(unavailable)?;
+            let Some(location) = index_key.value().strip_prefix(prefix.as_slice()) else { break };
+            // location is host\0interface\0: the peers key is org\0host\0interface\0key
+            let peer_key = keys::org(org).bytes(location).bytes(key.as_bytes()).into_bytes();
+            if let Some(bytes) = peers.get(peer_key.as_slice()).map_err(unavailable)? {
+                let record: PeerRecord = decode("peers", bytes.value())?;
+                if record.clearance <= max_clearance {
+                    records.push(record);
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    async fn history(
+        &self,
+        org: &OrgId,
+        key: &PublicKey,
+        range: TimeRange,
+        max_clearance: Clearance,
+        page: &PageRequest,
+    ) -> Result<Page<HistoryRow>, StoreError> {
+        let scope = keys::org(org).bytes(key.as_bytes());
+        let scan = Scan::between(
+            scope.clone().time(range.from).into_bytes(),
+            scope.clone().time(range.to).into_bytes(),
+            false,
+        )
+        .after(page.after.as_ref(), &scope.into_bytes())?;
+        self.read_table(PEER_HISTORY, |table| {
+            scan_page(&scan, table, page.first, |bytes| {
+                let row: HistoryRow = decode("peer_history", bytes)?;
+                Ok((row.clearance <= max_clearance).then_some(row))
+            })
+        })
+    }
+
+    async fn endpoint_changes(
+        &self,
+        org: &OrgId,
+        key: &PublicKey,
+        range: TimeRange,
+        max_clearance: Clearance,
+    ) -> Result<Vec<EndpointChange>, StoreError> {
+        let scope = keys::org(org).bytes(key.as_bytes());
+        let scan = Scan::between(scope.clone().time(range.from).into_bytes(), scope.time(range.to).into_bytes(), false);
+        self.read_table(ENDPOINT_CHANGES, |table| {
+            scan_page(&scan, table, usize::MAX, |bytes| {
+                let change: EndpointChange = decode("endpoint_changes", bytes)?;
+                Ok((change.clearance <= max_clearance).then_some(change))
+            })
+        })
+        .map(|page| page.items)
+    }
+
+    async fn alerts(
+        &self,
+        org: &OrgId,
+        filter: &AlertFilter,
+        max_clearance: Clearance,
+        page: &PageRequest,
+    ) -> Result<Page<AlertRow>, StoreError> {
+        let scope = keys::org(org);
+        let (from, to) = (scope.clone().time(filter.range.from), scope.clone().time(filter.range.to));
+        let scan =
+            Scan::between(from.into_bytes(), to.into_bytes(), true).after(page.after.as_ref(), &scope.into_bytes())?;
+        self.read_table(ALERTS, |table| {
+            scan_page(&scan, table, page.first, |bytes| {
+                let row: AlertRow = decode("alerts", bytes)?;
+                Ok((row.alert.clearance <= max_clearance && filter.matches(&row)).then_some(row))
+            })
+        })
+    }
+
+    async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError> {
+        self.read_table(HOSTS, |table| {
+            scan_page(&Scan::prefix(keys::org(org).into_bytes()), table, usize::MAX, |bytes| {
+                let record: HostRecord = decode("hosts", bytes)?;
+                Ok((record.clearance <= max_clearance).then_some(record))
+            })
+        })
+        .map(|page| page.items)
+    }
+
+    async fn stats(&self, org: &OrgId, max_clearance: Clearance) -> Result<Stats, StoreError> {
+        let rows = self.read_table(HOST_STATS, |table| {
+            scan_page(&Scan::prefix(keys::org(org).into_bytes()), table, usize::MAX, |bytes| {
+                decode::<HostStats>("host_stats", bytes).map(Some)
+            })
+        })?;
+        Ok(Stats::from_rows(&rows.items, max_clearance))
+    }
+
+    async fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {
+        self.read_table(CHECKPOINTS, |table| match table.get(partition.as_bytes()).map_err(unavailable)? {
+            Some(bytes) => decode("checkpoints", bytes.value()).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    async fn export(&self) -> Result<String, StoreError> {
+        let transaction = self.database.begin_read().map_err(unavailable)?;
+        let mut out = String::new();
+        for table in ALL_TABLES {
+            let opened = transaction.open_table(table).map_err(unavailable)?;
+            for row in opened.iter().map_err(unavailable)? {
+                let (key, value) = row.map_err(unavailable)?;
+                out.push_str(&crate::export_line(table.name(), key.value(), value.value()));
+            }
+        }
+        Ok(out)
+    }
+}

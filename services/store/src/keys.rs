@@ -1,0 +1,127 @@
+//! Order-preserving row keys: ids end in NUL (they cannot contain one), times sort as signed.
+
+use argus_core::{AlertId, Clearance, HostId, InterfaceName, OrgId, PublicKey, UnixMillis};
+
+/// Builds a key from parts; byte order equals the order of the parts.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Key(Vec<u8>);
+
+impl Key {
+    pub(crate) fn new() -> Self {
+        Self(Vec::with_capacity(96))
+    }
+
+    pub(crate) fn text(mut self, text: &str) -> Self {
+        self.0.extend_from_slice(text.as_bytes());
+        self.0.push(0);
+        self
+    }
+
+    pub(crate) fn bytes(mut self, bytes: &[u8]) -> Self {
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    pub(crate) fn time(mut self, at: UnixMillis) -> Self {
+        self.0.extend_from_slice(&((at as u64) ^ (1 << 63)).to_be_bytes());
+        self
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+pub(crate) fn org(org: &OrgId) -> Key {
+    Key::new().text(org.as_str())
+}
+
+pub(crate) fn peer(org_id: &OrgId, host: &HostId, interface: &InterfaceName, key: &PublicKey) -> Key {
+    org(org_id).text(host.as_str()).text(interface.as_str()).bytes(key.as_bytes())
+}
+
+pub(crate) fn peer_by_key(org_id: &OrgId, key: &PublicKey, host: &HostId, interface: &InterfaceName) -> Key {
+    org(org_id).bytes(key.as_bytes()).text(host.as_str()).text(interface.as_str())
+}
+
+/// History and endpoint changes: by peer key, then time, then gateway.
+pub(crate) fn peer_timeline(
+    org_id: &OrgId,
+    key: &PublicKey,
+    at: UnixMillis,
+    host: &HostId,
+    interface: &InterfaceName,
+) -> Key {
+    org(org_id).bytes(key.as_bytes()).time(at).text(host.as_str()).text(interface.as_str())
+}
+
+pub(crate) fn alert(org_id: &OrgId, raised_at: UnixMillis, id: &AlertId) -> Key {
+    org(org_id).time(raised_at).bytes(id.as_bytes())
+}
+
+pub(crate) fn alert_id(org_id: &OrgId, id: &AlertId) -> Key {
+    org(org_id).bytes(id.as_bytes())
+}
+
+pub(crate) fn host(org_id: &OrgId, host: &HostId, interface: &InterfaceName) -> Key {
+    org(org_id).text(host.as_str()).text(interface.as_str())
+}
+
+pub(crate) fn host_stats(org_id: &OrgId, host: &HostId, clearance: Clearance) -> Key {
+    org(org_id).text(host.as_str()).bytes(&[clearance as u8])
+}
+
+/// The time in an alert key (org\0, time, id), or in a bound built the same way.
+pub(crate) fn alert_raised_at(key: &[u8]) -> Option<UnixMillis> {
+    let organisation_end = key.iter().position(|byte| *byte == 0)?;
+    time_at(key, organisation_end + 1)
+}
+
+/// The time in a timeline key (org\0, 32-byte public key, time, ...), or in a bound built the same way.
+pub(crate) fn timeline_time(key: &[u8]) -> Option<UnixMillis> {
+    let organisation_end = key.iter().position(|byte| *byte == 0)?;
+    time_at(key, organisation_end + 1 + 32)
+}
+
+fn time_at(key: &[u8], start: usize) -> Option<UnixMillis> {
+    let bytes: [u8; 8] = key.get(start..start + 8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_sort_in_order_including_negative() {
+        let keys: Vec<Vec<u8>> =
+            [-5_i64, -1, 0, 1, 1_780_000_000_000].iter().map(|at| Key::new().time(*at).into_bytes()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn times_are_read_back_from_keys() {
+        let org_id: OrgId = "acme".parse().expect("org");
+        let id = AlertId::from_bytes([3; 16]);
+        assert_eq!(alert_raised_at(&alert(&org_id, -42, &id).into_bytes()), Some(-42));
+        let key = PublicKey::from_bytes([0; 32]);
+        let timeline = peer_timeline(
+            &org_id,
+            &key,
+            1_780_000_000_000,
+            &"h".parse().expect("host"),
+            &"wg0".parse().expect("iface"),
+        );
+        assert_eq!(timeline_time(&timeline.into_bytes()), Some(1_780_000_000_000));
+        assert_eq!(timeline_time(b"acme\0short"), None);
+    }
+
+    #[test]
+    fn an_org_prefix_never_matches_a_longer_org() {
+        let acme = org(&"acme".parse().expect("org")).into_bytes();
+        let acme2 = org(&"acme2".parse().expect("org")).into_bytes();
+        assert!(!acme2.starts_with(&acme));
+    }
+}
