@@ -44,6 +44,32 @@ fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, S
     postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt { table, reason: error.to_string() })
 }
 
+/// Creates the file with every table under a temporary name, then renames it into place, so a
+/// crash during creation never leaves a half-made store behind.
+fn create_atomically(path: &Path) -> Result<(), StoreError> {
+    let mut creating = path.as_os_str().to_owned();
+    creating.push(".creating");
+    let creating = std::path::PathBuf::from(creating);
+    // a leftover is a creation that crashed: never valid, start it again
+    match std::fs::remove_file(&creating) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(unavailable(error)),
+        _ => {}
+    }
+    {
+        let database = Database::create(&creating).map_err(unavailable)?;
+        let transaction = database.begin_write().map_err(unavailable)?;
+        for table in ALL_TABLES {
+            transaction.open_table(table).map_err(unavailable)?;
+        }
+        transaction.commit().map_err(unavailable)?;
+    }
+    std::fs::rename(&creating, path).map_err(unavailable)?;
+    if let Some(directory) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::File::open(directory).and_then(|directory| directory.sync_all()).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
 /// Projections in one redb file. Cheap to clone; clones share the database.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -57,14 +83,12 @@ impl std::fmt::Debug for EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store file; every table exists afterwards.
+    /// Opens the store file, creating it first if it does not exist; every table exists afterwards.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let database = Database::create(path).map_err(unavailable)?;
-        let transaction = database.begin_write().map_err(unavailable)?;
-        for table in ALL_TABLES {
-            transaction.open_table(table).map_err(unavailable)?;
+        if !path.exists() {
+            create_atomically(path)?;
         }
-        transaction.commit().map_err(unavailable)?;
+        let database = Database::open(path).map_err(unavailable)?;
         Ok(Self { database: Arc::new(database) })
     }
 
