@@ -1,7 +1,8 @@
-//! The embedded store: one redb file, one ACID transaction per batch, crash-safe by design.
+//! The embedded store: one redb file, one atomic transaction per batch, crash-safe by design.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argus_core::fold::Effect;
 use argus_core::{Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey};
@@ -70,10 +71,19 @@ fn create_atomically(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How often a batch is made durable by default.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Projections in one redb file. Cheap to clone; clones share the database.
+///
+/// Every batch is one atomic transaction holding its checkpoint. A batch is fsynced when the
+/// previous durable one is `sync_interval` old; a crash can take the batches since, and their
+/// checkpoint with them, so the processor replays exactly those from the log.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     database: Arc<Database>,
+    sync_interval: Duration,
+    last_sync: Arc<Mutex<Instant>>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -85,17 +95,33 @@ impl std::fmt::Debug for EmbeddedStore {
 impl EmbeddedStore {
     /// Opens the store file, creating it first if it does not exist; every table exists afterwards.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_sync_interval(path, SYNC_INTERVAL)
+    }
+
+    /// [`EmbeddedStore::open`], making a batch durable whenever the last durable one is
+    /// `sync_interval` old (zero: every batch).
+    pub fn open_with_sync_interval(path: &Path, sync_interval: Duration) -> Result<Self, StoreError> {
         if !path.exists() {
             create_atomically(path)?;
         }
         let database = Database::open(path).map_err(unavailable)?;
-        Ok(Self { database: Arc::new(database) })
+        Ok(Self { database: Arc::new(database), sync_interval, last_sync: Arc::new(Mutex::new(Instant::now())) })
     }
 
-    /// Applies one batch in one transaction, durable when this returns.
+    fn durability_for_this_batch(&self) -> Durability {
+        let mut last_sync = self.last_sync.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last_sync.elapsed() >= self.sync_interval {
+            *last_sync = Instant::now();
+            Durability::Immediate
+        } else {
+            Durability::None
+        }
+    }
+
+    /// Applies one batch in one transaction (durable when the last durable one is `sync_interval` old).
     pub fn write_blocking(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut transaction = self.database.begin_write().map_err(unavailable)?;
-        transaction.set_durability(Durability::Immediate).map_err(unavailable)?;
+        transaction.set_durability(self.durability_for_this_batch()).map_err(unavailable)?;
         {
             let mut peers = transaction.open_table(PEERS).map_err(unavailable)?;
             let mut peers_by_key = transaction.open_table(PEERS_BY_KEY).map_err(unavailable)?;
@@ -112,8 +138,11 @@ impl EmbeddedStore {
                         let PeerRecord { org_id, host, interface, public_key, observed_at, .. } = record;
                         let peer_key = keys::peer(org_id, host, interface, public_key).into_bytes();
                         peers.insert(peer_key.as_slice(), encode(record).as_slice()).map_err(unavailable)?;
+                        // the index row rarely changes: a lookup is far cheaper than a copy-on-write insert
                         let by_key = keys::peer_by_key(org_id, public_key, host, interface).into_bytes();
-                        peers_by_key.insert(by_key.as_slice(), [].as_slice()).map_err(unavailable)?;
+                        if peers_by_key.get(by_key.as_slice()).map_err(unavailable)?.is_none() {
+                            peers_by_key.insert(by_key.as_slice(), [].as_slice()).map_err(unavailable)?;
+                        }
                         let timeline =
                             keys::peer_timeline(org_id, public_key, *observed_at, host, interface).into_bytes();
                         let row = encode(&HistoryRow::from(record));

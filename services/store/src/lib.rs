@@ -13,7 +13,7 @@ pub mod scylla;
 use argus_core::{Clearance, EndpointChange, HostRecord, OrgId, PeerRecord, PublicKey};
 use async_trait::async_trait;
 
-pub use self::embedded::EmbeddedStore;
+pub use self::embedded::{EmbeddedStore, SYNC_INTERVAL};
 pub use self::model::{
     Acknowledgement, AlertFilter, AlertRow, Batch, Checkpoint, Cursor, HistoryRow, HostStatsSummary, Page, PageRequest,
     PeerFilter, Stats, StoreError, TimeRange,

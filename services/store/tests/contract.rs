@@ -541,7 +541,7 @@ mod checks {
         assert!(twice.starts_with("peers "), "tables export in a fixed order");
         // the embedded reference, written once
         let directory = tempfile::tempdir().expect("tempdir");
-        let reference = argus_store::EmbeddedStore::open(&directory.path().join("reference.redb")).expect("open");
+        let reference = argus_store::EmbeddedStore::open(&directory.path().join("reference-store")).expect("open");
         for batch in folded_batches() {
             reference.write(batch).await.expect("write");
         }
@@ -557,7 +557,7 @@ struct Opened<S> {
 
 async fn open_embedded() -> Option<Opened<argus_store::EmbeddedStore>> {
     let directory = tempfile::tempdir().expect("tempdir");
-    let store = argus_store::EmbeddedStore::open(&directory.path().join("argus.redb")).expect("open");
+    let store = argus_store::EmbeddedStore::open(&directory.path().join("argus-store")).expect("open");
     Some(Opened { store, _directory: Some(directory) })
 }
 

@@ -1,6 +1,7 @@
 //! Crash safety of the embedded store: a child process writing batches is SIGKILLed at random
 //! points; after every kill each batch is wholly present or wholly absent, and the checkpoint
-//! names the newest batch present.
+//! names the newest batch present. Batches not yet made durable may be gone, but only whole and
+//! only together with their checkpoint.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ const PARTITION: &str = "wireguard.observations/0";
 const PEERS_PER_BATCH: u8 = 200;
 const T0: i64 = 1_780_272_000_000;
 const KILLS: usize = 24;
+const SYNC_EVERY: Duration = Duration::from_millis(50);
 
 fn record(n: u8, batch: u64) -> PeerRecord {
     PeerRecord {
@@ -61,7 +63,9 @@ fn batch(number: u64) -> Batch {
 
 /// The child: resumes after the stored checkpoint and writes batches until it is killed.
 fn write_until_killed(path: &str) -> ! {
-    let store = EmbeddedStore::open(std::path::Path::new(path)).expect("child opens the store");
+    // durable every 50 ms: kills land both after durable commits and among non-durable ones
+    let store =
+        EmbeddedStore::open_with_sync_interval(std::path::Path::new(path), SYNC_EVERY).expect("child opens the store");
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let mut next = runtime.block_on(store.checkpoint(PARTITION)).expect("checkpoint").map_or(0, |c| c.next_offset);
     loop {
@@ -76,7 +80,7 @@ fn batches_survive_sigkill_whole_or_not_at_all() {
         write_until_killed(&path);
     }
     let directory = tempfile::tempdir().expect("tempdir");
-    let path = directory.path().join("crash.redb");
+    let path = directory.path().join("crash-store");
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let mut rng = SmallRng::seed_from_u64(0xdead);
     let mut newest_seen = None;
@@ -88,7 +92,7 @@ fn batches_survive_sigkill_whole_or_not_at_all() {
             .spawn()
             .expect("spawn child");
         // the first kills land early, while the child may still be creating the store
-        let delay = if kill < 4 { rng.random_range(0..30) } else { rng.random_range(30..400) };
+        let delay = if kill < 4 { rng.random_range(0..30) } else { rng.random_range(100..900) };
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
@@ -138,5 +142,7 @@ fn batches_survive_sigkill_whole_or_not_at_all() {
             );
         }
     }
-    assert!(progressed >= KILLS / 2, "the child made progress between most kills ({progressed} of {KILLS})");
+    // a child killed before its first durable commit (or while recovering the previous crash)
+    // adds nothing; most later ones must have
+    assert!(progressed >= KILLS / 3, "the child made progress between kills only {progressed} of {KILLS} times");
 }

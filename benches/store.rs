@@ -1,0 +1,136 @@
+//! The embedded store: batched upserts, and the latency of the API's hottest reads with 100,000
+//! peers stored. `cargo bench -p argus-benches --bench store`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use argus_core::synthetic::{Fleet, FleetSpec};
+use argus_core::{Clearance, FoldState, OrgId};
+use argus_store::{Batch, EmbeddedStore, PageRequest, PeerFilter, ProjectionStore};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
+
+const HOSTS: u32 = 100;
+const PEERS_PER_HOST: u32 = 1_000;
+const BATCH_ROWS: usize = 1_000;
+
+fn org() -> OrgId {
+    "bench".parse().expect("org")
+}
+
+/// Folds scans of the fleet into store batches of `BATCH_ROWS` peer rows each (plus the host
+/// statistics of the gateways they touch).
+struct BatchSource {
+    fleet: Fleet,
+    state: FoldState,
+    pending: Vec<argus_core::fold::Effect>,
+}
+
+impl BatchSource {
+    fn new() -> Self {
+        let fleet = Fleet::new(FleetSpec {
+            org: org(),
+            hosts: HOSTS,
+            peers_per_host: PEERS_PER_HOST,
+            scan_interval_ms: 10_000,
+            start: 1_780_272_000_000,
+        });
+        Self { fleet, state: FoldState::default(), pending: Vec::new() }
+    }
+
+    fn next_batch(&mut self) -> Batch {
+        while self.pending.len() < BATCH_ROWS {
+            let mut scan = Vec::new();
+            self.fleet.next_scan(&mut scan);
+            for event in &scan {
+                self.state.apply(event, event.header().observed_at, &mut self.pending);
+            }
+        }
+        let rest = self.pending.split_off(BATCH_ROWS);
+        let effects = std::mem::replace(&mut self.pending, rest);
+        let mut hosts: Vec<_> = effects
+            .iter()
+            .filter_map(|effect| match effect {
+                argus_core::fold::Effect::PeerUpdated(record) => Some(record.host.clone()),
+                _ => None,
+            })
+            .collect();
+        hosts.dedup();
+        let host_stats = hosts.iter().flat_map(|host| self.state.host_stats(&org(), host)).collect();
+        Batch { effects, host_stats, ..Batch::default() }
+    }
+}
+
+fn upserts(criterion: &mut Criterion) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&directory.path().join("bench-store")).expect("open");
+    let mut source = BatchSource::new();
+    let mut group = criterion.benchmark_group("embedded store");
+    group.throughput(Throughput::Elements(BATCH_ROWS as u64));
+    group.sample_size(30);
+    group.bench_function("durable batch of 1,000 peer rows (+ history rows) (rows/s)", |bench| {
+        bench.iter_batched(
+            || source.next_batch(),
+            |batch| store.write_blocking(&batch).expect("write"),
+            BatchSize::LargeInput,
+        );
+    });
+    group.finish();
+}
+
+fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 * fraction) as usize).min(samples.len() - 1)]
+}
+
+/// Times `calls` sequential calls and prints p50, p99 and max.
+fn report<F: std::future::Future>(
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    calls: usize,
+    mut call: impl FnMut() -> F,
+) {
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        black_box(runtime.block_on(call()));
+        samples.push(started.elapsed());
+    }
+    let p50 = percentile(&mut samples, 0.50);
+    let p99 = percentile(&mut samples, 0.99);
+    let max = samples[samples.len() - 1];
+    println!("{name}: p50 {p50:?}, p99 {p99:?}, max {max:?} over {calls} calls");
+}
+
+fn read_latency() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&directory.path().join("bench-store")).expect("open");
+    let mut source = BatchSource::new();
+    let rows = (HOSTS * PEERS_PER_HOST) as usize;
+    for _ in 0..rows / BATCH_ROWS {
+        store.write_blocking(&source.next_batch()).expect("load");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let stats = runtime.block_on(store.stats(&org(), Clearance::TopSecret)).expect("stats");
+    assert_eq!(stats.peers.total(), rows as u64, "100,000 peers stored");
+    let org = org();
+    let filter = PeerFilter::default();
+    let first_page = PageRequest::first(100);
+    report(&runtime, "first page of 100 peers, 100,000 stored", 5_000, || {
+        store.peers(&org, &filter, Clearance::TopSecret, &first_page)
+    });
+    report(&runtime, "statistics, 100,000 peers on 100 gateways", 5_000, || store.stats(&org, Clearance::TopSecret));
+    let stale_only = PeerFilter { stale: Some(true), ..PeerFilter::default() };
+    report(&runtime, "first page of stale peers (none: scans all 100,000)", 50, || {
+        store.peers(&org, &stale_only, Clearance::TopSecret, &first_page)
+    });
+}
+
+criterion_group!(benches, upserts);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if std::env::args().any(|argument| argument == "--bench") {
+        read_latency();
+    }
+}
