@@ -9,9 +9,16 @@ CARGO ?= cargo
 tools:
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 
-## test: every test of the workspace (unit, property, contract, integration); skips nothing silently
+## test: every test of the workspace (unit, property, contract, integration); skips nothing silently:
+## the ScyllaDB contract tests run when SCYLLA_URI is set and are listed as skipped otherwise
 test: tools
-	$(CARGO) nextest run --workspace --locked --no-fail-fast
+ifeq ($(SCYLLA_URI),)
+	@echo "note: the ScyllaDB contract tests are NOT run: SCYLLA_URI is unset (no ScyllaDB server can be installed on this build machine; see README, 'ScyllaDB'). They are listed as SKIP below."
+	$(CARGO) nextest run --workspace --locked --no-fail-fast --status-level skip
+else
+	@echo "note: running the ScyllaDB contract tests against $(SCYLLA_URI)"
+	$(CARGO) nextest run --workspace --locked --no-fail-fast --run-ignored all
+endif
 
 ## lint: rustfmt check and clippy with warnings as errors, over every target (benches included)
 lint:

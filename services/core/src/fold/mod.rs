@@ -12,7 +12,7 @@ mod peer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 
 use self::baseline::AnomalyVerdict;
@@ -254,11 +254,14 @@ fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
+/// A map that finds or inserts by reference in one lookup, cloning the key only on insertion.
+type LookupMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
+
 /// One gateway: the last `seq` of each of its collectors, and its interfaces.
 #[derive(Debug, Clone, Default)]
 struct HostAggregate {
     collector_seqs: Vec<(CollectorId, u64)>,
-    interfaces: FxHashMap<InterfaceName, InterfaceState>,
+    interfaces: LookupMap<InterfaceName, InterfaceState>,
 }
 
 impl HostAggregate {
@@ -291,7 +294,7 @@ struct StalenessOverrides {
 pub struct FoldState {
     config: RuleConfig,
     staleness_overrides: FxHashMap<OrgId, StalenessOverrides>,
-    gateways: FxHashMap<OrgId, FxHashMap<HostId, HostAggregate>>,
+    gateways: LookupMap<OrgId, LookupMap<HostId, HostAggregate>>,
 }
 
 impl FoldState {
@@ -366,12 +369,12 @@ impl FoldState {
     pub fn apply(&mut self, event: &Event, now: UnixMillis, effects: &mut Vec<Effect>) {
         let header = event.header();
         let Self { config, staleness_overrides, gateways } = self;
-        let hosts = get_or_insert_with(gateways, &header.org_id, FxHashMap::default);
-        let gateway = get_or_insert_with(hosts, &header.host, HostAggregate::default);
+        let hosts = gateways.entry_ref(&header.org_id).or_insert_with(LookupMap::default);
+        let gateway = hosts.entry_ref(&header.host).or_default();
         if !gateway.accept(header) {
             return;
         }
-        let interface = get_or_insert_with(&mut gateway.interfaces, &header.interface, || {
+        let interface = gateway.interfaces.entry_ref(&header.interface).or_insert_with(|| {
             InterfaceState::new(resolve_staleness(config, staleness_overrides, &header.org_id, &header.interface))
         });
         match event {
@@ -412,18 +415,6 @@ impl FoldState {
             }
         }
     }
-}
-
-/// The value under `key`, inserted first if missing; clones the key only on insertion.
-fn get_or_insert_with<'map, K: Clone + Eq + std::hash::Hash, V>(
-    map: &'map mut FxHashMap<K, V>,
-    key: &K,
-    make: impl FnOnce() -> V,
-) -> &'map mut V {
-    if !map.contains_key(key) {
-        map.insert(key.clone(), make());
-    }
-    map.get_mut(key).expect("inserted above")
 }
 
 fn resolve_staleness(
