@@ -8,15 +8,13 @@ use argus_core::fold::Effect;
 use argus_core::{Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey};
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::ProjectionStore;
 use crate::keys;
 use crate::model::{
     AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Page, PageRequest, PeerFilter, Stats, StoreError, TimeRange,
 };
-use crate::scan::{PageBuilder, Scan};
+use crate::scan::{PageBuilder, Scan, alerts_scan, decode, encode, peers_scan, timeline_scan, unavailable, visible};
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -32,18 +30,6 @@ const CHECKPOINTS: Table = TableDefinition::new("checkpoints");
 
 const ALL_TABLES: [Table; 9] =
     [PEERS, PEERS_BY_KEY, PEER_HISTORY, ENDPOINT_CHANGES, ALERTS, ALERT_IDS, HOSTS, HOST_STATS, CHECKPOINTS];
-
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
-}
-
-fn encode<T: Serialize>(row: &T) -> Vec<u8> {
-    postcard::to_allocvec(row).expect("rows serialise to postcard")
-}
-
-fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt { table, reason: error.to_string() })
-}
 
 /// Creates the file with every table under a temporary name, then renames it into place, so a
 /// crash during creation never leaves a half-made store behind.
@@ -247,18 +233,9 @@ impl ProjectionStore for EmbeddedStore {
         max_clearance: Clearance,
         page: &PageRequest,
     ) -> Result<Page<PeerRecord>, StoreError> {
-        let scope = keys::org(org);
-        let narrowed = match (&filter.host, &filter.interface) {
-            (Some(host), Some(interface)) => scope.clone().text(host.as_str()).text(interface.as_str()),
-            (Some(host), None) => scope.clone().text(host.as_str()),
-            _ => scope.clone(),
-        };
-        let scan = Scan::prefix(narrowed.into_bytes()).after(page.after.as_ref(), &scope.into_bytes())?;
+        let scan = peers_scan(org, filter, page.after.as_ref())?;
         self.read_table(PEERS, |table| {
-            scan_page(&scan, table, page.first, |bytes| {
-                let record: PeerRecord = decode("peers", bytes)?;
-                Ok((record.clearance <= max_clearance && filter.matches(&record)).then_some(record))
-            })
+            scan_page(&scan, table, page.first, |bytes| visible::peer(bytes, filter, max_clearance))
         })
     }
 
@@ -275,14 +252,9 @@ impl ProjectionStore for EmbeddedStore {
         let mut records = Vec::new();
         for row in by_key.range(prefix.as_slice()..).map_err(unavailable)? {
             let (index_key, _) = row.map_err(unavailable)?;
-            let Some(location) = index_key.value().strip_prefix(prefix.as_slice()) else { break };
-            // location is host\0interface\0: the peers key is org\0host\0interface\0key
-            let peer_key = keys::org(org).bytes(location).bytes(key.as_bytes()).into_bytes();
+            let Some(peer_key) = keys::peer_from_index(org, key, index_key.value()) else { break };
             if let Some(bytes) = peers.get(peer_key.as_slice()).map_err(unavailable)? {
-                let record: PeerRecord = decode("peers", bytes.value())?;
-                if record.clearance <= max_clearance {
-                    records.push(record);
-                }
+                records.extend(visible::peer(bytes.value(), &PeerFilter::default(), max_clearance)?);
             }
         }
         Ok(records)
@@ -296,18 +268,9 @@ impl ProjectionStore for EmbeddedStore {
         max_clearance: Clearance,
         page: &PageRequest,
     ) -> Result<Page<HistoryRow>, StoreError> {
-        let scope = keys::org(org).bytes(key.as_bytes());
-        let scan = Scan::between(
-            scope.clone().time(range.from).into_bytes(),
-            scope.clone().time(range.to).into_bytes(),
-            false,
-        )
-        .after(page.after.as_ref(), &scope.into_bytes())?;
+        let scan = timeline_scan(org, key, range, page.after.as_ref())?;
         self.read_table(PEER_HISTORY, |table| {
-            scan_page(&scan, table, page.first, |bytes| {
-                let row: HistoryRow = decode("peer_history", bytes)?;
-                Ok((row.clearance <= max_clearance).then_some(row))
-            })
+            scan_page(&scan, table, page.first, |bytes| visible::history(bytes, max_clearance))
         })
     }
 
@@ -318,13 +281,9 @@ impl ProjectionStore for EmbeddedStore {
         range: TimeRange,
         max_clearance: Clearance,
     ) -> Result<Vec<EndpointChange>, StoreError> {
-        let scope = keys::org(org).bytes(key.as_bytes());
-        let scan = Scan::between(scope.clone().time(range.from).into_bytes(), scope.time(range.to).into_bytes(), false);
+        let scan = timeline_scan(org, key, range, None)?;
         self.read_table(ENDPOINT_CHANGES, |table| {
-            scan_page(&scan, table, usize::MAX, |bytes| {
-                let change: EndpointChange = decode("endpoint_changes", bytes)?;
-                Ok((change.clearance <= max_clearance).then_some(change))
-            })
+            scan_page(&scan, table, usize::MAX, |bytes| visible::endpoint_change(bytes, max_clearance))
         })
         .map(|page| page.items)
     }
@@ -336,14 +295,10 @@ impl ProjectionStore for EmbeddedStore {
         max_clearance: Clearance,
         page: &PageRequest,
     ) -> Result<Page<AlertRow>, StoreError> {
-        let scope = keys::org(org);
-        let (from, to) = (scope.clone().time(filter.range.from), scope.clone().time(filter.range.to));
-        let scan =
-            Scan::between(from.into_bytes(), to.into_bytes(), true).after(page.after.as_ref(), &scope.into_bytes())?;
+        let scan = alerts_scan(org, filter.range, page.after.as_ref())?;
         self.read_table(ALERTS, |table| {
             scan_page(&scan, table, page.first, |bytes| {
-                let row: AlertRow = decode("alerts", bytes)?;
-                Ok((row.alert.clearance <= max_clearance && filter.matches(&row)).then_some(row))
+                Ok(visible::alert(decode("alerts", bytes)?, filter, max_clearance))
             })
         })
     }
@@ -351,8 +306,7 @@ impl ProjectionStore for EmbeddedStore {
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError> {
         self.read_table(HOSTS, |table| {
             scan_page(&Scan::prefix(keys::org(org).into_bytes()), table, usize::MAX, |bytes| {
-                let record: HostRecord = decode("hosts", bytes)?;
-                Ok((record.clearance <= max_clearance).then_some(record))
+                visible::host(bytes, max_clearance)
             })
         })
         .map(|page| page.items)

@@ -45,6 +45,13 @@ pub(crate) fn peer_by_key(org_id: &OrgId, key: &PublicKey, host: &HostId, interf
 }
 
 /// History and endpoint changes: by peer key, then time, then gateway.
+/// The `peers` key that a `peers_by_key` row (`org, key, host, interface`) points at.
+pub(crate) fn peer_from_index(org_id: &OrgId, key: &PublicKey, index_key: &[u8]) -> Option<Vec<u8>> {
+    let location = index_key.strip_prefix(org(org_id).bytes(key.as_bytes()).into_bytes().as_slice())?;
+    // location is host\0interface\0, which the peers key holds before the public key
+    Some(org(org_id).bytes(location).bytes(key.as_bytes()).into_bytes())
+}
+
 pub(crate) fn peer_timeline(
     org_id: &OrgId,
     key: &PublicKey,

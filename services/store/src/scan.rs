@@ -1,8 +1,86 @@
-//! Listings over ordered keys, shared by both stores: bounds, cursors, and page assembly.
+//! Listings over ordered keys, shared by both stores: which keys each read covers, cursors,
+//! row encoding, the per-row filters, and page assembly.
 
 use std::ops::Bound;
 
-use crate::model::{Cursor, Page, StoreError};
+use argus_core::{Clearance, EndpointChange, HostRecord, OrgId, PeerRecord, PublicKey};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::keys;
+use crate::model::{AlertFilter, AlertRow, Cursor, HistoryRow, Page, PeerFilter, StoreError, TimeRange};
+
+pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+/// Rows are stored postcard-encoded, the same bytes in both stores.
+pub(crate) fn encode<T: Serialize>(row: &T) -> Vec<u8> {
+    postcard::to_allocvec(row).expect("rows serialise to postcard")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt { table, reason: error.to_string() })
+}
+
+/// The `peers` rows of a listing: narrowed by host (and interface) when filtered, in `org`.
+pub(crate) fn peers_scan(org: &OrgId, filter: &PeerFilter, after: Option<&Cursor>) -> Result<Scan, StoreError> {
+    let scope = keys::org(org);
+    let narrowed = match (&filter.host, &filter.interface) {
+        (Some(host), Some(interface)) => scope.clone().text(host.as_str()).text(interface.as_str()),
+        (Some(host), None) => scope.clone().text(host.as_str()),
+        _ => scope.clone(),
+    };
+    Scan::prefix(narrowed.into_bytes()).after(after, &scope.into_bytes())
+}
+
+/// The timeline rows (history, endpoint changes) of one peer in a time range.
+pub(crate) fn timeline_scan(
+    org: &OrgId,
+    key: &PublicKey,
+    range: TimeRange,
+    after: Option<&Cursor>,
+) -> Result<Scan, StoreError> {
+    let scope = keys::org(org).bytes(key.as_bytes());
+    let (from, to) = (scope.clone().time(range.from), scope.clone().time(range.to));
+    Scan::between(from.into_bytes(), to.into_bytes(), false).after(after, &scope.into_bytes())
+}
+
+/// The alerts of `org` raised in a time range, newest first.
+pub(crate) fn alerts_scan(org: &OrgId, range: TimeRange, after: Option<&Cursor>) -> Result<Scan, StoreError> {
+    let scope = keys::org(org);
+    let (from, to) = (scope.clone().time(range.from), scope.clone().time(range.to));
+    Scan::between(from.into_bytes(), to.into_bytes(), true).after(after, &scope.into_bytes())
+}
+
+/// Per-row decoding and visibility, the same in both stores.
+pub(crate) mod visible {
+    use super::*;
+
+    pub(crate) fn peer(bytes: &[u8], filter: &PeerFilter, max: Clearance) -> Result<Option<PeerRecord>, StoreError> {
+        let record: PeerRecord = decode("peers", bytes)?;
+        Ok((record.clearance <= max && filter.matches(&record)).then_some(record))
+    }
+
+    pub(crate) fn history(bytes: &[u8], max: Clearance) -> Result<Option<HistoryRow>, StoreError> {
+        let row: HistoryRow = decode("peer_history", bytes)?;
+        Ok((row.clearance <= max).then_some(row))
+    }
+
+    pub(crate) fn endpoint_change(bytes: &[u8], max: Clearance) -> Result<Option<EndpointChange>, StoreError> {
+        let change: EndpointChange = decode("endpoint_changes", bytes)?;
+        Ok((change.clearance <= max).then_some(change))
+    }
+
+    pub(crate) fn alert(row: AlertRow, filter: &AlertFilter, max: Clearance) -> Option<AlertRow> {
+        (row.alert.clearance <= max && filter.matches(&row)).then_some(row)
+    }
+
+    pub(crate) fn host(bytes: &[u8], max: Clearance) -> Result<Option<HostRecord>, StoreError> {
+        let record: HostRecord = decode("hosts", bytes)?;
+        Ok((record.clearance <= max).then_some(record))
+    }
+}
 
 /// Where a listing starts and ends, and in which direction it runs.
 #[derive(Debug, Clone)]

@@ -15,14 +15,12 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::keys;
 use crate::model::{
     AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Page, PageRequest, PeerFilter, Stats, StoreError, TimeRange,
 };
-use crate::scan::{PageBuilder, Scan};
+use crate::scan::{PageBuilder, alerts_scan, decode, encode, peers_scan, timeline_scan, unavailable, visible};
 use crate::{ProjectionStore, export_line};
 
 /// The committed CQL, with `${KEYSPACE}` and `${REPLICATION_FACTOR}` placeholders.
@@ -35,18 +33,6 @@ const DAY_MS: i64 = 86_400_000;
 
 fn day_of(at: UnixMillis) -> i32 {
     i32::try_from(at.div_euclid(DAY_MS)).unwrap_or(if at < 0 { i32::MIN } else { i32::MAX })
-}
-
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
-}
-
-fn encode<T: Serialize>(row: &T) -> Vec<u8> {
-    postcard::to_allocvec(row).expect("rows serialise to postcard")
-}
-
-fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt { table, reason: error.to_string() })
 }
 
 /// The statements applying [`SCHEMA`] for one keyspace.
@@ -334,13 +320,7 @@ impl ProjectionStore for ScyllaStore {
         max_clearance: Clearance,
         page: &PageRequest,
     ) -> Result<Page<PeerRecord>, StoreError> {
-        let scope = keys::org(org);
-        let narrowed = match (&filter.host, &filter.interface) {
-            (Some(host), Some(interface)) => scope.clone().text(host.as_str()).text(interface.as_str()),
-            (Some(host), None) => scope.clone().text(host.as_str()),
-            _ => scope.clone(),
-        };
-        let scan = Scan::prefix(narrowed.into_bytes()).after(page.after.as_ref(), &scope.into_bytes())?;
+        let scan = peers_scan(org, filter, page.after.as_ref())?;
         let (lower, skip_lower) = scan.lower_inclusive();
         let mut builder = PageBuilder::new(page.first);
         if builder.is_full() {
@@ -357,9 +337,7 @@ impl ProjectionStore for ScyllaStore {
             if skip_lower && key == lower {
                 continue;
             }
-            let record: PeerRecord = decode("peers", &value)?;
-            let keep = (record.clearance <= max_clearance && filter.matches(&record)).then_some(record);
-            if !builder.offer(&key, keep) {
+            if !builder.offer(&key, visible::peer(&value, filter, max_clearance)?) {
                 break;
             }
         }
@@ -379,11 +357,9 @@ impl ProjectionStore for ScyllaStore {
             .map_err(unavailable)?;
         let locations: Vec<(Vec<u8>,)> =
             pager.rows_stream::<(Vec<u8>,)>().map_err(unavailable)?.try_collect().await.map_err(unavailable)?;
-        let prefix = keys::org(org).bytes(key.as_bytes()).into_bytes();
         let mut records = Vec::new();
         for (index_key,) in locations {
-            let Some(location) = index_key.strip_prefix(prefix.as_slice()) else { continue };
-            let peer_key = keys::org(org).bytes(location).bytes(key.as_bytes()).into_bytes();
+            let Some(peer_key) = keys::peer_from_index(org, key, &index_key) else { continue };
             let result = self
                 .session
                 .execute_unpaged(&self.statements.select_peer, (org.as_str(), peer_key))
@@ -391,10 +367,7 @@ impl ProjectionStore for ScyllaStore {
                 .map_err(unavailable)?;
             let rows = result.into_rows_result().map_err(unavailable)?;
             if let Some((value,)) = rows.maybe_first_row::<(Vec<u8>,)>().map_err(unavailable)? {
-                let record: PeerRecord = decode("peers", &value)?;
-                if record.clearance <= max_clearance {
-                    records.push(record);
-                }
+                records.extend(visible::peer(&value, &PeerFilter::default(), max_clearance)?);
             }
         }
         Ok(records)
@@ -408,13 +381,7 @@ impl ProjectionStore for ScyllaStore {
         max_clearance: Clearance,
         page: &PageRequest,
     ) -> Result<Page<HistoryRow>, StoreError> {
-        let scope = keys::org(org).bytes(key.as_bytes());
-        let scan = Scan::between(
-            scope.clone().time(range.from).into_bytes(),
-            scope.clone().time(range.to).into_bytes(),
-            false,
-        )
-        .after(page.after.as_ref(), &scope.into_bytes())?;
+        let scan = timeline_scan(org, key, range, page.after.as_ref())?;
         let (lower, skip_lower) = scan.lower_inclusive();
         let upper = scan.upper_exclusive();
         let mut builder = PageBuilder::new(page.first);
@@ -436,10 +403,8 @@ impl ProjectionStore for ScyllaStore {
         for (day,) in days {
             let values = (org.as_str(), key.as_bytes().to_vec(), day, lower.clone(), upper.clone());
             let rows = self.key_values(&self.statements.select_history, values).await?;
-            let more = Self::offer_rows(&mut builder, rows, skip_lower.then_some(lower.as_slice()), |bytes| {
-                let row: HistoryRow = decode("peer_history", bytes)?;
-                Ok((row.clearance <= max_clearance).then_some(row))
-            })?;
+            let skip = skip_lower.then_some(lower.as_slice());
+            let more = Self::offer_rows(&mut builder, rows, skip, |bytes| visible::history(bytes, max_clearance))?;
             if !more {
                 break;
             }
@@ -454,19 +419,11 @@ impl ProjectionStore for ScyllaStore {
         range: TimeRange,
         max_clearance: Clearance,
     ) -> Result<Vec<EndpointChange>, StoreError> {
-        let scope = keys::org(org).bytes(key.as_bytes());
-        let values = (
-            org.as_str(),
-            key.as_bytes().to_vec(),
-            scope.clone().time(range.from).into_bytes(),
-            scope.time(range.to).into_bytes(),
-        );
+        let scan = timeline_scan(org, key, range, None)?;
+        let values = (org.as_str(), key.as_bytes().to_vec(), scan.lower_inclusive().0, scan.upper_exclusive());
         let mut changes = Vec::new();
         for (_, value) in self.key_values(&self.statements.select_endpoint_changes, values).await? {
-            let change: EndpointChange = decode("endpoint_changes", &value)?;
-            if change.clearance <= max_clearance {
-                changes.push(change);
-            }
+            changes.extend(visible::endpoint_change(&value, max_clearance)?);
         }
         Ok(changes)
     }
@@ -478,10 +435,7 @@ impl ProjectionStore for ScyllaStore {
         max_clearance: Clearance,
         page: &PageRequest,
     ) -> Result<Page<AlertRow>, StoreError> {
-        let scope = keys::org(org);
-        let (from, to) = (scope.clone().time(filter.range.from), scope.clone().time(filter.range.to));
-        let scan =
-            Scan::between(from.into_bytes(), to.into_bytes(), true).after(page.after.as_ref(), &scope.into_bytes())?;
+        let scan = alerts_scan(org, filter.range, page.after.as_ref())?;
         let (lower, _) = scan.lower_inclusive();
         let upper = scan.upper_exclusive();
         let mut builder = PageBuilder::new(page.first);
@@ -508,8 +462,7 @@ impl ProjectionStore for ScyllaStore {
             let mut rows = pager.rows_stream::<AlertColumns>().map_err(unavailable)?;
             while let Some(columns) = rows.next().await {
                 let Some((key, row)) = Self::alert_row(columns.map_err(unavailable)?)? else { continue };
-                let keep = (row.alert.clearance <= max_clearance && filter.matches(&row)).then_some(row);
-                if !builder.offer(&key, keep) {
+                if !builder.offer(&key, visible::alert(row, filter, max_clearance)) {
                     break 'days;
                 }
             }
@@ -520,10 +473,7 @@ impl ProjectionStore for ScyllaStore {
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError> {
         let mut hosts = Vec::new();
         for (_, value) in self.key_values(&self.statements.select_hosts, (org.as_str(),)).await? {
-            let record: HostRecord = decode("hosts", &value)?;
-            if record.clearance <= max_clearance {
-                hosts.push(record);
-            }
+            hosts.extend(visible::host(&value, max_clearance)?);
         }
         Ok(hosts)
     }
