@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// When a peer counts as stale, with hysteresis so a peer hovering at the edge flips only once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StalenessWindow {
     /// A peer whose handshake is at least this old is stale.
     pub stale_after: Duration,

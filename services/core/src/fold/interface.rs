@@ -1,6 +1,7 @@
 //! One gateway interface: its peers, heartbeat liveness, rotation manifest, and stale-cause reasoning.
 
 use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
 
 use super::config::{RuleConfig, StalenessWindow, millis};
 use super::peer::PeerState;
@@ -10,14 +11,14 @@ use crate::event::{ManifestEntry, UnixMillis};
 use crate::key::PublicKey;
 
 /// The last heartbeat of an interface and when (processing time) the fold received it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct HeartbeatSeen {
     pub(crate) record: HostRecord,
     pub(crate) received_at: UnixMillis,
 }
 
 /// Keys an interface's peers must present, after a rotation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Manifest {
     expected: FxHashSet<PublicKey>,
     retired: FxHashSet<PublicKey>,
@@ -58,7 +59,7 @@ impl Manifest {
 }
 
 /// Everything the fold keeps about one interface of one gateway.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct InterfaceState {
     pub(crate) staleness: StalenessWindow,
     pub(crate) heartbeat: Option<HeartbeatSeen>,

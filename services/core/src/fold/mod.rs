@@ -172,7 +172,7 @@ pub enum Effect {
 }
 
 /// An alert raised and not yet resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct OpenAlert {
     id: AlertId,
     raised_at: UnixMillis,
@@ -258,7 +258,7 @@ fn seconds(ms: i64) -> f64 {
 type LookupMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 
 /// One gateway: the last `seq` of each of its collectors, and its interfaces.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct HostAggregate {
     collector_seqs: Vec<(CollectorId, u64)>,
     interfaces: LookupMap<InterfaceName, InterfaceState>,
@@ -283,19 +283,33 @@ impl HostAggregate {
 }
 
 /// Staleness windows set for an organisation and for some of its interfaces.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct StalenessOverrides {
     organisation: Option<StalenessWindow>,
     interfaces: FxHashMap<InterfaceName, StalenessWindow>,
 }
 
 /// The whole folded state of one log partition (or of everything, on one machine).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FoldState {
+    /// Given by the runner at start and on restore; never part of a snapshot.
+    #[serde(skip)]
     config: RuleConfig,
     staleness_overrides: FxHashMap<OrgId, StalenessOverrides>,
     gateways: LookupMap<OrgId, LookupMap<HostId, HostAggregate>>,
 }
+
+/// Why snapshot bytes could not be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot format {found} is not {SNAPSHOT_FORMAT}, the one this build reads")]
+    UnknownFormat { found: u8 },
+    #[error("snapshot does not decode: {reason}")]
+    Malformed { reason: String },
+}
+
+/// First byte of every snapshot; bumped when the state's layout changes.
+pub const SNAPSHOT_FORMAT: u8 = 1;
 
 impl FoldState {
     pub fn new(config: RuleConfig) -> Self {
@@ -320,6 +334,25 @@ impl FoldState {
             for (name, interface) in &mut host.interfaces {
                 interface.staleness = resolve_staleness(config, staleness_overrides, &org, name);
             }
+        }
+    }
+
+    /// The state as bytes, for a checkpoint (the rule configuration is not included).
+    pub fn snapshot(&self) -> Vec<u8> {
+        let bytes = vec![SNAPSHOT_FORMAT];
+        postcard::to_extend(self, bytes).expect("fold state serialises to postcard")
+    }
+
+    /// The state a [`FoldState::snapshot`] was taken of, running under `config`.
+    pub fn restore(config: RuleConfig, snapshot: &[u8]) -> Result<Self, SnapshotError> {
+        match snapshot.split_first() {
+            Some((&SNAPSHOT_FORMAT, body)) => {
+                let state: FoldState = postcard::from_bytes(body)
+                    .map_err(|error| SnapshotError::Malformed { reason: error.to_string() })?;
+                Ok(Self { config, ..state })
+            }
+            Some((&found, _)) => Err(SnapshotError::UnknownFormat { found }),
+            None => Err(SnapshotError::Malformed { reason: "empty snapshot".into() }),
         }
     }
 

@@ -43,7 +43,7 @@ impl PeerMetadata {
 const REMEMBERED_NETWORKS: usize = 8;
 
 /// Everything the fold keeps about one peer of one interface.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PeerState {
     pub(crate) record: PeerRecord,
     pub(crate) baseline: TrafficBaseline,
