@@ -1,0 +1,89 @@
+//! Argus WireGuard event log: one contract for Kafka and for the embedded log of one machine.
+//!
+//! Records are appended to a topic under a key; all records of one key land on one partition, in
+//! order (the key is `org/host`, so a gateway's events stay ordered). Consumers belong to a group,
+//! learn their partitions from an assignment, read from positions they may move (the store's
+//! checkpoints are the source of truth), and commit positions for lag monitoring.
+
+mod embedded;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use self::embedded::{EmbeddedConsumer, EmbeddedLog};
+
+/// A place in a topic: a partition and an offset within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// One record read from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub partition: u32,
+    pub offset: u64,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// What a poll brings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Records, in offset order within each partition; empty when the poll timed out.
+    Records(Vec<Record>),
+    /// These partitions are now this consumer's (load their checkpoints, then `seek`).
+    Assigned(Vec<u32>),
+    /// These partitions are no longer this consumer's (flush and checkpoint what was read).
+    Revoked(Vec<u32>),
+}
+
+/// Why a log call failed, classified for the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Bad input from the caller: do not retry.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The log is unreachable or failing: retry with backoff.
+    #[error("log unavailable: {0}")]
+    Unavailable(String),
+    /// Stored bytes are damaged beyond what recovery repairs: do not retry.
+    #[error("log data damaged: {0}")]
+    Corrupt(String),
+}
+
+/// Produces to and subscribes to topics. Implementations pass `tests/contract.rs`.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    type Consumer: LogConsumer;
+
+    /// Appends a record; the partition follows from the key. Returns where it landed.
+    async fn append(&self, topic: &str, key: &[u8], value: &[u8]) -> Result<Position, LogError>;
+
+    /// Returns once every record appended before is durable (embedded: fsynced; Kafka: acknowledged).
+    async fn flush(&self) -> Result<(), LogError>;
+
+    /// Joins `group` on `topic`. The first poll brings the assignment.
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<Self::Consumer, LogError>;
+}
+
+/// One member of a consumer group.
+#[async_trait]
+pub trait LogConsumer: Send {
+    /// The next records or assignment change, waiting up to `timeout` for records.
+    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Delivery, LogError>;
+
+    /// Continues an assigned partition from `offset` (the next record read has that offset).
+    fn seek(&mut self, position: Position) -> Result<(), LogError>;
+
+    /// Records the group's positions (each the next offset to read).
+    async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError>;
+}
+
+/// The partition of a key: CRC-32 of the key modulo the partition count (librdkafka's
+/// `consistent` partitioner), stable across restarts and processes.
+pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
+    crc32fast::hash(key) % partitions.max(1)
+}

@@ -1,0 +1,186 @@
+//! The event-log contract, run against every implementation (the embedded log here; Kafka on a
+//! real broker joins with the processor work).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use argus_log::{Delivery, EmbeddedLog, EventLog, LogConsumer, LogError, Position, Record, partition_for};
+
+const PARTITIONS: u32 = 4;
+const TOPIC: &str = "wireguard.observations";
+
+fn open(directory: &tempfile::TempDir) -> EmbeddedLog {
+    EmbeddedLog::open(directory.path(), PARTITIONS).expect("open log")
+}
+
+/// Polls until `count` records arrived (after the assignment), failing after a bounded wait.
+async fn read_records<C: LogConsumer>(consumer: &mut C, count: usize) -> Vec<Record> {
+    let mut records = Vec::new();
+    for _ in 0..200 {
+        if records.len() >= count {
+            break;
+        }
+        match consumer.poll(1_000, Duration::from_millis(50)).await.expect("poll") {
+            Delivery::Records(batch) => records.extend(batch),
+            Delivery::Assigned(_) | Delivery::Revoked(_) => {}
+        }
+    }
+    assert_eq!(records.len(), count, "records arrived");
+    records
+}
+
+async fn append_gateways<L: EventLog>(log: &L, gateways: usize, per_gateway: usize) {
+    for sequence in 0..per_gateway {
+        for gateway in 0..gateways {
+            let key = format!("acme/gw-{gateway}");
+            let value = format!("{gateway}:{sequence}");
+            log.append(TOPIC, key.as_bytes(), value.as_bytes()).await.expect("append");
+        }
+    }
+}
+
+mod checks {
+    use super::*;
+
+    pub async fn one_key_stays_on_one_partition_in_order<L: EventLog>(log: &L) {
+        append_gateways(log, 10, 50).await;
+        let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
+        let records = read_records(&mut consumer, 500).await;
+        let mut by_key: BTreeMap<Vec<u8>, Vec<&Record>> = BTreeMap::new();
+        for record in &records {
+            by_key.entry(record.key.clone()).or_default().push(record);
+        }
+        assert_eq!(by_key.len(), 10);
+        for (key, records) in by_key {
+            let partition = partition_for(&key, PARTITIONS);
+            assert!(records.iter().all(|record| record.partition == partition), "one partition per key");
+            let sequences: Vec<usize> = records
+                .iter()
+                .map(|record| {
+                    String::from_utf8_lossy(&record.value).split(':').nth(1).expect("seq").parse().expect("n")
+                })
+                .collect();
+            assert_eq!(sequences, (0..50).collect::<Vec<_>>(), "in append order");
+        }
+    }
+
+    pub async fn the_first_poll_assigns_every_partition<L: EventLog>(log: &L) {
+        let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
+        let first = consumer.poll(10, Duration::from_millis(10)).await.expect("poll");
+        assert_eq!(first, Delivery::Assigned((0..PARTITIONS).collect()));
+        let empty = consumer.poll(10, Duration::from_millis(20)).await.expect("poll");
+        assert_eq!(empty, Delivery::Records(vec![]), "an idle poll times out empty");
+    }
+
+    pub async fn a_waiting_poll_wakes_on_append<L: EventLog + Clone + 'static>(log: &L) {
+        let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
+        consumer.poll(10, Duration::from_millis(1)).await.expect("assignment");
+        let producer = log.clone();
+        let append = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            producer.append(TOPIC, b"acme/gw-1", b"late").await.expect("append")
+        });
+        let started = std::time::Instant::now();
+        let delivery = consumer.poll(10, Duration::from_secs(10)).await.expect("poll");
+        assert!(started.elapsed() < Duration::from_secs(5), "woken by the append, not the timeout");
+        let position = append.await.expect("join");
+        assert_eq!(
+            delivery,
+            Delivery::Records(vec![Record {
+                partition: position.partition,
+                offset: position.offset,
+                key: b"acme/gw-1".to_vec(),
+                value: b"late".to_vec()
+            }])
+        );
+    }
+
+    pub async fn seek_moves_a_partition<L: EventLog>(log: &L) {
+        append_gateways(log, 1, 30).await;
+        let partition = partition_for(b"acme/gw-0", PARTITIONS);
+        let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
+        read_records(&mut consumer, 30).await;
+        consumer.seek(Position { partition, offset: 25 }).expect("seek");
+        let again = read_records(&mut consumer, 5).await;
+        assert_eq!(again.iter().map(|record| record.offset).collect::<Vec<_>>(), vec![25, 26, 27, 28, 29]);
+        assert!(matches!(consumer.seek(Position { partition: PARTITIONS, offset: 0 }), Err(LogError::Invalid(_))));
+    }
+
+    pub async fn committed_positions_resume_the_group_only<L: EventLog>(log: &L) {
+        append_gateways(log, 4, 10).await;
+        let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
+        let records = read_records(&mut consumer, 40).await;
+        let mut next: BTreeMap<u32, u64> = BTreeMap::new();
+        for record in records.iter().take(20) {
+            next.insert(record.partition, record.offset + 1);
+        }
+        let positions: Vec<Position> =
+            next.iter().map(|(&partition, &offset)| Position { partition, offset }).collect();
+        consumer.commit(&positions).await.expect("commit");
+        drop(consumer);
+        let mut resumed = log.subscribe(TOPIC, "processor").await.expect("resubscribe");
+        let rest = read_records(&mut resumed, 40 - next.values().sum::<u64>() as usize).await;
+        for record in &rest {
+            assert!(record.offset >= next.get(&record.partition).copied().unwrap_or(0), "resumed after the commit");
+        }
+        let mut other = log.subscribe(TOPIC, "audit").await.expect("other group");
+        read_records(&mut other, 40).await;
+    }
+
+    pub async fn bad_names_are_refused<L: EventLog>(log: &L) {
+        assert!(matches!(log.append("bad topic", b"k", b"v").await, Err(LogError::Invalid(_))));
+        assert!(matches!(log.subscribe(TOPIC, "../escape").await.map(drop), Err(LogError::Invalid(_))));
+    }
+}
+
+macro_rules! embedded_contract {
+    ($($check:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let directory = tempfile::tempdir().expect("tempdir");
+                    super::checks::$check(&super::open(&directory)).await;
+                }
+            )*
+        }
+    };
+}
+
+embedded_contract!(
+    one_key_stays_on_one_partition_in_order,
+    the_first_poll_assigns_every_partition,
+    a_waiting_poll_wakes_on_append,
+    seek_moves_a_partition,
+    committed_positions_resume_the_group_only,
+    bad_names_are_refused,
+);
+
+#[tokio::test]
+async fn the_embedded_log_survives_a_reopen_and_cuts_a_torn_tail() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let log = open(&directory);
+        append_gateways(&log, 3, 2_000).await;
+        log.flush().await.expect("flush");
+    }
+    // a crash mid-append leaves half a record at the end of a partition file
+    let partition = partition_for(b"acme/gw-1", PARTITIONS);
+    let file = directory.path().join(TOPIC).join(format!("{partition}.log"));
+    let mut bytes = std::fs::read(&file).expect("read");
+    let whole = bytes.len();
+    bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&file, &bytes).expect("tear");
+
+    let log = open(&directory);
+    let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
+    let records = read_records(&mut consumer, 6_000).await;
+    assert_eq!(std::fs::metadata(&file).expect("meta").len() as usize, whole, "torn tail cut off");
+    let next = log.append(TOPIC, b"acme/gw-1", b"after").await.expect("append after repair");
+    let last_before = records.iter().filter(|record| record.partition == partition).map(|record| record.offset).max();
+    assert_eq!(Some(next.offset), last_before.map(|offset| offset + 1), "offsets continue");
+    assert!(matches!(
+        EmbeddedLog::open(directory.path(), PARTITIONS + 1).expect("open").append(TOPIC, b"k", b"v").await,
+        Err(LogError::Invalid(_))
+    ));
+}
