@@ -83,7 +83,7 @@ impl PartitionFile {
             if scanner.read_exact(&mut payload).is_err() || crc32fast::hash(&payload) != crc {
                 break;
             }
-            if next_offset % INDEX_STRIDE == 0 {
+            if next_offset.is_multiple_of(INDEX_STRIDE) {
                 index.push(length);
             }
             length += (HEADER_LEN + payload_len) as u64;
@@ -111,7 +111,7 @@ impl PartitionFile {
         frame[4..8].copy_from_slice(&crc.to_le_bytes());
         self.appender.write_all(&frame).map_err(unavailable)?;
         let offset = self.next_offset;
-        if offset % INDEX_STRIDE == 0 {
+        if offset.is_multiple_of(INDEX_STRIDE) {
             self.index.push(self.length);
         }
         self.length += frame.len() as u64;
