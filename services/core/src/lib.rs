@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod codec;
+pub mod dead_letter;
 pub mod event;
 pub mod fold;
 pub mod ids;
@@ -12,6 +13,7 @@ pub mod net;
 pub mod synthetic;
 
 pub use alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
+pub use dead_letter::DeadLetter;
 pub use event::{
     Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet,
     UnixMillis,

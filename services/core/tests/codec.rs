@@ -6,10 +6,13 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::{GenericSingleObjectReader, Schema, to_value};
-use argus_core::codec::{DecodeError, HEADER_LEN, SchemaId, decode_alert, decode_event, encode_alert, encode_event};
+use argus_core::codec::{
+    DecodeError, HEADER_LEN, SchemaId, decode_alert, decode_dead_letter, decode_event, encode_alert, encode_alert_json,
+    encode_dead_letter, encode_event,
+};
 use argus_core::{
-    Alert, AlertId, AlertKind, AlertState, Clearance, Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation,
-    PeerRemoved, PeerSource, ProbableCause, PublicKey, RotationManifestSet, Severity,
+    Alert, AlertId, AlertKind, AlertState, Clearance, DeadLetter, Event, EventHeader, Heartbeat, ManifestEntry,
+    PeerObservation, PeerRemoved, PeerSource, ProbableCause, PublicKey, RotationManifestSet, Severity,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -175,6 +178,55 @@ fn rust_types_committed_schemas_and_codec_agree() {
         // Avro maps have no order (apache-avro's iterate in hash order), so compare decoded values.
         assert_eq!(apache_decode(schema, &fast[HEADER_LEN..]), resolved);
         assert_eq!(decode_alert(&fast).expect("decode"), alert);
+    }
+}
+
+#[test]
+fn dead_letters_keep_the_original_bytes_and_match_their_schema() {
+    let mut original = Vec::new();
+    encode_event(&sample_events()[0], &mut original);
+    original.truncate(original.len() / 2);
+    let letter = DeadLetter {
+        source_topic: "wireguard.observations".into(),
+        source_partition: 3,
+        source_offset: 1_234_567,
+        key: b"acme/gw-fob-07".to_vec(),
+        reason: decode_event(&original).expect_err("truncated").to_string(),
+        value: original,
+        rejected_at: 1_780_000_000_000,
+    };
+    let mut fast = Vec::new();
+    encode_dead_letter(&letter, &mut fast);
+    let schema = SchemaId::DeadLetterV1.schema();
+    let resolved = to_value(&letter).expect("value").resolve(schema).expect("dead letter type matches its schema");
+    assert_eq!(&fast[HEADER_LEN..], &apache_encode(schema, resolved)[..]);
+    assert_eq!(decode_dead_letter(&fast).expect("decode"), letter);
+    assert!(matches!(decode_event(&fast), Err(DecodeError::UnexpectedSchema { found: SchemaId::DeadLetterV1, .. })));
+}
+
+/// SIEMs may take alerts as JSON: the same fields as the Avro schema, keys readable.
+#[test]
+fn alert_json_has_exactly_the_avro_fields() {
+    let schema: serde_json::Value = serde_json::from_str(SchemaId::AlertV1.text()).expect("schema json");
+    let mut avro_fields: Vec<String> = schema["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|field| field["name"].as_str().expect("name").to_owned())
+        .collect();
+    avro_fields.sort();
+    for alert in sample_alerts() {
+        let mut json = Vec::new();
+        encode_alert_json(&alert, &mut json);
+        let value: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        let mut json_fields: Vec<String> = value.as_object().expect("object").keys().cloned().collect();
+        json_fields.sort();
+        assert_eq!(json_fields, avro_fields);
+        assert_eq!(serde_json::from_slice::<Alert>(&json).expect("round trip"), alert);
+        if let Some(key) = alert.public_key {
+            assert_eq!(value["public_key"], serde_json::Value::String(key.to_string()), "keys in base64");
+        }
+        assert_eq!(value["kind"], serde_json::Value::String(alert.kind.name().to_owned()));
     }
 }
 

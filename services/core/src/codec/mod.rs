@@ -14,6 +14,7 @@ use apache_avro::headers::{HeaderBuilder, RabinFingerprintHeader};
 
 use self::binary::{AvroReader, AvroWriter};
 use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
+use crate::dead_letter::DeadLetter;
 use crate::event::{
     Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet,
 };
@@ -34,15 +35,17 @@ pub enum SchemaId {
     PeerRemovedV1,
     RotationManifestSetV1,
     AlertV1,
+    DeadLetterV1,
 }
 
 impl SchemaId {
-    pub const ALL: [SchemaId; 5] = [
+    pub const ALL: [SchemaId; 6] = [
         SchemaId::PeerObservationV1,
         SchemaId::HeartbeatV1,
         SchemaId::PeerRemovedV1,
         SchemaId::RotationManifestSetV1,
         SchemaId::AlertV1,
+        SchemaId::DeadLetterV1,
     ];
 
     /// File name under `schemas/avro/`.
@@ -53,6 +56,7 @@ impl SchemaId {
             SchemaId::PeerRemovedV1 => "PeerRemoved.v1.avsc",
             SchemaId::RotationManifestSetV1 => "RotationManifestSet.v1.avsc",
             SchemaId::AlertV1 => "Alert.v1.avsc",
+            SchemaId::DeadLetterV1 => "DeadLetter.v1.avsc",
         }
     }
 
@@ -64,6 +68,7 @@ impl SchemaId {
             SchemaId::PeerRemovedV1 => include_str!("../../../../schemas/avro/PeerRemoved.v1.avsc"),
             SchemaId::RotationManifestSetV1 => include_str!("../../../../schemas/avro/RotationManifestSet.v1.avsc"),
             SchemaId::AlertV1 => include_str!("../../../../schemas/avro/Alert.v1.avsc"),
+            SchemaId::DeadLetterV1 => include_str!("../../../../schemas/avro/DeadLetter.v1.avsc"),
         }
     }
 
@@ -211,7 +216,27 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
         SchemaId::HeartbeatV1 => read_whole(body).map(Event::Heartbeat),
         SchemaId::PeerRemovedV1 => read_whole(body).map(Event::PeerRemoved),
         SchemaId::RotationManifestSetV1 => read_whole(body).map(Event::RotationManifestSet),
-        SchemaId::AlertV1 => Err(DecodeError::UnexpectedSchema { found: schema, expected: "an event" }),
+        SchemaId::AlertV1 | SchemaId::DeadLetterV1 => {
+            Err(DecodeError::UnexpectedSchema { found: schema, expected: "an event" })
+        }
+    }
+}
+
+/// Appends one alert as JSON with the Avro schema's field names (keys in base64), for SIEMs.
+pub fn encode_alert_json(alert: &Alert, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, alert).expect("alerts serialise to JSON");
+}
+
+/// Appends one dead letter, single-object encoded, to `out`.
+pub fn encode_dead_letter(letter: &DeadLetter, out: &mut Vec<u8>) {
+    encode_record(letter, out);
+}
+
+/// Decodes one single-object encoded dead letter.
+pub fn decode_dead_letter(bytes: &[u8]) -> Result<DeadLetter, DecodeError> {
+    match split_header(bytes)? {
+        (SchemaId::DeadLetterV1, body) => read_whole(body),
+        (found, _) => Err(DecodeError::UnexpectedSchema { found, expected: "a dead letter" }),
     }
 }
 
@@ -472,6 +497,36 @@ impl AvroRecord for Alert {
             summary: read_owned_string(reader, "summary")?,
             raised_at: reader.long("raised_at")?,
             resolved_at: reader.optional("resolved_at", |reader| reader.long("resolved_at"))?,
+        })
+    }
+}
+
+impl AvroRecord for DeadLetter {
+    const SCHEMA: SchemaId = SchemaId::DeadLetterV1;
+
+    fn write(&self, writer: &mut AvroWriter<'_>) {
+        let Self { source_topic, source_partition, source_offset, key, value, reason, rejected_at } = self;
+        writer.string(source_topic);
+        writer.long(i64::from(*source_partition));
+        write_u64(writer, *source_offset);
+        writer.bytes(key);
+        writer.bytes(value);
+        writer.string(reason);
+        writer.long(*rejected_at);
+    }
+
+    fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            source_topic: read_owned_string(reader, "source_topic")?,
+            source_partition: {
+                let partition = reader.int("source_partition")?;
+                ranged("source_partition", i64::from(partition), 0, i64::from(i32::MAX))?
+            },
+            source_offset: read_u64(reader, "source_offset")?,
+            key: reader.bytes("key")?.to_vec(),
+            value: reader.bytes("value")?.to_vec(),
+            reason: read_owned_string(reader, "reason")?,
+            rejected_at: reader.long("rejected_at")?,
         })
     }
 }
