@@ -62,6 +62,8 @@ fn restoring_anywhere_continues_with_identical_effects() {
         assert_eq!(head.len() + tail.len(), whole.len(), "split at {split}");
         assert_eq!(&whole[head.len()..], &tail[..], "effects after a restore at {split}");
         assert_eq!(restored.peer_count(), uninterrupted.peer_count());
+        let (org, host) = ("acme".parse().expect("org"), "hub".parse().expect("host"));
+        assert_eq!(restored.host_stats(&org, &host), uninterrupted.host_stats(&org, &host), "statistics, bit for bit");
         // a replay of the events before the split is recognised as such after the restore
         assert!(run(&mut restored, &events[..split]).iter().all(|effect| !matches!(effect, Effect::PeerUpdated(_))));
     }

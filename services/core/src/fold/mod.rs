@@ -372,21 +372,39 @@ impl FoldState {
     }
 
     /// Statistics of one gateway, one row per clearance level present (sorted by level).
+    ///
+    /// Peers are added in key order, so floating-point sums do not depend on hash-map order
+    /// (which differs after a restore): the same state always gives the same bytes.
     pub fn host_stats(&self, org: &OrgId, host: &HostId) -> Vec<HostStats> {
-        let mut by_clearance: BTreeMap<Clearance, HostStats> = BTreeMap::new();
         let gateway = self.gateways.get(org).and_then(|hosts| hosts.get(host));
-        for peer in gateway.into_iter().flat_map(|gateway| gateway.interfaces.values()).flat_map(|i| i.peers.values()) {
-            let record = &peer.record;
-            let stats = by_clearance.entry(record.clearance).or_insert_with(|| HostStats {
-                org_id: org.clone(),
-                host: host.clone(),
-                clearance: record.clearance,
-                peers: StatusCounts::default(),
-                rx_total_bytes: 0,
-                tx_total_bytes: 0,
-                rx_bytes_per_s: 0.0,
-                tx_bytes_per_s: 0.0,
-            });
+        let mut records: Vec<&PeerRecord> = gateway
+            .into_iter()
+            .flat_map(|gateway| gateway.interfaces.values())
+            .flat_map(|interface| interface.peers.values())
+            .map(|peer| &peer.record)
+            .collect();
+        records.sort_unstable_by(|left, right| {
+            (left.clearance, &left.interface, left.public_key).cmp(&(
+                right.clearance,
+                &right.interface,
+                right.public_key,
+            ))
+        });
+        let mut by_clearance: Vec<HostStats> = Vec::new();
+        for record in records {
+            if by_clearance.last().is_none_or(|stats| stats.clearance != record.clearance) {
+                by_clearance.push(HostStats {
+                    org_id: org.clone(),
+                    host: host.clone(),
+                    clearance: record.clearance,
+                    peers: StatusCounts::default(),
+                    rx_total_bytes: 0,
+                    tx_total_bytes: 0,
+                    rx_bytes_per_s: 0.0,
+                    tx_bytes_per_s: 0.0,
+                });
+            }
+            let Some(stats) = by_clearance.last_mut() else { continue };
             stats.peers.add(record.status);
             stats.rx_total_bytes = stats.rx_total_bytes.saturating_add(record.rx_total_bytes);
             stats.tx_total_bytes = stats.tx_total_bytes.saturating_add(record.tx_total_bytes);
@@ -395,7 +413,7 @@ impl FoldState {
                 stats.tx_bytes_per_s += record.tx_bytes_per_s;
             }
         }
-        by_clearance.into_values().collect()
+        by_clearance
     }
 
     /// Folds one event in, appending what must happen to `effects`. `now` is processing time.

@@ -1,0 +1,230 @@
+//! The processor: consumes observations, folds them per partition, writes projection batches with
+//! their checkpoint, then publishes alerts and dead letters. All decisions are in the pure fold;
+//! this loop owns the clock, the I/O and the order of effects.
+//!
+//! Exactly-once effect on at-least-once delivery: a batch and the checkpoint that covers it are
+//! written together; on assignment a partition resumes from its checkpoint (fold snapshot and next
+//! offset), and replayed records rewrite the same rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use argus_core::codec::{decode_event, encode_alert, encode_alert_json, encode_dead_letter};
+use argus_core::fold::{Effect, RuleConfig, SnapshotError};
+use argus_core::ids::partition_key;
+use argus_core::{DeadLetter, FoldState, HostId, OrgId, UnixMillis};
+use argus_log::{Delivery, EventLog, LogConsumer, LogError, Position, Record};
+use argus_store::{Batch, Checkpoint, ProjectionStore, StoreError};
+
+/// How alerts are published on the alerts topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AlertFormat {
+    /// Avro single-object encoding (`schemas/avro/Alert.v1.avsc`).
+    #[default]
+    Avro,
+    /// JSON with the same fields, for SIEMs that read JSON.
+    Json,
+}
+
+/// Topics, group and pacing of one processor.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub observations_topic: String,
+    pub alerts_topic: String,
+    pub dead_letter_topic: String,
+    pub group: String,
+    pub alert_format: AlertFormat,
+    pub rules: RuleConfig,
+    /// Most records folded into one projection batch.
+    pub max_batch_records: usize,
+    /// How long a poll waits for records; also the pace of the gateway-silence timer.
+    pub poll_timeout: Duration,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            observations_topic: "wireguard.observations".into(),
+            alerts_topic: "wireguard.alerts".into(),
+            dead_letter_topic: "wireguard.dead-letter".into(),
+            group: "argus-processor".into(),
+            alert_format: AlertFormat::Avro,
+            rules: RuleConfig::default(),
+            max_batch_records: 1_000,
+            poll_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why the processor stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("checkpoint of {partition} does not restore: {source}")]
+    Snapshot { partition: String, source: SnapshotError },
+}
+
+/// The fold of one assigned partition and what it has not written yet.
+#[derive(Debug)]
+struct PartitionState {
+    fold: FoldState,
+    next_offset: u64,
+    effects: Vec<Effect>,
+    touched: BTreeSet<(OrgId, HostId)>,
+    dead_letters: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Processing time, the only clock the fold sees.
+fn now_millis() -> UnixMillis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Consumes `config.observations_topic` until `shutdown` resolves, then writes what it holds.
+pub async fn run<L: EventLog, S: ProjectionStore>(
+    log: &L,
+    store: &S,
+    config: &ProcessorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ProcessorError> {
+    let mut consumer = log.subscribe(&config.observations_topic, &config.group).await?;
+    let mut partitions: BTreeMap<u32, PartitionState> = BTreeMap::new();
+    tokio::pin!(shutdown);
+    loop {
+        let delivery = tokio::select! {
+            () = &mut shutdown => break,
+            delivery = consumer.poll(config.max_batch_records, config.poll_timeout) => delivery?,
+        };
+        match delivery {
+            Delivery::Assigned(assigned) => {
+                for partition in assigned {
+                    let state = resume(store, config, partition).await?;
+                    consumer.seek(Position { partition, offset: state.next_offset })?;
+                    partitions.insert(partition, state);
+                }
+            }
+            Delivery::Revoked(revoked) => {
+                for partition in revoked {
+                    if let Some(mut state) = partitions.remove(&partition) {
+                        flush(log, store, config, &mut consumer, partition, &mut state).await?;
+                    }
+                }
+            }
+            Delivery::Records(records) => {
+                let now = now_millis();
+                for record in records {
+                    if let Some(state) = partitions.get_mut(&record.partition) {
+                        fold_record(config, state, record, now);
+                    }
+                }
+            }
+        }
+        let now = now_millis();
+        for (&partition, state) in &mut partitions {
+            state.fold.tick(now, &mut state.effects);
+            flush(log, store, config, &mut consumer, partition, state).await?;
+        }
+    }
+    for (&partition, state) in &mut partitions {
+        flush(log, store, config, &mut consumer, partition, state).await?;
+    }
+    Ok(())
+}
+
+fn checkpoint_name(config: &ProcessorConfig, partition: u32) -> String {
+    format!("{}/{partition}", config.observations_topic)
+}
+
+/// A partition's fold and position from its checkpoint, or a fresh start.
+async fn resume<S: ProjectionStore>(
+    store: &S,
+    config: &ProcessorConfig,
+    partition: u32,
+) -> Result<PartitionState, ProcessorError> {
+    let name = checkpoint_name(config, partition);
+    let (fold, next_offset) = match store.checkpoint(&name).await? {
+        Some(checkpoint) => {
+            let fold = FoldState::restore(config.rules, &checkpoint.snapshot)
+                .map_err(|source| ProcessorError::Snapshot { partition: name, source })?;
+            (fold, checkpoint.next_offset)
+        }
+        None => (FoldState::new(config.rules), 0),
+    };
+    Ok(PartitionState { fold, next_offset, effects: Vec::new(), touched: BTreeSet::new(), dead_letters: Vec::new() })
+}
+
+/// Decodes and folds one record; a record that does not decode becomes a dead letter.
+fn fold_record(config: &ProcessorConfig, state: &mut PartitionState, record: Record, now: UnixMillis) {
+    if record.offset < state.next_offset {
+        return;
+    }
+    state.next_offset = record.offset + 1;
+    match decode_event(&record.value) {
+        Ok(event) => {
+            let header = event.header();
+            state.touched.insert((header.org_id.clone(), header.host.clone()));
+            state.fold.apply(&event, now, &mut state.effects);
+        }
+        Err(error) => {
+            let letter = DeadLetter {
+                source_topic: config.observations_topic.clone(),
+                source_partition: record.partition,
+                source_offset: record.offset,
+                key: record.key.clone(),
+                value: record.value,
+                reason: error.to_string(),
+                rejected_at: now,
+            };
+            let mut bytes = Vec::new();
+            encode_dead_letter(&letter, &mut bytes);
+            state.dead_letters.push((record.key, bytes));
+        }
+    }
+}
+
+/// Writes the partition's pending effects with its checkpoint, then publishes its alerts and
+/// dead letters, then commits the group position.
+async fn flush<L: EventLog, S: ProjectionStore>(
+    log: &L,
+    store: &S,
+    config: &ProcessorConfig,
+    consumer: &mut L::Consumer,
+    partition: u32,
+    state: &mut PartitionState,
+) -> Result<(), ProcessorError> {
+    if state.effects.is_empty() && state.dead_letters.is_empty() && state.touched.is_empty() {
+        return Ok(());
+    }
+    let effects = std::mem::take(&mut state.effects);
+    let host_stats =
+        std::mem::take(&mut state.touched).iter().flat_map(|(org, host)| state.fold.host_stats(org, host)).collect();
+    let alerts: Vec<_> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Alert(alert) => Some(alert.clone()),
+            _ => None,
+        })
+        .collect();
+    let checkpoint = Checkpoint {
+        partition: checkpoint_name(config, partition),
+        next_offset: state.next_offset,
+        snapshot: state.fold.snapshot(),
+    };
+    store.write(Batch { effects, host_stats, acknowledgements: Vec::new(), checkpoint: Some(checkpoint) }).await?;
+    for alert in alerts {
+        let mut bytes = Vec::new();
+        match config.alert_format {
+            AlertFormat::Avro => encode_alert(&alert, &mut bytes),
+            AlertFormat::Json => encode_alert_json(&alert, &mut bytes),
+        }
+        log.append(&config.alerts_topic, partition_key(&alert.org_id, &alert.host).as_bytes(), &bytes).await?;
+    }
+    for (key, letter) in std::mem::take(&mut state.dead_letters) {
+        log.append(&config.dead_letter_topic, &key, &letter).await?;
+    }
+    consumer.commit(&[Position { partition, offset: state.next_offset }]).await?;
+    Ok(())
+}
