@@ -5,9 +5,11 @@ CARGO ?= cargo
 
 .PHONY: test lint fmt bench tools
 
-## tools: what the test command needs, installed only when missing
+## tools: what the test command needs, installed only when missing (tansu: the pinned Kafka-API
+## broker the integration tests start on loopback; built once into ~/.cache/argus-wireguard/tools)
 tools:
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
+	@CARGO_TARGET_DIR=$(HOME)/.cache/argus-wireguard/tansu-build bash infra/scripts/install-tansu.sh >/dev/null
 
 ## test: every test of the workspace (unit, property, contract, integration); skips nothing silently:
 ## the ScyllaDB contract tests run when SCYLLA_URI is set and are listed as skipped otherwise

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, partition_for};
+use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, check_name, partition_for};
 
 const HEADER_LEN: usize = 8;
 const KEY_LENGTH_LEN: usize = 4;
@@ -32,16 +32,6 @@ fn unavailable(error: impl std::fmt::Display) -> LogError {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Topic and group names: what Kafka allows, so names move between the two unchanged.
-fn check_name(what: &str, name: &str) -> Result<(), LogError> {
-    let valid = !name.is_empty()
-        && name.len() <= 249
-        && name != "."
-        && name != ".."
-        && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
-    if valid { Ok(()) } else { Err(LogError::Invalid(format!("{what} {name:?} must be 1-249 of [A-Za-z0-9._-]"))) }
 }
 
 /// One partition's file, its length and the sparse offset index.

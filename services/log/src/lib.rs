@@ -6,12 +6,14 @@
 //! checkpoints are the source of truth), and commit positions for lag monitoring.
 
 mod embedded;
+mod kafka;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use self::embedded::{EmbeddedConsumer, EmbeddedLog};
+pub use self::kafka::{KafkaConsumer, KafkaLog};
 
 /// A place in a topic: a partition and an offset within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,4 +88,14 @@ pub trait LogConsumer: Send {
 /// `consistent` partitioner), stable across restarts and processes.
 pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
     crc32fast::hash(key) % partitions.max(1)
+}
+
+/// Topic and group names: what Kafka allows, so names move between the logs unchanged.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), LogError> {
+    let valid = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
+    if valid { Ok(()) } else { Err(LogError::Invalid(format!("{what} {name:?} must be 1-249 of [A-Za-z0-9._-]"))) }
 }

@@ -1,0 +1,182 @@
+//! The Kafka log on rdkafka: an idempotent producer keyed by `org/host` (librdkafka's `consistent`
+//! partitioner, the same CRC-32 as [`crate::partition_for`]), and group consumers with manual
+//! commits whose rebalances arrive as [`Delivery::Assigned`] and [`Delivery::Revoked`].
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, check_name};
+
+/// How long an append waits for the broker's acknowledgement.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn unavailable(error: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(error.to_string())
+}
+
+fn partition_number(partition: i32) -> Result<u32, LogError> {
+    u32::try_from(partition).map_err(|_| LogError::Unavailable(format!("broker reported partition {partition}")))
+}
+
+fn offset_number(offset: i64) -> Result<u64, LogError> {
+    u64::try_from(offset).map_err(|_| LogError::Unavailable(format!("broker reported offset {offset}")))
+}
+
+/// A Kafka cluster, reached through `bootstrap_servers` (`host:port,...`).
+#[derive(Clone)]
+pub struct KafkaLog {
+    bootstrap_servers: String,
+    producer: FutureProducer,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaLog").field("bootstrap_servers", &self.bootstrap_servers).finish_non_exhaustive()
+    }
+}
+
+impl KafkaLog {
+    pub fn connect(bootstrap_servers: &str) -> Result<Self, LogError> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap_servers)
+            .set("enable.idempotence", "true")
+            .set("partitioner", "consistent")
+            .set("linger.ms", "5")
+            .create()
+            .map_err(unavailable)?;
+        Ok(Self { bootstrap_servers: bootstrap_servers.to_owned(), producer })
+    }
+}
+
+#[async_trait]
+impl EventLog for KafkaLog {
+    type Consumer = KafkaConsumer;
+
+    async fn append(&self, topic: &str, key: &[u8], value: &[u8]) -> Result<Position, LogError> {
+        check_name("topic", topic)?;
+        let record = FutureRecord::to(topic).key(key).payload(value);
+        let delivered =
+            self.producer.send(record, Timeout::After(SEND_TIMEOUT)).await.map_err(|(error, _)| unavailable(error))?;
+        Ok(Position { partition: partition_number(delivered.partition)?, offset: offset_number(delivered.offset)? })
+    }
+
+    async fn flush(&self) -> Result<(), LogError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(Timeout::After(SEND_TIMEOUT)))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)
+    }
+
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<KafkaConsumer, LogError> {
+        check_name("topic", topic)?;
+        check_name("group", group)?;
+        let (rebalances, received) = channel();
+        let consumer: StreamConsumer<RebalanceContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .create_with_context(RebalanceContext { rebalances: Mutex::new(rebalances) })
+            .map_err(unavailable)?;
+        consumer.subscribe(&[topic]).map_err(unavailable)?;
+        Ok(KafkaConsumer { consumer: Arc::new(consumer), topic: topic.to_owned(), rebalances: received })
+    }
+}
+
+/// Passes rebalances from librdkafka's callback to the consumer's next poll.
+struct RebalanceContext {
+    rebalances: Mutex<Sender<Delivery>>,
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |list: &TopicPartitionList| {
+            list.elements().iter().filter_map(|element| u32::try_from(element.partition()).ok()).collect::<Vec<_>>()
+        };
+        let delivery = match rebalance {
+            Rebalance::Assign(list) => Delivery::Assigned(partitions(list)),
+            Rebalance::Revoke(list) => Delivery::Revoked(partitions(list)),
+            Rebalance::Error(_) => return,
+        };
+        let sender = self.rebalances.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // the receiver lives as long as the consumer; a send can only fail during its drop
+        let _ = sender.send(delivery);
+    }
+}
+
+/// A member of a Kafka consumer group.
+pub struct KafkaConsumer {
+    consumer: Arc<StreamConsumer<RebalanceContext>>,
+    topic: String,
+    rebalances: Receiver<Delivery>,
+}
+
+impl std::fmt::Debug for KafkaConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConsumer").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl LogConsumer for KafkaConsumer {
+    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Delivery, LogError> {
+        if let Ok(rebalance) = self.rebalances.try_recv() {
+            return Ok(rebalance);
+        }
+        let mut records = Vec::new();
+        let mut wait = timeout;
+        while records.len() < max_records {
+            let message = match tokio::time::timeout(wait, self.consumer.recv()).await {
+                Err(_) => break,
+                Ok(message) => message.map_err(unavailable)?,
+            };
+            // a rebalance ran inside recv: report it first; the message is read again after the seek
+            if let Ok(rebalance) = self.rebalances.try_recv() {
+                if records.is_empty() {
+                    return Ok(rebalance);
+                }
+                break;
+            }
+            records.push(Record {
+                partition: partition_number(message.partition())?,
+                offset: offset_number(message.offset())?,
+                key: message.key().unwrap_or_default().to_vec(),
+                value: message.payload().unwrap_or_default().to_vec(),
+            });
+            wait = Duration::from_millis(1);
+        }
+        Ok(Delivery::Records(records))
+    }
+
+    fn seek(&mut self, position: Position) -> Result<(), LogError> {
+        let partition =
+            i32::try_from(position.partition).map_err(|_| LogError::Invalid("partition out of range".into()))?;
+        let offset = i64::try_from(position.offset).map_err(|_| LogError::Invalid("offset out of range".into()))?;
+        self.consumer
+            .seek(&self.topic, partition, Offset::Offset(offset), Timeout::After(Duration::from_secs(10)))
+            .map_err(|error| LogError::Invalid(format!("seek to {position:?}: {error}")))
+    }
+
+    async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError> {
+        let mut list = TopicPartitionList::new();
+        for position in positions {
+            let partition =
+                i32::try_from(position.partition).map_err(|_| LogError::Invalid("partition out of range".into()))?;
+            let offset = i64::try_from(position.offset).map_err(|_| LogError::Invalid("offset out of range".into()))?;
+            list.add_partition_offset(&self.topic, partition, Offset::Offset(offset)).map_err(unavailable)?;
+        }
+        self.consumer.commit(&list, CommitMode::Sync).map_err(unavailable)
+    }
+}

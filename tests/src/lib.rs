@@ -1,0 +1,86 @@
+//! Real services for integration tests: a `tansu` Kafka-API broker on a free loopback port, with
+//! in-memory storage in its own directory, stopped when the handle drops.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+/// The pinned tansu binary, installed by `infra/scripts/install-tansu.sh` when missing.
+pub fn tansu_binary() -> PathBuf {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/scripts/install-tansu.sh");
+    let output = Command::new("bash").arg(script).stderr(Stdio::inherit()).output().expect("run install-tansu.sh");
+    assert!(output.status.success(), "install-tansu.sh failed");
+    PathBuf::from(String::from_utf8(output.stdout).expect("utf-8 path").trim())
+}
+
+fn free_loopback_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("free port").port()
+}
+
+/// A running broker; killed (and its storage removed) on drop.
+pub struct Tansu {
+    child: Child,
+    bootstrap: String,
+    _directory: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Tansu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tansu").field("bootstrap", &self.bootstrap).finish_non_exhaustive()
+    }
+}
+
+impl Tansu {
+    /// Starts a broker on 127.0.0.1 with memory storage and waits until it accepts connections.
+    pub fn start() -> Self {
+        let binary = tansu_binary();
+        let directory = tempfile::tempdir().expect("tempdir");
+        let port = free_loopback_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(directory.path().join("tansu.log")).expect("log file");
+        let child = Command::new(binary)
+            .args(["broker", "--kafka-listener-url", &url, "--kafka-advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(directory.path())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        let broker = Self { child, bootstrap: format!("127.0.0.1:{port}"), _directory: directory };
+        let address: SocketAddr = broker.bootstrap.parse().expect("address");
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "tansu did not listen on {address}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        broker
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Creates a topic with `partitions` partitions.
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", &self.bootstrap).create().expect("admin client");
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let results = admin.create_topics([&topic], &AdminOptions::new()).await.expect("create topics");
+        for result in results {
+            result.unwrap_or_else(|(topic, error)| panic!("create topic {topic}: {error}"));
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
