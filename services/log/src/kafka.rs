@@ -49,7 +49,7 @@ impl KafkaLog {
             .set("bootstrap.servers", bootstrap_servers)
             .set("enable.idempotence", "true")
             .set("partitioner", "consistent")
-            .set("linger.ms", "5")
+            .set("linger.ms", "1")
             .create()
             .map_err(unavailable)?;
         Ok(Self { bootstrap_servers: bootstrap_servers.to_owned(), producer })

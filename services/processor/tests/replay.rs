@@ -1,6 +1,7 @@
-//! The processor over the embedded log and store: a recorded stream with malformed records and
-//! redelivered duplicates ends in the same projections and alert ids whether the processor runs
-//! straight through or is stopped and restarted mid-stream; every malformed record is a dead letter.
+//! The processor over the embedded store, on the embedded log and on Kafka (a real `tansu` broker):
+//! a recorded stream with malformed records and redelivered duplicates ends in the same
+//! projections and alert ids whether the processor runs straight through or is stopped and
+//! restarted mid-stream; every malformed record is a dead letter.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use argus_core::codec::{decode_alert, decode_dead_letter, encode_event};
 use argus_core::synthetic::{Fleet, FleetSpec};
 use argus_core::{Event, EventHeader, ManifestEntry, PublicKey, RotationManifestSet};
-use argus_log::{Delivery, EmbeddedLog, EventLog, LogConsumer};
+use argus_log::{Delivery, EmbeddedLog, EventLog, KafkaLog, LogConsumer};
 use argus_processor::{ProcessorConfig, run};
 use argus_store::{EmbeddedStore, ProjectionStore};
 
@@ -23,7 +24,7 @@ struct Recorded {
 
 /// Appends the stream to `log`: 4 gateways x 25 peers x 40 scans, a manifest on one gateway that
 /// flags all its peers, a malformed record every 101 records, and some records delivered twice.
-async fn record(log: &EmbeddedLog, topic: &str) -> Recorded {
+async fn record<L: EventLog>(log: &L, topic: &str) -> Recorded {
     let mut fleet = Fleet::new(FleetSpec {
         org: "acme".parse().expect("org"),
         hosts: 4,
@@ -77,8 +78,8 @@ async fn record(log: &EmbeddedLog, topic: &str) -> Recorded {
 
 /// Runs a processor until every partition's checkpoint reaches `until` (or, with `stop_early`,
 /// until the first checkpoint passes a third of its partition).
-async fn process(
-    log: &EmbeddedLog,
+async fn process<L: EventLog>(
+    log: &L,
     store: &EmbeddedStore,
     config: &ProcessorConfig,
     until: &BTreeMap<u32, u64>,
@@ -106,12 +107,15 @@ async fn process(
     run(log, store, config, done).await.expect("processor runs");
 }
 
-async fn drain(log: &EmbeddedLog, topic: &str) -> Vec<Vec<u8>> {
+async fn drain<L: EventLog>(log: &L, topic: &str) -> Vec<Vec<u8>> {
     let mut consumer = log.subscribe(topic, "test-reader").await.expect("subscribe");
     let mut values = Vec::new();
     let mut idle = 0;
+    let mut assigned = false;
     while idle < 3 {
-        match consumer.poll(10_000, Duration::from_millis(30)).await.expect("poll") {
+        match consumer.poll(10_000, Duration::from_millis(300)).await.expect("poll") {
+            Delivery::Assigned(_) => assigned = true,
+            Delivery::Records(records) if records.is_empty() && !assigned => {}
             Delivery::Records(records) if records.is_empty() => idle += 1,
             Delivery::Records(records) => values.extend(records.into_iter().map(|record| record.value)),
             _ => {}
@@ -125,42 +129,68 @@ fn without_checkpoints(export: &str) -> String {
     export.lines().filter(|line| !line.starts_with("checkpoints ")).map(|line| format!("{line}\n")).collect()
 }
 
+/// One run: record the stream on `log`, process it (stopping once mid-stream when `restarts`),
+/// and return the projections (without checkpoints) and the published alert ids.
+async fn run_once<L: EventLog>(log: &L, config: &ProcessorConfig, restarts: bool) -> (String, BTreeSet<String>) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
+    let recorded = record(log, &config.observations_topic).await;
+    if restarts {
+        process(log, &store, config, &recorded.end, true).await;
+    }
+    process(log, &store, config, &recorded.end, false).await;
+
+    let letters: Vec<_> = drain(log, &config.dead_letter_topic)
+        .await
+        .iter()
+        .map(|bytes| decode_dead_letter(bytes).expect("dead letter"))
+        .collect();
+    let refused: BTreeSet<Vec<u8>> = letters.iter().map(|letter| letter.value.clone()).collect();
+    assert_eq!(refused, recorded.malformed.iter().cloned().collect(), "every malformed record, with its bytes");
+    assert!(letters.iter().all(|letter| letter.reason.contains("marker") || letter.reason.contains("shorter")));
+    let alert_ids: BTreeSet<String> = drain(log, &config.alerts_topic)
+        .await
+        .iter()
+        .map(|bytes| decode_alert(bytes).expect("alert").alert_id.to_string())
+        .collect();
+    assert_eq!(alert_ids.len(), 25, "the manifest flags the 25 peers of one gateway");
+    let stats = store.stats(&"acme".parse().expect("org"), argus_core::Clearance::TopSecret).await.expect("stats");
+    assert_eq!(stats.peers.total(), 100);
+    (without_checkpoints(&store.export().await.expect("export")), alert_ids)
+}
+
+fn config() -> ProcessorConfig {
+    ProcessorConfig { max_batch_records: 200, poll_timeout: Duration::from_millis(20), ..ProcessorConfig::default() }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_mid_stream_ends_in_the_same_projections_and_alerts() {
-    let config = ProcessorConfig {
-        max_batch_records: 200,
-        poll_timeout: Duration::from_millis(20),
-        ..ProcessorConfig::default()
-    };
+async fn on_the_embedded_log_a_restart_mid_stream_changes_nothing() {
     let mut outcomes = Vec::new();
     for restarts in [false, true] {
         let directory = tempfile::tempdir().expect("tempdir");
         let log = EmbeddedLog::open(&directory.path().join("log"), PARTITIONS).expect("log");
-        let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
-        let recorded = record(&log, &config.observations_topic).await;
-        if restarts {
-            process(&log, &store, &config, &recorded.end, true).await;
-        }
-        process(&log, &store, &config, &recorded.end, false).await;
-
-        let letters: Vec<_> = drain(&log, &config.dead_letter_topic)
-            .await
-            .iter()
-            .map(|bytes| decode_dead_letter(bytes).expect("dead letter"))
-            .collect();
-        let refused: BTreeSet<Vec<u8>> = letters.iter().map(|letter| letter.value.clone()).collect();
-        assert_eq!(refused, recorded.malformed.iter().cloned().collect(), "every malformed record, with its bytes");
-        assert!(letters.iter().all(|letter| letter.reason.contains("marker") || letter.reason.contains("shorter")));
-        let alert_ids: BTreeSet<String> = drain(&log, &config.alerts_topic)
-            .await
-            .iter()
-            .map(|bytes| decode_alert(bytes).expect("alert").alert_id.to_string())
-            .collect();
-        assert_eq!(alert_ids.len(), 25, "the manifest flags the 25 peers of one gateway");
-        let stats = store.stats(&"acme".parse().expect("org"), argus_core::Clearance::TopSecret).await.expect("stats");
-        assert_eq!(stats.peers.total(), 100);
-        outcomes.push((without_checkpoints(&store.export().await.expect("export")), alert_ids));
+        outcomes.push(run_once(&log, &config(), restarts).await);
     }
     assert_eq!(outcomes[0].1, outcomes[1].1, "same alert ids");
     assert!(outcomes[0].0 == outcomes[1].0, "same projections after a restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_a_restart_mid_stream_changes_nothing_and_matches_the_embedded_log() {
+    let mut outcomes = Vec::new();
+    for restarts in [false, true] {
+        let broker = argus_testkit::Tansu::start();
+        let config = config();
+        broker.create_topic(&config.observations_topic, PARTITIONS as i32).await;
+        broker.create_topic(&config.alerts_topic, 1).await;
+        broker.create_topic(&config.dead_letter_topic, 1).await;
+        let log = KafkaLog::connect(broker.bootstrap()).expect("connect");
+        outcomes.push(run_once(&log, &config, restarts).await);
+    }
+    assert_eq!(outcomes[0].1, outcomes[1].1, "same alert ids");
+    assert!(outcomes[0].0 == outcomes[1].0, "same projections after a restart");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let embedded = EmbeddedLog::open(&directory.path().join("log"), PARTITIONS).expect("log");
+    let reference = run_once(&embedded, &config(), false).await;
+    assert!(reference.0 == outcomes[0].0, "Kafka and the embedded log give the same projections");
 }
