@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, check_name, partition_for};
+use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, check_name, partition_for, unavailable};
 
 const HEADER_LEN: usize = 8;
 const KEY_LENGTH_LEN: usize = 4;
@@ -25,10 +25,6 @@ const INDEX_STRIDE: u64 = 1_024;
 const READ_CHUNK: usize = 1 << 20;
 /// Largest record accepted (key and value).
 const MAX_RECORD: usize = 16 << 20;
-
-fn unavailable(error: impl std::fmt::Display) -> LogError {
-    LogError::Unavailable(error.to_string())
-}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

@@ -13,14 +13,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
-use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, check_name};
+use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, check_name, unavailable};
 
 /// How long an append waits for the broker's acknowledgement.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn unavailable(error: impl std::fmt::Display) -> LogError {
-    LogError::Unavailable(error.to_string())
-}
 
 fn partition_number(partition: i32) -> Result<u32, LogError> {
     u32::try_from(partition).map_err(|_| LogError::Unavailable(format!("broker reported partition {partition}")))

@@ -99,3 +99,7 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), LogError> {
         && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
     if valid { Ok(()) } else { Err(LogError::Invalid(format!("{what} {name:?} must be 1-249 of [A-Za-z0-9._-]"))) }
 }
+
+pub(crate) fn unavailable(error: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(error.to_string())
+}
