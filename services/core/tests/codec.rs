@@ -263,6 +263,36 @@ fn every_committed_schema_file_is_registered_and_fingerprints_are_distinct() {
     assert_eq!(headers.len(), SchemaId::ALL.len());
 }
 
+/// Private and preshared keys are never published: no committed schema has a place for one.
+#[test]
+fn no_schema_can_carry_a_private_or_preshared_key() {
+    fn names(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(name)) = map.get("name") {
+                    out.push(name.to_lowercase());
+                }
+                map.values().for_each(|inner| names(inner, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|inner| names(inner, out)),
+            _ => {}
+        }
+    }
+    for id in SchemaId::ALL {
+        let schema: serde_json::Value = serde_json::from_str(id.text()).expect("schema json");
+        let mut found = Vec::new();
+        names(&schema, &mut found);
+        assert!(found.len() > 3, "{} has named fields", id.file_name());
+        for name in found {
+            assert!(
+                !name.contains("private") && !name.contains("preshared") && !name.contains("psk"),
+                "{}: {name}",
+                id.file_name()
+            );
+        }
+    }
+}
+
 #[test]
 fn framing_errors_are_typed() {
     assert_eq!(decode_event(&[0xc3, 0x01, 0]), Err(DecodeError::TooShort { length: 3 }));
