@@ -2,13 +2,14 @@
 //! their checkpoint, then publishes alerts and dead letters. All decisions are in the pure fold;
 //! this loop owns the clock, the I/O and the order of effects.
 //!
-//! Exactly-once effect on at-least-once delivery: a batch and the checkpoint that covers it are
-//! written together; on assignment a partition resumes from its checkpoint (fold snapshot and next
-//! offset), and replayed records rewrite the same rows.
+//! Exactly-once effect on at-least-once delivery: a checkpoint (fold snapshot and next offset) is
+//! written in the same batch as the rows it covers, every `checkpoint_interval` and on shutdown or
+//! revocation; on assignment a partition resumes from its checkpoint, and the records replayed
+//! from there rewrite the same rows (every write is an idempotent upsert).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argus_core::codec::{decode_event, encode_alert, encode_alert_json, encode_dead_letter};
 use argus_core::fold::{Effect, RuleConfig, SnapshotError};
@@ -40,6 +41,9 @@ pub struct ProcessorConfig {
     pub max_batch_records: usize,
     /// How long a poll waits for records; also the pace of the gateway-silence timer.
     pub poll_timeout: Duration,
+    /// How often a partition's fold is snapshotted into a checkpoint (a restart replays at most
+    /// this much of the log; snapshots cost time in proportion to the peers held).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -53,6 +57,7 @@ impl Default for ProcessorConfig {
             rules: RuleConfig::default(),
             max_batch_records: 1_000,
             poll_timeout: Duration::from_millis(500),
+            checkpoint_interval: Duration::from_secs(5),
         }
     }
 }
@@ -73,6 +78,9 @@ pub enum ProcessorError {
 struct PartitionState {
     fold: FoldState,
     next_offset: u64,
+    /// `next_offset` as of the last checkpoint written, and when.
+    checkpointed_offset: u64,
+    checkpointed_at: Instant,
     effects: Vec<Effect>,
     touched: BTreeSet<(OrgId, HostId)>,
     dead_letters: Vec<(Vec<u8>, Vec<u8>)>,
@@ -109,7 +117,7 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
             Delivery::Revoked(revoked) => {
                 for partition in revoked {
                     if let Some(mut state) = partitions.remove(&partition) {
-                        flush(log, store, config, &mut consumer, partition, &mut state).await?;
+                        flush(log, store, config, &mut consumer, partition, &mut state, Checkpointing::Now).await?;
                     }
                 }
             }
@@ -125,11 +133,11 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
         let now = now_millis();
         for (&partition, state) in &mut partitions {
             state.fold.tick(now, &mut state.effects);
-            flush(log, store, config, &mut consumer, partition, state).await?;
+            flush(log, store, config, &mut consumer, partition, state, Checkpointing::WhenDue).await?;
         }
     }
     for (&partition, state) in &mut partitions {
-        flush(log, store, config, &mut consumer, partition, state).await?;
+        flush(log, store, config, &mut consumer, partition, state, Checkpointing::Now).await?;
     }
     Ok(())
 }
@@ -153,7 +161,15 @@ async fn resume<S: ProjectionStore>(
         }
         None => (FoldState::new(config.rules), 0),
     };
-    Ok(PartitionState { fold, next_offset, effects: Vec::new(), touched: BTreeSet::new(), dead_letters: Vec::new() })
+    Ok(PartitionState {
+        fold,
+        next_offset,
+        checkpointed_offset: next_offset,
+        checkpointed_at: Instant::now(),
+        effects: Vec::new(),
+        touched: BTreeSet::new(),
+        dead_letters: Vec::new(),
+    })
 }
 
 /// Decodes and folds one record; a record that does not decode becomes a dead letter.
@@ -185,8 +201,17 @@ fn fold_record(config: &ProcessorConfig, state: &mut PartitionState, record: Rec
     }
 }
 
-/// Writes the partition's pending effects with its checkpoint, then publishes its alerts and
-/// dead letters, then commits the group position.
+/// Whether a flush must write a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checkpointing {
+    /// When `checkpoint_interval` has passed since the last one.
+    WhenDue,
+    /// Always (shutdown, revocation).
+    Now,
+}
+
+/// Writes the partition's pending effects (with a checkpoint when one is due), then publishes its
+/// alerts and dead letters, then commits the group position.
 async fn flush<L: EventLog, S: ProjectionStore>(
     log: &L,
     store: &S,
@@ -194,8 +219,12 @@ async fn flush<L: EventLog, S: ProjectionStore>(
     consumer: &mut L::Consumer,
     partition: u32,
     state: &mut PartitionState,
+    checkpointing: Checkpointing,
 ) -> Result<(), ProcessorError> {
-    if state.effects.is_empty() && state.dead_letters.is_empty() && state.touched.is_empty() {
+    let progressed = state.next_offset > state.checkpointed_offset;
+    let checkpoint_due = progressed
+        && (checkpointing == Checkpointing::Now || state.checkpointed_at.elapsed() >= config.checkpoint_interval);
+    if state.effects.is_empty() && state.dead_letters.is_empty() && state.touched.is_empty() && !checkpoint_due {
         return Ok(());
     }
     let effects = std::mem::take(&mut state.effects);
@@ -208,12 +237,16 @@ async fn flush<L: EventLog, S: ProjectionStore>(
             _ => None,
         })
         .collect();
-    let checkpoint = Checkpoint {
+    let checkpoint = checkpoint_due.then(|| Checkpoint {
         partition: checkpoint_name(config, partition),
         next_offset: state.next_offset,
         snapshot: state.fold.snapshot(),
-    };
-    store.write(Batch { effects, host_stats, acknowledgements: Vec::new(), checkpoint: Some(checkpoint) }).await?;
+    });
+    store.write(Batch { effects, host_stats, acknowledgements: Vec::new(), checkpoint }).await?;
+    if checkpoint_due {
+        state.checkpointed_offset = state.next_offset;
+        state.checkpointed_at = Instant::now();
+    }
     for alert in alerts {
         let mut bytes = Vec::new();
         match config.alert_format {
