@@ -94,6 +94,20 @@ fn alert(org_name: &str, n: u8, state: AlertState, raised_at: i64, clearance: Cl
     }
 }
 
+/// A statistics row of `host`: `rx` bytes received, half as many sent, 100 and 50 bytes/s.
+fn stats_row(org_name: &str, host: &str, clearance: Clearance, peers: StatusCounts, rx: u64) -> HostStats {
+    HostStats {
+        org_id: org(org_name),
+        host: host.parse().expect("host"),
+        clearance,
+        peers,
+        rx_total_bytes: rx,
+        tx_total_bytes: rx / 2,
+        rx_bytes_per_s: 100.0,
+        tx_bytes_per_s: 50.0,
+    }
+}
+
 fn peers_batch(records: Vec<PeerRecord>) -> Batch {
     Batch { effects: records.into_iter().map(Effect::PeerUpdated).collect(), ..Batch::default() }
 }
@@ -312,15 +326,8 @@ mod checks {
     }
 
     pub async fn hosts_and_statistics_come_from_their_rows<S: ProjectionStore>(store: &S) {
-        let stats = |host: &str, clearance, active, stale, rx| HostStats {
-            org_id: org("acme"),
-            host: host.parse().expect("host"),
-            clearance,
-            peers: StatusCounts { never_connected: 1, active, stale, removed: 0 },
-            rx_total_bytes: rx,
-            tx_total_bytes: rx / 2,
-            rx_bytes_per_s: 100.0,
-            tx_bytes_per_s: 50.0,
+        let stats = |host: &str, clearance, active, stale, rx| {
+            stats_row("acme", host, clearance, StatusCounts { never_connected: 1, active, stale, removed: 0 }, rx)
         };
         store
             .write(Batch {
@@ -376,16 +383,13 @@ mod checks {
                     Effect::HostUpdated(host_record("acme", "gw-s", Clearance::Secret)),
                     Effect::EndpointChanged(change),
                 ],
-                host_stats: vec![HostStats {
-                    org_id: org("acme"),
-                    host: "gw-s".parse().expect("host"),
-                    clearance: Clearance::Secret,
-                    peers: StatusCounts { stale: 1, ..StatusCounts::default() },
-                    rx_total_bytes: 1,
-                    tx_total_bytes: 1,
-                    rx_bytes_per_s: 1.0,
-                    tx_bytes_per_s: 1.0,
-                }],
+                host_stats: vec![stats_row(
+                    "acme",
+                    "gw-s",
+                    Clearance::Secret,
+                    StatusCounts { stale: 1, ..StatusCounts::default() },
+                    1,
+                )],
                 ..Batch::default()
             })
             .await
@@ -433,16 +437,13 @@ mod checks {
                         Effect::Alert(alert(name, 1, AlertState::Raised, T0, Clearance::Unclassified)),
                         Effect::HostUpdated(host_record(name, "hub", Clearance::Unclassified)),
                     ],
-                    host_stats: vec![HostStats {
-                        org_id: org(name),
-                        host: "hub".parse().expect("host"),
-                        clearance: Clearance::Unclassified,
-                        peers: StatusCounts { active: 1, stale: 1, ..StatusCounts::default() },
-                        rx_total_bytes: 10,
-                        tx_total_bytes: 10,
-                        rx_bytes_per_s: 1.0,
-                        tx_bytes_per_s: 1.0,
-                    }],
+                    host_stats: vec![stats_row(
+                        name,
+                        "hub",
+                        Clearance::Unclassified,
+                        StatusCounts { active: 1, stale: 1, ..StatusCounts::default() },
+                        10,
+                    )],
                     ..Batch::default()
                 })
                 .await
