@@ -12,10 +12,21 @@ use rdkafka::config::ClientConfig;
 
 /// The pinned tansu binary, installed by `infra/scripts/install-tansu.sh` when missing.
 pub fn tansu_binary() -> PathBuf {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/scripts/install-tansu.sh");
+    let script = repository_file("infra/scripts/install-tansu.sh");
     let output = Command::new("bash").arg(script).stderr(Stdio::inherit()).output().expect("run install-tansu.sh");
     assert!(output.status.success(), "install-tansu.sh failed");
     PathBuf::from(String::from_utf8(output.stdout).expect("utf-8 path").trim())
+}
+
+/// A file of this repository, found from the running test's package directory (read at run time:
+/// a build shared between checkouts must not point into another checkout).
+pub fn repository_file(relative: &str) -> PathBuf {
+    let start = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| ".".into());
+    start
+        .ancestors()
+        .map(|directory| directory.join(relative))
+        .find(|candidate| candidate.exists())
+        .unwrap_or_else(|| panic!("{relative} not found above {}", start.display()))
 }
 
 fn free_loopback_port() -> u16 {

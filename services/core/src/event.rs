@@ -1,4 +1,5 @@
-//! The facts on the log: peer observations, interface heartbeats, peer removals and rotation manifests.
+//! The facts on the log: peer observations, interface heartbeats, peer removals, rotation manifests
+//! and alert acknowledgements.
 
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +103,17 @@ pub struct RotationManifestSet {
     pub entries: Vec<ManifestEntry>,
 }
 
+/// An operator acknowledged an alert (published by the API; the processor records it once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertAcknowledged {
+    /// The alert's own organisation, host and interface, so it lands on the gateway's partition.
+    #[serde(flatten)]
+    pub header: EventHeader,
+    pub alert_id: crate::alert::AlertId,
+    /// Who acknowledged it (the token's subject).
+    pub acknowledged_by: String,
+}
+
 /// Any event on `wireguard.observations`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -109,6 +121,7 @@ pub enum Event {
     Heartbeat(Heartbeat),
     PeerRemoved(PeerRemoved),
     RotationManifestSet(RotationManifestSet),
+    AlertAcknowledged(AlertAcknowledged),
 }
 
 impl Event {
@@ -118,6 +131,7 @@ impl Event {
             Event::Heartbeat(event) => &event.header,
             Event::PeerRemoved(event) => &event.header,
             Event::RotationManifestSet(event) => &event.header,
+            Event::AlertAcknowledged(event) => &event.header,
         }
     }
 }

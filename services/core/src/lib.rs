@@ -15,8 +15,8 @@ pub mod synthetic;
 pub use alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 pub use dead_letter::DeadLetter;
 pub use event::{
-    Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet,
-    UnixMillis,
+    AlertAcknowledged, Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource,
+    RotationManifestSet, UnixMillis,
 };
 pub use fold::{
     Effect, EndpointChange, FoldState, HostRecord, HostStats, HostStatus, PeerRecord, PeerStatus, RuleConfig,

@@ -11,8 +11,8 @@ use argus_core::codec::{
     encode_dead_letter, encode_event,
 };
 use argus_core::{
-    Alert, AlertId, AlertKind, AlertState, Clearance, DeadLetter, Event, EventHeader, Heartbeat, ManifestEntry,
-    PeerObservation, PeerRemoved, PeerSource, ProbableCause, PublicKey, RotationManifestSet, Severity,
+    Alert, AlertAcknowledged, AlertId, AlertKind, AlertState, Clearance, DeadLetter, Event, EventHeader, Heartbeat,
+    ManifestEntry, PeerObservation, PeerRemoved, PeerSource, ProbableCause, PublicKey, RotationManifestSet, Severity,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -95,6 +95,18 @@ fn sample_events() -> Vec<Event> {
             ],
         }),
         Event::RotationManifestSet(RotationManifestSet { header: header(46), entries: vec![] }),
+        Event::AlertAcknowledged(AlertAcknowledged {
+            header: header(47),
+            alert_id: AlertId::derive(
+                AlertKind::PeerStale,
+                &header(0).org_id,
+                &header(0).host,
+                &header(0).interface,
+                None,
+                7,
+            ),
+            acknowledged_by: "noc-operator-1".into(),
+        }),
     ]
 }
 
@@ -138,6 +150,7 @@ fn serde_value_of(event: &Event) -> Value {
         Event::Heartbeat(event) => value(event),
         Event::PeerRemoved(event) => value(event),
         Event::RotationManifestSet(event) => value(event),
+        Event::AlertAcknowledged(event) => value(event),
     }
 }
 
@@ -244,8 +257,10 @@ fn single_object_framing_is_standard() {
 
 #[test]
 fn every_committed_schema_file_is_registered_and_fingerprints_are_distinct() {
-    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/avro");
-    let mut on_disk: Vec<String> = std::fs::read_dir(directory)
+    // read at run time: a build shared between checkouts must look at this checkout's files
+    let package = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let directory = format!("{package}/../../schemas/avro");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&directory)
         .expect("schemas/avro")
         .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|name| name.ends_with(".avsc"))

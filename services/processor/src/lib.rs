@@ -242,7 +242,7 @@ async fn flush<L: EventLog, S: ProjectionStore>(
         next_offset: state.next_offset,
         snapshot: state.fold.snapshot(),
     });
-    store.write(Batch { effects, host_stats, acknowledgements: Vec::new(), checkpoint }).await?;
+    store.write(Batch { effects, host_stats, checkpoint }).await?;
     if checkpoint_due {
         state.checkpointed_offset = state.next_offset;
         state.checkpointed_at = Instant::now();

@@ -5,14 +5,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argus_core::fold::Effect;
-use argus_core::{Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey};
+use argus_core::{AlertId, Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey};
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 use crate::ProjectionStore;
 use crate::keys;
 use crate::model::{
-    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Page, PageRequest, PeerFilter, Stats, StoreError, TimeRange,
+    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, ManifestRow, Page, PageRequest, PeerFilter, Stats,
+    StoreError, TimeRange,
 };
 use crate::scan::{PageBuilder, Scan, alerts_scan, decode, encode, peers_scan, timeline_scan, unavailable, visible};
 
@@ -26,10 +27,11 @@ const ALERTS: Table = TableDefinition::new("alerts");
 const ALERT_IDS: Table = TableDefinition::new("alert_ids");
 const HOSTS: Table = TableDefinition::new("hosts");
 const HOST_STATS: Table = TableDefinition::new("host_stats");
+const MANIFESTS: Table = TableDefinition::new("manifests");
 const CHECKPOINTS: Table = TableDefinition::new("checkpoints");
 
-const ALL_TABLES: [Table; 9] =
-    [PEERS, PEERS_BY_KEY, PEER_HISTORY, ENDPOINT_CHANGES, ALERTS, ALERT_IDS, HOSTS, HOST_STATS, CHECKPOINTS];
+const ALL_TABLES: [Table; 10] =
+    [PEERS, PEERS_BY_KEY, PEER_HISTORY, ENDPOINT_CHANGES, ALERTS, ALERT_IDS, HOSTS, HOST_STATS, MANIFESTS, CHECKPOINTS];
 
 /// Creates the file with every table under a temporary name, then renames it into place, so a
 /// crash during creation never leaves a half-made store behind.
@@ -91,6 +93,12 @@ impl EmbeddedStore {
             create_atomically(path)?;
         }
         let database = Database::open(path).map_err(unavailable)?;
+        // a file made by an earlier version gains the tables added since
+        let transaction = database.begin_write().map_err(unavailable)?;
+        for table in ALL_TABLES {
+            transaction.open_table(table).map_err(unavailable)?;
+        }
+        transaction.commit().map_err(unavailable)?;
         Ok(Self { database: Arc::new(database), sync_interval, last_sync: Arc::new(Mutex::new(Instant::now())) })
     }
 
@@ -117,6 +125,7 @@ impl EmbeddedStore {
             let mut alert_ids = transaction.open_table(ALERT_IDS).map_err(unavailable)?;
             let mut hosts = transaction.open_table(HOSTS).map_err(unavailable)?;
             let mut host_stats = transaction.open_table(HOST_STATS).map_err(unavailable)?;
+            let mut manifests = transaction.open_table(MANIFESTS).map_err(unavailable)?;
             let mut checkpoints = transaction.open_table(CHECKPOINTS).map_err(unavailable)?;
             for effect in &batch.effects {
                 match effect {
@@ -154,23 +163,31 @@ impl EmbeddedStore {
                         let id_key = keys::alert_id(&alert.org_id, &alert.alert_id).into_bytes();
                         alert_ids.insert(id_key.as_slice(), key.as_slice()).map_err(unavailable)?;
                     }
+                    Effect::ManifestSet(manifest) => {
+                        let header = &manifest.header;
+                        let key = keys::host(&header.org_id, &header.host, &header.interface).into_bytes();
+                        manifests
+                            .insert(key.as_slice(), encode(&ManifestRow::from(manifest)).as_slice())
+                            .map_err(unavailable)?;
+                    }
+                    Effect::AlertAcknowledged(acknowledgement) => {
+                        let id_key =
+                            keys::alert_id(&acknowledgement.header.org_id, &acknowledgement.alert_id).into_bytes();
+                        let Some(alert_key) =
+                            alert_ids.get(id_key.as_slice()).map_err(unavailable)?.map(|key| key.value().to_vec())
+                        else {
+                            continue;
+                        };
+                        let Some(mut row) = (match alerts.get(alert_key.as_slice()).map_err(unavailable)? {
+                            Some(bytes) => Some(decode::<AlertRow>("alerts", bytes.value())?),
+                            None => None,
+                        }) else {
+                            continue;
+                        };
+                        row.acknowledge(acknowledgement);
+                        alerts.insert(alert_key.as_slice(), encode(&row).as_slice()).map_err(unavailable)?;
+                    }
                 }
-            }
-            for acknowledgement in &batch.acknowledgements {
-                let id_key = keys::alert_id(&acknowledgement.org_id, &acknowledgement.alert_id).into_bytes();
-                let Some(alert_key) =
-                    alert_ids.get(id_key.as_slice()).map_err(unavailable)?.map(|key| key.value().to_vec())
-                else {
-                    continue;
-                };
-                let Some(mut row) = (match alerts.get(alert_key.as_slice()).map_err(unavailable)? {
-                    Some(bytes) => Some(decode::<AlertRow>("alerts", bytes.value())?),
-                    None => None,
-                }) else {
-                    continue;
-                };
-                row.acknowledge(acknowledgement);
-                alerts.insert(alert_key.as_slice(), encode(&row).as_slice()).map_err(unavailable)?;
             }
             for stats in &batch.host_stats {
                 let key = keys::host_stats(&stats.org_id, &stats.host, stats.clearance).into_bytes();
@@ -301,6 +318,30 @@ impl ProjectionStore for EmbeddedStore {
                 Ok(visible::alert(decode("alerts", bytes)?, filter, max_clearance))
             })
         })
+    }
+
+    async fn alert(
+        &self,
+        org: &OrgId,
+        alert_id: &AlertId,
+        max_clearance: Clearance,
+    ) -> Result<Option<AlertRow>, StoreError> {
+        let transaction = self.database.begin_read().map_err(unavailable)?;
+        let alert_ids = transaction.open_table(ALERT_IDS).map_err(unavailable)?;
+        let alerts = transaction.open_table(ALERTS).map_err(unavailable)?;
+        let id_key = keys::alert_id(org, alert_id).into_bytes();
+        let Some(alert_key) = alert_ids.get(id_key.as_slice()).map_err(unavailable)? else { return Ok(None) };
+        let Some(bytes) = alerts.get(alert_key.value()).map_err(unavailable)? else { return Ok(None) };
+        Ok(visible::alert(decode("alerts", bytes.value())?, &AlertFilter::default(), max_clearance))
+    }
+
+    async fn manifests(&self, org: &OrgId) -> Result<Vec<ManifestRow>, StoreError> {
+        self.read_table(MANIFESTS, |table| {
+            scan_page(&Scan::prefix(keys::org(org).into_bytes()), table, usize::MAX, |bytes| {
+                decode::<ManifestRow>("manifests", bytes).map(Some)
+            })
+        })
+        .map(|page| page.items)
     }
 
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError> {

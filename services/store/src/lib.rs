@@ -1,6 +1,6 @@
 //! Argus WireGuard projections: one store contract, an embedded store (redb) and a ScyllaDB adapter.
 //!
-//! The processor writes [`Batch`]es (fold effects, host statistics, acknowledgements and the
+//! The processor writes [`Batch`]es (fold effects, host statistics and the
 //! checkpoint that covers them); the API reads. Every read is scoped by organisation and a
 //! maximum clearance; no argument, filter or cursor reaches another organisation's rows.
 
@@ -10,18 +10,18 @@ mod model;
 mod scan;
 pub mod scylla;
 
-use argus_core::{Clearance, EndpointChange, HostRecord, OrgId, PeerRecord, PublicKey};
+use argus_core::{AlertId, Clearance, EndpointChange, HostRecord, OrgId, PeerRecord, PublicKey};
 use async_trait::async_trait;
 
 pub use self::embedded::{EmbeddedStore, SYNC_INTERVAL};
 pub use self::model::{
-    Acknowledgement, AlertFilter, AlertRow, Batch, Checkpoint, Cursor, HistoryRow, HostStatsSummary, Page, PageRequest,
+    AlertFilter, AlertRow, Batch, Checkpoint, Cursor, HistoryRow, HostStatsSummary, ManifestRow, Page, PageRequest,
     PeerFilter, Stats, StoreError, TimeRange,
 };
 
 /// What the processor writes and the API reads. Implementations pass `tests/contract.rs`.
 #[async_trait]
-pub trait ProjectionStore: Send + Sync {
+pub trait ProjectionStore: Send + Sync + 'static {
     /// Applies a batch: atomically (embedded), idempotently (everywhere).
     async fn write(&self, batch: Batch) -> Result<(), StoreError>;
 
@@ -65,6 +65,17 @@ pub trait ProjectionStore: Send + Sync {
         max_clearance: Clearance,
         page: &PageRequest,
     ) -> Result<Page<AlertRow>, StoreError>;
+
+    /// One alert of an organisation by id, if the caller may see it.
+    async fn alert(
+        &self,
+        org: &OrgId,
+        alert_id: &AlertId,
+        max_clearance: Clearance,
+    ) -> Result<Option<AlertRow>, StoreError>;
+
+    /// The rotation manifests of an organisation, ordered by (host, interface).
+    async fn manifests(&self, org: &OrgId) -> Result<Vec<ManifestRow>, StoreError>;
 
     /// Gateway interfaces and their liveness, ordered by (host, interface).
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError>;

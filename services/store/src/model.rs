@@ -2,8 +2,8 @@
 
 use argus_core::fold::Effect;
 use argus_core::{
-    Alert, AlertId, AlertKind, AlertState, Clearance, HostId, HostStats, InterfaceName, OrgId, PeerRecord, PeerStatus,
-    PublicKey, StatusCounts, UnixMillis,
+    Alert, AlertAcknowledged, AlertKind, AlertState, Clearance, HostId, HostStats, InterfaceName, ManifestEntry, OrgId,
+    PeerRecord, PeerStatus, PublicKey, RotationManifestSet, StatusCounts, UnixMillis,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,13 +20,26 @@ pub struct Checkpoint {
     pub snapshot: Vec<u8>,
 }
 
-/// An operator acknowledged an alert.
+/// One `manifests` row: the rotation manifest of one interface, as last set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Acknowledgement {
+pub struct ManifestRow {
     pub org_id: OrgId,
-    pub alert_id: AlertId,
-    pub acknowledged_by: String,
-    pub acknowledged_at: UnixMillis,
+    pub host: HostId,
+    pub interface: InterfaceName,
+    pub set_at: UnixMillis,
+    pub entries: Vec<ManifestEntry>,
+}
+
+impl From<&RotationManifestSet> for ManifestRow {
+    fn from(manifest: &RotationManifestSet) -> Self {
+        Self {
+            org_id: manifest.header.org_id.clone(),
+            host: manifest.header.host.clone(),
+            interface: manifest.header.interface.clone(),
+            set_at: manifest.header.observed_at,
+            entries: manifest.entries.clone(),
+        }
+    }
 }
 
 /// Everything one projection write carries; committed atomically (embedded) and idempotently
@@ -35,7 +48,6 @@ pub struct Acknowledgement {
 pub struct Batch {
     pub effects: Vec<Effect>,
     pub host_stats: Vec<HostStats>,
-    pub acknowledgements: Vec<Acknowledgement>,
     /// Written last, in the same commit: the checkpoint never runs ahead of the rows it covers.
     pub checkpoint: Option<Checkpoint>,
 }
@@ -106,10 +118,10 @@ impl AlertRow {
     }
 
     /// Records the first acknowledgement; later ones (or replays) change nothing.
-    pub fn acknowledge(&mut self, acknowledgement: &Acknowledgement) {
+    pub fn acknowledge(&mut self, acknowledgement: &AlertAcknowledged) {
         if self.acknowledged_at.is_none() {
             self.acknowledged_by = Some(acknowledgement.acknowledged_by.clone());
-            self.acknowledged_at = Some(acknowledgement.acknowledged_at);
+            self.acknowledged_at = Some(acknowledgement.header.observed_at);
         }
     }
 }
@@ -223,6 +235,8 @@ impl PageRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Where each item stands: a listing resumed from `cursors[i]` starts after `items[i]`.
+    pub cursors: Vec<Cursor>,
     pub next: Option<Cursor>,
 }
 

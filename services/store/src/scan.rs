@@ -142,13 +142,14 @@ impl Scan {
 pub(crate) struct PageBuilder<T> {
     first: usize,
     items: Vec<T>,
-    last_key: Vec<u8>,
+    cursors: Vec<Cursor>,
     more: bool,
 }
 
 impl<T> PageBuilder<T> {
     pub(crate) fn new(first: usize) -> Self {
-        Self { first, items: Vec::with_capacity(first.min(1_024)), last_key: Vec::new(), more: false }
+        let capacity = first.min(1_024);
+        Self { first, items: Vec::with_capacity(capacity), cursors: Vec::with_capacity(capacity), more: false }
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -163,13 +164,12 @@ impl<T> PageBuilder<T> {
             return false;
         }
         self.items.push(item);
-        self.last_key.clear();
-        self.last_key.extend_from_slice(key);
+        self.cursors.push(Cursor::from_key(key));
         true
     }
 
     pub(crate) fn finish(self) -> Page<T> {
-        let next = self.more.then(|| Cursor::from_key(&self.last_key));
-        Page { items: self.items, next }
+        let next = if self.more { self.cursors.last().cloned() } else { None };
+        Page { items: self.items, cursors: self.cursors, next }
     }
 }

@@ -8,7 +8,8 @@ use std::pin::Pin;
 
 use argus_core::fold::Effect;
 use argus_core::{
-    Alert, AlertState, Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey, UnixMillis,
+    Alert, AlertId, AlertState, Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey,
+    UnixMillis,
 };
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -18,7 +19,8 @@ use scylla::statement::prepared::PreparedStatement;
 
 use crate::keys;
 use crate::model::{
-    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Page, PageRequest, PeerFilter, Stats, StoreError, TimeRange,
+    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, ManifestRow, Page, PageRequest, PeerFilter, Stats,
+    StoreError, TimeRange,
 };
 use crate::scan::{PageBuilder, alerts_scan, decode, encode, peers_scan, timeline_scan, unavailable, visible};
 use crate::{ProjectionStore, export_line};
@@ -71,6 +73,7 @@ struct Statements {
     insert_alert_id: PreparedStatement,
     insert_host: PreparedStatement,
     insert_host_stats: PreparedStatement,
+    insert_manifest: PreparedStatement,
     insert_checkpoint: PreparedStatement,
     select_peers: PreparedStatement,
     select_peer_locations: PreparedStatement,
@@ -81,6 +84,8 @@ struct Statements {
     select_alert_days: PreparedStatement,
     select_alerts: PreparedStatement,
     select_alert_id: PreparedStatement,
+    select_alert: PreparedStatement,
+    select_manifests: PreparedStatement,
     select_hosts: PreparedStatement,
     select_host_stats: PreparedStatement,
     select_checkpoint: PreparedStatement,
@@ -104,6 +109,7 @@ impl Statements {
             insert_alert_id: prepare("INSERT INTO alert_ids (org_id, key, value) VALUES (?, ?, ?)").await?,
             insert_host: prepare("INSERT INTO hosts (org_id, key, value) VALUES (?, ?, ?)").await?,
             insert_host_stats: prepare("INSERT INTO host_stats (org_id, key, value) VALUES (?, ?, ?)").await?,
+            insert_manifest: prepare("INSERT INTO manifests (org_id, key, value) VALUES (?, ?, ?)").await?,
             insert_checkpoint: prepare("INSERT INTO checkpoints (key, value) VALUES (?, ?)").await?,
             select_peers: prepare("SELECT key, value FROM peers WHERE org_id = ? AND key >= ? AND key < ?").await?,
             select_peer_locations: prepare("SELECT key FROM peers_by_key WHERE org_id = ? AND public_key = ?").await?,
@@ -123,6 +129,11 @@ impl Statements {
             )
             .await?,
             select_alert_id: prepare("SELECT value FROM alert_ids WHERE org_id = ? AND key = ?").await?,
+            select_alert: prepare(
+                "SELECT key, alert, acknowledged_by, acknowledged_at FROM alerts WHERE org_id = ? AND day = ? AND key = ?",
+            )
+            .await?,
+            select_manifests: prepare("SELECT key, value FROM manifests WHERE org_id = ?").await?,
             select_hosts: prepare("SELECT key, value FROM hosts WHERE org_id = ?").await?,
             select_host_stats: prepare("SELECT key, value FROM host_stats WHERE org_id = ?").await?,
             select_checkpoint: prepare("SELECT value FROM checkpoints WHERE key = ?").await?,
@@ -208,6 +219,11 @@ impl ScyllaStore {
         Ok(row.map(|(key,)| key))
     }
 
+    fn raised_at(alert_key: &[u8]) -> Result<UnixMillis, StoreError> {
+        keys::alert_raised_at(alert_key)
+            .ok_or_else(|| StoreError::Corrupt { table: "alert_ids", reason: "alert key without a time".into() })
+    }
+
     fn alert_row(columns: AlertColumns) -> Result<Option<(Vec<u8>, AlertRow)>, StoreError> {
         let (key, alert, acknowledged_by, acknowledged_at) = columns;
         let Some(alert) = alert else { return Ok(None) };
@@ -231,6 +247,7 @@ impl ProjectionStore for ScyllaStore {
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
         let statements = &self.statements;
         let mut writes: Vec<Write<'_>> = Vec::new();
+        let mut acknowledgements = Vec::new();
         for effect in &batch.effects {
             match effect {
                 Effect::PeerUpdated(record) => {
@@ -279,6 +296,13 @@ impl ProjectionStore for ScyllaStore {
                     writes.push(self.execute(&statements.insert_alert_day, (org.clone(), day)));
                     writes.push(self.execute(&statements.insert_alert_id, (org, id_key, key)));
                 }
+                Effect::ManifestSet(manifest) => {
+                    let header = &manifest.header;
+                    let key = keys::host(&header.org_id, &header.host, &header.interface).into_bytes();
+                    let values = (header.org_id.as_str().to_owned(), key, encode(&ManifestRow::from(manifest)));
+                    writes.push(self.execute(&statements.insert_manifest, values));
+                }
+                Effect::AlertAcknowledged(acknowledgement) => acknowledgements.push(acknowledgement),
             }
         }
         for stats in &batch.host_stats {
@@ -289,18 +313,16 @@ impl ProjectionStore for ScyllaStore {
         }
         stream::iter(writes).buffer_unordered(WRITE_CONCURRENCY).try_collect::<Vec<()>>().await?;
         // acknowledgements need the alert rows above to exist
-        for acknowledgement in &batch.acknowledgements {
-            let org = &acknowledgement.org_id;
+        for acknowledgement in acknowledgements {
+            let org = &acknowledgement.header.org_id;
             let Some(alert_key) = self.alert_key_for(org, &acknowledgement.alert_id).await? else { continue };
-            let Some(raised_at) = keys::alert_raised_at(&alert_key) else {
-                return Err(StoreError::Corrupt { table: "alert_ids", reason: "alert key without a time".into() });
-            };
+            let acknowledged_at = acknowledgement.header.observed_at;
             let values = (
-                Self::acknowledgement_write_timestamp(acknowledgement.acknowledged_at),
+                Self::acknowledgement_write_timestamp(acknowledged_at),
                 acknowledgement.acknowledged_by.clone(),
-                acknowledgement.acknowledged_at,
+                acknowledged_at,
                 org.as_str().to_owned(),
-                day_of(raised_at),
+                day_of(Self::raised_at(&alert_key)?),
                 alert_key,
             );
             self.execute(&statements.acknowledge_alert, values).await?;
@@ -470,6 +492,25 @@ impl ProjectionStore for ScyllaStore {
         Ok(builder.finish())
     }
 
+    async fn alert(
+        &self,
+        org: &OrgId,
+        alert_id: &AlertId,
+        max_clearance: Clearance,
+    ) -> Result<Option<AlertRow>, StoreError> {
+        let Some(alert_key) = self.alert_key_for(org, alert_id).await? else { return Ok(None) };
+        let values = (org.as_str(), day_of(Self::raised_at(&alert_key)?), alert_key);
+        let result = self.session.execute_unpaged(&self.statements.select_alert, values).await.map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        let Some(columns) = rows.maybe_first_row::<AlertColumns>().map_err(unavailable)? else { return Ok(None) };
+        Ok(Self::alert_row(columns)?.and_then(|(_, row)| visible::alert(row, &AlertFilter::default(), max_clearance)))
+    }
+
+    async fn manifests(&self, org: &OrgId) -> Result<Vec<ManifestRow>, StoreError> {
+        let rows = self.key_values(&self.statements.select_manifests, (org.as_str(),)).await?;
+        rows.iter().map(|(_, value)| decode("manifests", value)).collect()
+    }
+
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError> {
         let mut hosts = Vec::new();
         for (_, value) in self.key_values(&self.statements.select_hosts, (org.as_str(),)).await? {
@@ -518,7 +559,7 @@ impl ProjectionStore for ScyllaStore {
         }
         alerts.sort();
         out.extend(alerts.iter().map(|(key, value)| export_line("alerts", key, value)));
-        for table in ["alert_ids", "hosts", "host_stats", "checkpoints"] {
+        for table in ["alert_ids", "hosts", "host_stats", "manifests", "checkpoints"] {
             self.export_key_values(&mut out, table, &format!("SELECT key, value FROM {table}")).await?;
         }
         Ok(out)
@@ -545,7 +586,7 @@ mod tests {
         let statements = schema_statements("argus_test", 3).expect("statements");
         assert!(statements[0].starts_with("CREATE KEYSPACE IF NOT EXISTS argus_test"));
         assert!(statements[0].contains("'replication_factor': 3"));
-        assert_eq!(statements.iter().filter(|s| s.starts_with("CREATE TABLE")).count(), 11);
+        assert_eq!(statements.iter().filter(|s| s.starts_with("CREATE TABLE")).count(), 12);
         assert!(statements.iter().all(|s| !s.contains("${") && !s.contains("--")));
         assert!(schema_statements("Bad-Name", 1).is_err());
         assert!(schema_statements("argus", 0).is_err());

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use argus_core::fold::{Effect, PeerMetadata};
 use argus_core::synthetic::{Fleet, FleetSpec};
 use argus_core::{
-    Alert, AlertId, AlertKind, AlertState, Clearance, EndpointChange, FoldState, HostRecord, HostStats, HostStatus,
-    OrgId, PeerRecord, PeerSource, PeerStatus, PublicKey, Severity, StatusCounts,
+    Alert, AlertAcknowledged, AlertId, AlertKind, AlertState, Clearance, EndpointChange, FoldState, HostRecord,
+    HostStats, HostStatus, ManifestEntry, OrgId, PeerRecord, PeerSource, PeerStatus, PublicKey, RotationManifestSet,
+    Severity, StatusCounts,
 };
 use argus_store::{
-    Acknowledgement, AlertFilter, Batch, Checkpoint, PageRequest, PeerFilter, ProjectionStore, StoreError, TimeRange,
+    AlertFilter, Batch, Checkpoint, ManifestRow, PageRequest, PeerFilter, ProjectionStore, StoreError, TimeRange,
 };
 
 const T0: i64 = 1_780_272_000_000;
@@ -55,6 +56,39 @@ fn record(org_name: &str, host: &str, n: u8, status: PeerStatus, clearance: Clea
             tags: vec!["forward".into()],
         }),
     }
+}
+
+fn header(org_name: &str, host: &str, at: i64) -> argus_core::EventHeader {
+    argus_core::EventHeader {
+        org_id: org(org_name),
+        host: host.parse().expect("host"),
+        interface: "wg0".parse().expect("interface"),
+        observed_at: at,
+        collector_id: "api-1".parse().expect("collector"),
+        seq: 1,
+    }
+}
+
+fn acknowledgement(org_name: &str, alert_id: AlertId, by: &str, at: i64) -> Effect {
+    Effect::AlertAcknowledged(AlertAcknowledged {
+        header: header(org_name, "gw-1", at),
+        alert_id,
+        acknowledged_by: by.into(),
+    })
+}
+
+/// A manifest of `entries` entries for `host`/wg0, expecting keys 1.., each retiring key 100+n.
+fn manifest(org_name: &str, host: &str, at: i64, entries: u8) -> Effect {
+    Effect::ManifestSet(RotationManifestSet {
+        header: header(org_name, host, at),
+        entries: (1..=entries)
+            .map(|n| ManifestEntry {
+                label: Some(format!("fob-{n:02}")),
+                expected_key: key(n),
+                retired_keys: vec![key(100 + n)],
+            })
+            .collect(),
+    })
 }
 
 fn host_record(org_name: &str, host: &str, clearance: Clearance) -> HostRecord {
@@ -279,13 +313,10 @@ mod checks {
             })
             .await
             .expect("write");
-        let acknowledgement = Acknowledgement {
-            org_id: org("acme"),
-            alert_id: raised.alert_id,
-            acknowledged_by: "operator@noc".into(),
-            acknowledged_at: T0 + 2_000,
-        };
-        store.write(Batch { acknowledgements: vec![acknowledgement], ..Batch::default() }).await.expect("ack");
+        let first_acknowledgement = acknowledgement("acme", raised.alert_id, "operator@noc", T0 + 2_000);
+        let later_acknowledgement = acknowledgement("acme", raised.alert_id, "someone-else", T0 + 3_000);
+        let effects = vec![first_acknowledgement, later_acknowledgement];
+        store.write(Batch { effects, ..Batch::default() }).await.expect("ack");
         store
             .write(Batch { effects: vec![Effect::Alert(resolved.clone())], ..Batch::default() })
             .await
@@ -304,6 +335,10 @@ mod checks {
         assert_eq!(first.alert.resolved_at, Some(T0 + 5_000));
         assert_eq!(first.acknowledged_by.as_deref(), Some("operator@noc"));
         assert_eq!(first.acknowledged_at, Some(T0 + 2_000));
+        let by_id = store.alert(&org("acme"), &raised.alert_id, Clearance::TopSecret).await.expect("by id");
+        assert_eq!(by_id.as_ref(), Some(first), "one alert by id, as listed");
+        let foreign = store.alert(&org("globex"), &raised.alert_id, Clearance::TopSecret).await.expect("foreign");
+        assert_eq!(foreign, None, "an alert id is only found in its own organisation");
 
         let open = AlertFilter { state: Some(AlertState::Raised), ..AlertFilter::default() };
         let open =
@@ -323,6 +358,28 @@ mod checks {
             store.alerts(&org("acme"), &AlertFilter::default(), Clearance::TopSecret, &rest).await.expect("next");
         assert_eq!(rest.items[0].alert.alert_id, raised.alert_id);
         assert!(rest.next.is_none());
+    }
+
+    pub async fn manifests_are_replaced_whole_per_interface<S: ProjectionStore>(store: &S) {
+        let effects =
+            vec![manifest("acme", "gw-2", T0, 2), manifest("acme", "gw-1", T0, 1), manifest("globex", "gw-1", T0, 3)];
+        store.write(Batch { effects, ..Batch::default() }).await.expect("write");
+        store
+            .write(Batch { effects: vec![manifest("acme", "gw-2", T0 + 1, 0)], ..Batch::default() })
+            .await
+            .expect("replace");
+        let manifests = store.manifests(&org("acme")).await.expect("manifests");
+        let summary: Vec<_> =
+            manifests.iter().map(|row| (row.host.to_string(), row.set_at, row.entries.len())).collect();
+        assert_eq!(
+            summary,
+            [("gw-1".to_owned(), T0, 1), ("gw-2".to_owned(), T0 + 1, 0)],
+            "ordered by host; replaced whole"
+        );
+        assert_eq!(manifests[0].entries[0].expected_key, key(1));
+        let globex: Vec<ManifestRow> = store.manifests(&org("globex")).await.expect("manifests");
+        assert_eq!(globex.len(), 1);
+        assert!(globex.iter().all(|row| row.org_id == org("globex")));
     }
 
     pub async fn hosts_and_statistics_come_from_their_rows<S: ProjectionStore>(store: &S) {
@@ -514,16 +571,12 @@ mod checks {
                 .collect();
             let checkpoint =
                 Checkpoint { partition: "p/0".into(), next_offset: scan, snapshot: scan.to_be_bytes().to_vec() };
-            batches.push(Batch { effects, host_stats, acknowledgements: vec![], checkpoint: Some(checkpoint) });
+            batches.push(Batch { effects, host_stats, checkpoint: Some(checkpoint) });
         }
         let stale = alert("acme", 3, AlertState::Raised, T0, Clearance::Restricted);
         batches[3].effects.push(Effect::Alert(stale.clone()));
-        batches[5].acknowledgements.push(Acknowledgement {
-            org_id: org("acme"),
-            alert_id: stale.alert_id,
-            acknowledged_by: "op".into(),
-            acknowledged_at: T0 + 1,
-        });
+        batches[5].effects.push(acknowledgement("acme", stale.alert_id, "op", T0 + 1));
+        batches[6].effects.push(manifest("acme", "gw-00001", T0 + 2, 2));
         batches[9].effects.push(Effect::Alert(Alert {
             state: AlertState::Resolved,
             resolved_at: Some(T0 + 9),
@@ -597,6 +650,7 @@ macro_rules! every_check {
                 a_key_is_found_on_every_gateway_that_lists_it,
                 history_covers_a_time_range_and_pages,
                 alerts_raise_resolve_acknowledge_and_filter,
+                manifests_are_replaced_whole_per_interface,
                 hosts_and_statistics_come_from_their_rows,
                 clearance_hides_rows_in_every_read,
                 no_read_crosses_the_organisation_boundary,

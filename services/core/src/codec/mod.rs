@@ -16,7 +16,8 @@ use self::binary::{AvroReader, AvroWriter};
 use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 use crate::dead_letter::DeadLetter;
 use crate::event::{
-    Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet,
+    AlertAcknowledged, Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource,
+    RotationManifestSet,
 };
 use crate::ids::{Clearance, NameError};
 use crate::key::{KEY_LEN, KeyError, PublicKey};
@@ -36,16 +37,18 @@ pub enum SchemaId {
     RotationManifestSetV1,
     AlertV1,
     DeadLetterV1,
+    AlertAcknowledgedV1,
 }
 
 impl SchemaId {
-    pub const ALL: [SchemaId; 6] = [
+    pub const ALL: [SchemaId; 7] = [
         SchemaId::PeerObservationV1,
         SchemaId::HeartbeatV1,
         SchemaId::PeerRemovedV1,
         SchemaId::RotationManifestSetV1,
         SchemaId::AlertV1,
         SchemaId::DeadLetterV1,
+        SchemaId::AlertAcknowledgedV1,
     ];
 
     /// File name under `schemas/avro/`.
@@ -57,6 +60,7 @@ impl SchemaId {
             SchemaId::RotationManifestSetV1 => "RotationManifestSet.v1.avsc",
             SchemaId::AlertV1 => "Alert.v1.avsc",
             SchemaId::DeadLetterV1 => "DeadLetter.v1.avsc",
+            SchemaId::AlertAcknowledgedV1 => "AlertAcknowledged.v1.avsc",
         }
     }
 
@@ -69,6 +73,7 @@ impl SchemaId {
             SchemaId::RotationManifestSetV1 => include_str!("../../../../schemas/avro/RotationManifestSet.v1.avsc"),
             SchemaId::AlertV1 => include_str!("../../../../schemas/avro/Alert.v1.avsc"),
             SchemaId::DeadLetterV1 => include_str!("../../../../schemas/avro/DeadLetter.v1.avsc"),
+            SchemaId::AlertAcknowledgedV1 => include_str!("../../../../schemas/avro/AlertAcknowledged.v1.avsc"),
         }
     }
 
@@ -176,6 +181,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
         Event::Heartbeat(event) => encode_record(event, out),
         Event::PeerRemoved(event) => encode_record(event, out),
         Event::RotationManifestSet(event) => encode_record(event, out),
+        Event::AlertAcknowledged(event) => encode_record(event, out),
     }
 }
 
@@ -216,6 +222,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
         SchemaId::HeartbeatV1 => read_whole(body).map(Event::Heartbeat),
         SchemaId::PeerRemovedV1 => read_whole(body).map(Event::PeerRemoved),
         SchemaId::RotationManifestSetV1 => read_whole(body).map(Event::RotationManifestSet),
+        SchemaId::AlertAcknowledgedV1 => read_whole(body).map(Event::AlertAcknowledged),
         SchemaId::AlertV1 | SchemaId::DeadLetterV1 => {
             Err(DecodeError::UnexpectedSchema { found: schema, expected: "an event" })
         }
@@ -432,6 +439,33 @@ impl AvroRecord for RotationManifestSet {
     }
 }
 
+fn read_alert_id(reader: &mut AvroReader<'_>) -> Result<AlertId, DecodeError> {
+    let text = reader.string("alert_id")?;
+    AlertId::parse(text).map_err(|error| DecodeError::Invalid {
+        field: "alert_id",
+        source: InvalidValue::AlertId { value: text.to_owned(), reason: error.to_string() },
+    })
+}
+
+impl AvroRecord for AlertAcknowledged {
+    const SCHEMA: SchemaId = SchemaId::AlertAcknowledgedV1;
+
+    fn write(&self, writer: &mut AvroWriter<'_>) {
+        let Self { header, alert_id, acknowledged_by } = self;
+        header.write(writer);
+        writer.string(&alert_id.to_string());
+        writer.string(acknowledged_by);
+    }
+
+    fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            header: EventHeader::read(reader)?,
+            alert_id: read_alert_id(reader)?,
+            acknowledged_by: read_owned_string(reader, "acknowledged_by")?,
+        })
+    }
+}
+
 impl AvroRecord for Alert {
     const SCHEMA: SchemaId = SchemaId::AlertV1;
 
@@ -473,13 +507,7 @@ impl AvroRecord for Alert {
 
     fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            alert_id: {
-                let text = reader.string("alert_id")?;
-                AlertId::parse(text).map_err(|error| DecodeError::Invalid {
-                    field: "alert_id",
-                    source: InvalidValue::AlertId { value: text.to_owned(), reason: error.to_string() },
-                })?
-            },
+            alert_id: read_alert_id(reader)?,
             kind: read_enum(reader, "kind", &AlertKind::ALL)?,
             severity: read_enum(reader, "severity", &Severity::ALL)?,
             state: read_enum(reader, "state", &AlertState::ALL)?,

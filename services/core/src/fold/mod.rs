@@ -24,7 +24,8 @@ pub use self::peer::PeerMetadata;
 use self::peer::{ObservationOutcome, PeerState};
 use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 use crate::event::{
-    Event, EventHeader, Heartbeat, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet, UnixMillis,
+    AlertAcknowledged, Event, EventHeader, Heartbeat, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet,
+    UnixMillis,
 };
 use crate::ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
 use crate::key::PublicKey;
@@ -169,6 +170,10 @@ pub enum Effect {
     HostUpdated(HostRecord),
     EndpointChanged(EndpointChange),
     Alert(Alert),
+    /// An interface's rotation manifest was replaced (the `manifests` row).
+    ManifestSet(RotationManifestSet),
+    /// An operator acknowledged an alert (the first acknowledgement of an alert is kept).
+    AlertAcknowledged(AlertAcknowledged),
 }
 
 /// An alert raised and not yet resolved.
@@ -433,6 +438,9 @@ impl FoldState {
             Event::Heartbeat(heartbeat) => heartbeat_seen(interface, heartbeat, now, effects),
             Event::PeerRemoved(removal) => remove(interface, removal, effects),
             Event::RotationManifestSet(manifest) => set_manifest(interface, manifest, effects),
+            Event::AlertAcknowledged(acknowledgement) => {
+                effects.push(Effect::AlertAcknowledged(acknowledgement.clone()))
+            }
         }
     }
 
@@ -639,6 +647,7 @@ fn remove(interface: &mut InterfaceState, removal: &PeerRemoved, effects: &mut V
 
 fn set_manifest(interface: &mut InterfaceState, manifest: &RotationManifestSet, effects: &mut Vec<Effect>) {
     interface.manifest = Manifest::from_entries(&manifest.entries);
+    effects.push(Effect::ManifestSet(manifest.clone()));
     let mut keys: Vec<PublicKey> = interface.peers.keys().copied().collect();
     keys.sort_unstable();
     for key in keys {
