@@ -320,6 +320,16 @@ impl LogConsumer for EmbeddedConsumer {
         Ok(())
     }
 
+    fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError> {
+        let end = self
+            .log
+            .partitions
+            .get(partition as usize)
+            .map(|file| lock(file).next_offset)
+            .ok_or_else(|| LogError::Invalid(format!("partition {partition} is not assigned")))?;
+        self.seek(Position { partition, offset: end })
+    }
+
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError> {
         for position in positions {
             let slot = self

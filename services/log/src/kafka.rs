@@ -165,6 +165,13 @@ impl LogConsumer for KafkaConsumer {
             .map_err(|error| LogError::Invalid(format!("seek to {position:?}: {error}")))
     }
 
+    fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError> {
+        let partition = i32::try_from(partition).map_err(|_| LogError::Invalid("partition out of range".into()))?;
+        self.consumer
+            .seek(&self.topic, partition, Offset::End, Timeout::After(Duration::from_secs(10)))
+            .map_err(|error| LogError::Invalid(format!("seek partition {partition} to its end: {error}")))
+    }
+
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError> {
         let mut list = TopicPartitionList::new();
         for position in positions {

@@ -80,6 +80,10 @@ pub trait LogConsumer: Send {
     /// Continues an assigned partition from `offset` (the next record read has that offset).
     fn seek(&mut self, position: Position) -> Result<(), LogError>;
 
+    /// Continues an assigned partition after its newest record: only records appended later arrive
+    /// (live feeds that do not replay history).
+    fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError>;
+
     /// Records the group's positions (each the next offset to read).
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError>;
 }

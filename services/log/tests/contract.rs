@@ -121,6 +121,22 @@ mod checks {
         assert!(matches!(consumer.seek(Position { partition: PARTITIONS, offset: 0 }), Err(LogError::Invalid(_))));
     }
 
+    pub async fn seek_to_end_skips_what_was_there<L: EventLog>(log: &L) {
+        append_gateways(log, 4, 5).await;
+        let mut consumer = log.subscribe(TOPIC, "live-feed").await.expect("subscribe");
+        for partition in await_assignment(&mut consumer).await {
+            consumer.seek_to_end(partition).expect("seek to end");
+        }
+        // nothing old arrives; then one new record does
+        match consumer.poll(100, Duration::from_millis(300)).await.expect("poll") {
+            Delivery::Records(records) => assert!(records.is_empty(), "old records after seek_to_end: {records:?}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        log.append(TOPIC, b"acme/gw-2", b"new").await.expect("append");
+        let records = read_records(&mut consumer, 1).await;
+        assert_eq!(records[0].value, b"new".to_vec());
+    }
+
     pub async fn committed_positions_resume_the_group_only<L: EventLog>(log: &L) {
         append_gateways(log, 4, 10).await;
         let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
@@ -179,6 +195,7 @@ contract!(
     the_first_poll_assigns_every_partition,
     a_waiting_poll_wakes_on_append,
     seek_moves_a_partition,
+    seek_to_end_skips_what_was_there,
     committed_positions_resume_the_group_only,
     bad_names_are_refused,
 );
