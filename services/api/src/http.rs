@@ -1,0 +1,187 @@
+//! HTTP: `/graphql` (POST queries and mutations, GET GraphiQL), `/graphql/ws` (subscriptions),
+//! `/healthz`, `/readyz` and `/metrics`; bearer authentication before any GraphQL runs.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use async_graphql::Data;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_poem::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::middleware::SizeLimit;
+use poem::web::websocket::WebSocket;
+use poem::web::{Html, Json};
+use poem::{Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get, handler};
+
+use crate::auth::{AuthError, Authenticator, Caller};
+use crate::schema::ApiSchema;
+use crate::{ApiContext, schema};
+
+/// The process-wide Prometheus recorder (installed once; every service in the process shares it).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // another recorder already installed (an embedding program's) keeps priority
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+struct HttpState {
+    schema: ApiSchema,
+    authenticator: Authenticator,
+    context: ApiContext,
+}
+
+/// Every route of the API, ready for [`crate::serve`].
+pub fn routes(context: ApiContext, authenticator: Authenticator) -> impl Endpoint {
+    let max_body_bytes = context.config.max_body_bytes;
+    let state = Arc::new(HttpState { schema: schema::build(context.clone()), authenticator, context });
+    prometheus();
+    Route::new()
+        .at("/graphql", get(graphiql).post(graphql.with(SizeLimit::new(max_body_bytes))))
+        .at("/graphql/ws", get(subscriptions))
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .at("/metrics", get(metrics_text))
+        .data(state)
+}
+
+fn refusal(error: &AuthError) -> Response {
+    let body =
+        serde_json::json!({ "errors": [{ "message": error.to_string(), "extensions": { "code": error.code() } }] });
+    let mut response = Json(body)
+        .with_status(StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED))
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&error.challenge()) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn authenticate(state: &HttpState, request: &Request) -> Result<Caller, AuthError> {
+    let header = request.headers().get(header::AUTHORIZATION).map(|value| value.to_str().unwrap_or(""));
+    state.authenticator.authenticate(header)
+}
+
+#[handler]
+async fn graphql(request: &Request, body: poem::Body, state: poem::web::Data<&Arc<HttpState>>) -> Response {
+    let started = Instant::now();
+    let caller = match authenticate(&state, request) {
+        Ok(caller) => caller,
+        Err(error) => {
+            metrics::counter!("argus_api_requests_total", "outcome" => "unauthenticated").increment(1);
+            return refusal(&error);
+        }
+    };
+    let graphql_request = match GraphQLRequest::from_request(request, &mut RequestBody::new(body)).await {
+        Ok(GraphQLRequest(graphql_request)) => graphql_request,
+        Err(error) => {
+            metrics::counter!("argus_api_requests_total", "outcome" => "bad_request").increment(1);
+            return error.into_response();
+        }
+    };
+    let response = state.schema.execute(graphql_request.data(caller)).await;
+    let insufficient = response.errors.iter().find_map(|error| {
+        let code = error.extensions.as_ref().and_then(|extensions| extensions.get("code"));
+        matches!(code, Some(async_graphql::Value::String(code)) if code == "insufficient_scope")
+            .then(|| AuthError::InsufficientScope(error.message.clone()))
+    });
+    let outcome = if insufficient.is_some() {
+        "forbidden"
+    } else if response.errors.is_empty() {
+        "ok"
+    } else {
+        "error"
+    };
+    metrics::counter!("argus_api_requests_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("argus_api_request_seconds").record(started.elapsed().as_secs_f64());
+    let status = if insufficient.is_some() { StatusCode::FORBIDDEN } else { StatusCode::OK };
+    let mut http = Json(&response).with_status(status).into_response();
+    if let Some(error) = insufficient
+        && let Ok(value) = HeaderValue::from_str(&error.challenge())
+    {
+        http.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    http
+}
+
+#[handler]
+fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("Argus WireGuard")
+            .finish(),
+    )
+}
+
+/// Subscriptions authenticate with the upgrade request's `Authorization` header, or else with an
+/// `Authorization` entry in the `connection_init` payload (browsers cannot set upgrade headers).
+#[handler]
+async fn subscriptions(
+    request: &Request,
+    protocol: GraphQLProtocol,
+    websocket: WebSocket,
+    state: poem::web::Data<&Arc<HttpState>>,
+) -> Response {
+    let upgrade_caller = match request.headers().get(header::AUTHORIZATION) {
+        Some(_) => match authenticate(&state, request) {
+            Ok(caller) => Some(caller),
+            Err(error) => return refusal(&error),
+        },
+        None => None,
+    };
+    let state: Arc<HttpState> = state.clone();
+    let schema = state.schema.clone();
+    websocket
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            let mut data = Data::default();
+            let authenticated = upgrade_caller.is_some();
+            if let Some(caller) = upgrade_caller {
+                data.insert(caller);
+            }
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .with_data(data)
+                .on_connection_init(move |payload| async move {
+                    let mut data = Data::default();
+                    if authenticated {
+                        return Ok(data);
+                    }
+                    let header = ["Authorization", "authorization"]
+                        .iter()
+                        .find_map(|name| payload.get(name).and_then(|value| value.as_str()));
+                    let caller = state.authenticator.authenticate(header).map_err(schema::auth_error)?;
+                    data.insert(caller);
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
+}
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the projection store answers.
+#[handler]
+async fn readyz(state: poem::web::Data<&Arc<HttpState>>) -> Response {
+    match state.context.store.checkpoint("readyz").await {
+        Ok(_) => "ready".into_response(),
+        Err(error) => {
+            format!("store unavailable: {error}").with_status(StatusCode::SERVICE_UNAVAILABLE).into_response()
+        }
+    }
+}
+
+#[handler]
+fn metrics_text() -> Response {
+    prometheus().render().with_content_type("text/plain; version=0.0.4").into_response()
+}

@@ -1,0 +1,126 @@
+//! Argus WireGuard API: GraphQL over poem, reading projections only and writing through the log.
+//!
+//! Every operation needs `Authorization: Bearer <JWT>`; the token's organisation scopes every read
+//! and write and its clearance hides peers above it. See `schemas/graphql/argus.graphql`.
+
+pub mod auth;
+mod events;
+mod export;
+mod http;
+mod live;
+pub mod schema;
+mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argus_core::{Alert, CollectorId};
+use argus_store::ProjectionStore;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+
+pub use self::events::{EventPublisher, PublishError, RecordSink};
+pub use self::http::{prometheus, routes};
+pub use self::live::{AlertEncoding, run_alert_feed};
+
+/// What the API needs to know beyond its keys; every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Deepest query accepted.
+    pub max_depth: usize,
+    /// Most complex query accepted (async-graphql's field count).
+    pub max_complexity: usize,
+    /// Page size when `first` is not given.
+    pub default_page_size: usize,
+    /// Largest `first` accepted.
+    pub max_page_size: usize,
+    /// Largest request body accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// How long `syncWireguardPeer` waits for the processor to project the peer.
+    #[serde(with = "millis", rename = "sync_wait_ms")]
+    pub sync_wait: Duration,
+    /// Where collectors and the API publish events.
+    pub observations_topic: String,
+    /// Where the processor publishes alerts (read for live subscriptions).
+    pub alerts_topic: String,
+    pub alert_encoding: AlertEncoding,
+    /// This API instance's collector id on the log; unique per replica.
+    pub instance_id: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: 10,
+            max_complexity: 500,
+            default_page_size: 50,
+            max_page_size: 500,
+            max_body_bytes: 64 * 1024,
+            sync_wait: Duration::from_secs(3),
+            observations_topic: "wireguard.observations".into(),
+            alerts_topic: "wireguard.alerts".into(),
+            alert_encoding: AlertEncoding::Avro,
+            instance_id: "api-1".into(),
+        }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+/// What every resolver reads: the store, the publisher, the live alert feed and the limits.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub store: Arc<dyn ProjectionStore>,
+    pub publisher: Arc<EventPublisher>,
+    pub live_alerts: broadcast::Sender<Arc<Alert>>,
+    pub config: ApiConfig,
+}
+
+impl std::fmt::Debug for ApiContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiContext").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// A configuration the API cannot start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiConfigError {
+    #[error("instance_id: {0}")]
+    InstanceId(argus_core::ids::NameError),
+}
+
+impl ApiContext {
+    /// The context for `store` and `sink` (usually the event log itself).
+    pub fn new(
+        store: Arc<dyn ProjectionStore>,
+        sink: Arc<dyn RecordSink>,
+        config: ApiConfig,
+    ) -> Result<Self, ApiConfigError> {
+        let collector_id: CollectorId = config.instance_id.parse().map_err(ApiConfigError::InstanceId)?;
+        let publisher = Arc::new(EventPublisher::new(sink, config.observations_topic.clone(), collector_id));
+        let (live_alerts, _) = broadcast::channel(1_024);
+        Ok(Self { store, publisher, live_alerts, config })
+    }
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then drains for up to 10 s.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    routes: impl poem::Endpoint + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let acceptor = poem::listener::TcpAcceptor::from_std(listener)?;
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(routes, shutdown, Some(Duration::from_secs(10)))
+        .await
+}

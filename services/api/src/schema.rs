@@ -1,0 +1,572 @@
+//! The GraphQL schema: queries over the projections, mutations through the event log, live alerts.
+//!
+//! Every resolver takes the organisation and clearance from the authenticated [`Caller`]; no
+//! argument names an organisation, so none can widen the caller's scope.
+
+use std::time::Duration;
+
+use argus_core::{
+    AlertId, Cidr, Endpoint, HostId, InterfaceName, ManifestEntry, PeerObservation, PeerRecord, PeerSource, PeerStatus,
+    PublicKey, RotationManifestSet,
+};
+use argus_store::{AlertFilter, Cursor, Page, PageRequest, PeerFilter, StoreError, TimeRange};
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ErrorExtensions, Object, Schema};
+use chrono::{DateTime, Utc};
+
+use crate::auth::{AuthError, Caller, Role};
+use crate::events::PublishError;
+use crate::types::*;
+use crate::{ApiConfig, ApiContext};
+
+pub type ApiSchema = Schema<QueryRoot, MutationRoot, crate::live::SubscriptionRoot>;
+
+/// Builds the schema with the configured depth and complexity limits.
+pub fn build(context: ApiContext) -> ApiSchema {
+    let ApiConfig { max_depth, max_complexity, .. } = context.config;
+    Schema::build(QueryRoot, MutationRoot, crate::live::SubscriptionRoot)
+        .data(context)
+        .limit_depth(max_depth)
+        .limit_complexity(max_complexity)
+        .finish()
+}
+
+/// The committed SDL (`schemas/graphql/argus.graphql`) is this text.
+pub fn sdl() -> String {
+    Schema::build(QueryRoot, MutationRoot, crate::live::SubscriptionRoot).finish().sdl()
+}
+
+/// A GraphQL error with a machine-readable `extensions.code`.
+pub(crate) fn error(code: &'static str, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, extensions| extensions.set("code", code))
+}
+
+pub(crate) fn bad_input(field: &str, message: impl std::fmt::Display) -> async_graphql::Error {
+    error("BAD_USER_INPUT", format!("{field}: {message}"))
+}
+
+fn store_error(failure: StoreError) -> async_graphql::Error {
+    match failure {
+        StoreError::InvalidCursor => bad_input("after", "cursor is not valid for this listing"),
+        StoreError::Unavailable(_) => error("UNAVAILABLE", "projection store unavailable, retry later"),
+        StoreError::Corrupt { .. } => error("INTERNAL", "a stored row does not decode"),
+    }
+}
+
+pub(crate) fn auth_error(failure: AuthError) -> async_graphql::Error {
+    error(failure.code(), failure.to_string())
+}
+
+pub(crate) fn caller<'a>(context: &'a Context<'_>) -> async_graphql::Result<&'a Caller> {
+    context.data_opt::<Caller>().ok_or_else(|| auth_error(AuthError::Missing))
+}
+
+pub(crate) fn api<'a>(context: &'a Context<'_>) -> &'a ApiContext {
+    context.data_unchecked::<ApiContext>()
+}
+
+/// A caller's page request: `first` within the configured cap, `after` an opaque cursor.
+fn page_request(config: &ApiConfig, first: Option<i32>, after: Option<String>) -> async_graphql::Result<PageRequest> {
+    let first = first.unwrap_or(config.default_page_size as i32);
+    if first < 1 || first as usize > config.max_page_size {
+        return Err(bad_input("first", format!("must be between 1 and {}", config.max_page_size)));
+    }
+    let after = after.map(|text| Cursor::parse(&text)).transpose().map_err(store_error)?;
+    Ok(PageRequest { first: first as usize, after })
+}
+
+fn connection<T, N: async_graphql::OutputType>(
+    page: Page<T>,
+    after_given: bool,
+    node: impl Fn(&T) -> N,
+) -> Connection<String, N> {
+    let mut connection = Connection::new(after_given, page.next.is_some());
+    connection.edges.extend(
+        page.items.iter().zip(&page.cursors).map(|(item, cursor)| Edge::new(cursor.as_str().to_owned(), node(item))),
+    );
+    connection
+}
+
+fn parse<T: std::str::FromStr>(field: &str, text: &str) -> async_graphql::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse::<T>().map_err(|failure| bad_input(field, failure))
+}
+
+fn time_range(from: &DateTime<Utc>, to: &DateTime<Utc>) -> async_graphql::Result<TimeRange> {
+    if from >= to {
+        return Err(bad_input("to", "must be later than from"));
+    }
+    Ok(TimeRange { from: unix_millis(from), to: unix_millis(to) })
+}
+
+#[derive(Debug)]
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// Peers of the caller's organisation, ordered by host, interface and key.
+    async fn wireguard_peers(
+        &self,
+        context: &Context<'_>,
+        filter: Option<WireguardPeerFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, WireguardPeer>> {
+        let caller = caller(context)?;
+        let api = api(context);
+        let filter = filter.unwrap_or_default();
+        let filter = PeerFilter {
+            host: filter.host.as_deref().map(|host| parse::<HostId>("filter.host", host)).transpose()?,
+            interface: filter
+                .interface
+                .as_deref()
+                .map(|interface| parse::<InterfaceName>("filter.interface", interface))
+                .transpose()?,
+            status: filter.status.map(Into::into),
+            stale: filter.stale,
+            text: filter.text.filter(|text| !text.is_empty()),
+        };
+        let request = page_request(&api.config, first, after)?;
+        let after_given = request.after.is_some();
+        let page = api.store.peers(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
+        Ok(connection(page, after_given, |item| WireguardPeer::from(item)))
+    }
+
+    /// One public key on every gateway interface that lists it.
+    async fn wireguard_peer(
+        &self,
+        context: &Context<'_>,
+        public_key: String,
+    ) -> async_graphql::Result<Vec<WireguardPeer>> {
+        let caller = caller(context)?;
+        let key = parse::<PublicKey>("publicKey", &public_key)?;
+        let records = api(context).store.peer(&caller.org, &key, caller.clearance).await.map_err(store_error)?;
+        Ok(records.iter().map(WireguardPeer::from).collect())
+    }
+
+    /// Counts by status, traffic totals and rates, per host: only peers the caller may see.
+    async fn wireguard_stats(&self, context: &Context<'_>) -> async_graphql::Result<WireguardStats> {
+        let caller = caller(context)?;
+        let stats = api(context).store.stats(&caller.org, caller.clearance).await.map_err(store_error)?;
+        Ok(WireguardStats::from(&stats))
+    }
+
+    /// A peer's observations (every gateway) in `[from, to)`, oldest first.
+    async fn wireguard_peer_history(
+        &self,
+        context: &Context<'_>,
+        public_key: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, PeerHistoryEntry>> {
+        let caller = caller(context)?;
+        let api = api(context);
+        let key = parse::<PublicKey>("publicKey", &public_key)?;
+        let range = time_range(&from, &to)?;
+        let request = page_request(&api.config, first, after)?;
+        let after_given = request.after.is_some();
+        let page =
+            api.store.history(&caller.org, &key, range, caller.clearance, &request).await.map_err(store_error)?;
+        Ok(connection(page, after_given, |item| PeerHistoryEntry::from(item)))
+    }
+
+    /// A peer's endpoint moves in `[from, to)`, oldest first (roaming audit).
+    async fn wireguard_endpoint_changes(
+        &self,
+        context: &Context<'_>,
+        public_key: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> async_graphql::Result<Vec<EndpointMove>> {
+        let caller = caller(context)?;
+        let key = parse::<PublicKey>("publicKey", &public_key)?;
+        let range = time_range(&from, &to)?;
+        let changes = api(context)
+            .store
+            .endpoint_changes(&caller.org, &key, range, caller.clearance)
+            .await
+            .map_err(store_error)?;
+        Ok(changes.iter().map(EndpointMove::from).collect())
+    }
+
+    /// Alerts raised in a time range, newest first.
+    async fn wireguard_alerts(
+        &self,
+        context: &Context<'_>,
+        filter: Option<WireguardAlertFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, WireguardAlert>> {
+        let caller = caller(context)?;
+        let api = api(context);
+        let filter = filter.unwrap_or_default();
+        let range = TimeRange {
+            from: filter.from.as_ref().map_or(i64::MIN, unix_millis),
+            to: filter.to.as_ref().map_or(i64::MAX, unix_millis),
+        };
+        if range.from >= range.to {
+            return Err(bad_input("filter.to", "must be later than filter.from"));
+        }
+        let filter = AlertFilter { range, state: filter.state.map(Into::into), kind: filter.kind.map(Into::into) };
+        let request = page_request(&api.config, first, after)?;
+        let after_given = request.after.is_some();
+        let page = api.store.alerts(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
+        Ok(connection(page, after_given, |item| WireguardAlert::from(item)))
+    }
+
+    /// Gateway interfaces and whether they are heard from.
+    async fn wireguard_hosts(&self, context: &Context<'_>) -> async_graphql::Result<Vec<WireguardHost>> {
+        let caller = caller(context)?;
+        let hosts = api(context).store.hosts(&caller.org, caller.clearance).await.map_err(store_error)?;
+        Ok(hosts.iter().map(WireguardHost::from).collect())
+    }
+
+    /// Peers that handshook or moved traffic in `[from, to)` (the shift audit), ordered by host,
+    /// interface and key. Each page examines at most `first` x 10 peers, so a page may hold fewer
+    /// than `first` while `hasNextPage` is true: keep paging until it is false.
+    async fn wireguard_active_peers(
+        &self,
+        context: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        host: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, ActivePeer>> {
+        let caller = caller(context)?;
+        let api = api(context);
+        let range = time_range(&from, &to)?;
+        let filter = PeerFilter {
+            host: host.as_deref().map(|host| parse::<HostId>("host", host)).transpose()?,
+            ..PeerFilter::default()
+        };
+        let request = page_request(&api.config, first, after)?;
+        let after_given = request.after.is_some();
+        let scan = PageRequest { first: request.first * 10, after: request.after.clone() };
+        let peers = api.store.peers(&caller.org, &filter, caller.clearance, &scan).await.map_err(store_error)?;
+        let mut found = Page { items: Vec::new(), cursors: Vec::new(), next: peers.next.clone() };
+        for (peer, cursor) in peers.items.iter().zip(&peers.cursors) {
+            if found.items.len() == request.first {
+                // full: continue after the last peer returned (the ones between are inactive)
+                found.next = found.cursors.last().cloned();
+                break;
+            }
+            if let Some(active) = activity(api, caller, peer, range).await? {
+                found.items.push(active);
+                found.cursors.push(cursor.clone());
+            }
+        }
+        Ok(connection(found, after_given, Clone::clone))
+    }
+
+    /// Where each key of the rotation manifests stands on its interface.
+    async fn wireguard_rotation_status(
+        &self,
+        context: &Context<'_>,
+    ) -> async_graphql::Result<Vec<RotationStatusEntry>> {
+        let caller = caller(context)?;
+        let api = api(context);
+        let manifests = api.store.manifests(&caller.org).await.map_err(store_error)?;
+        let mut entries = Vec::new();
+        for manifest in &manifests {
+            let on_interface = |record: &PeerRecord| {
+                record.host == manifest.host
+                    && record.interface == manifest.interface
+                    && record.status != PeerStatus::Removed
+            };
+            for entry in &manifest.entries {
+                let expected_live = api
+                    .store
+                    .peer(&caller.org, &entry.expected_key, argus_core::Clearance::TopSecret)
+                    .await
+                    .map_err(store_error)?;
+                let mut hidden = expected_live
+                    .iter()
+                    .filter(|record| on_interface(record))
+                    .any(|record| record.clearance > caller.clearance);
+                let expected_present = expected_live.iter().any(on_interface);
+                let mut retired_live = Vec::new();
+                for retired in &entry.retired_keys {
+                    let records = api
+                        .store
+                        .peer(&caller.org, retired, argus_core::Clearance::TopSecret)
+                        .await
+                        .map_err(store_error)?;
+                    if records.iter().any(on_interface) {
+                        hidden |= records
+                            .iter()
+                            .filter(|record| on_interface(record))
+                            .any(|record| record.clearance > caller.clearance);
+                        retired_live.push(retired.to_string());
+                    }
+                }
+                if hidden {
+                    continue;
+                }
+                let state = if !retired_live.is_empty() {
+                    RotationState::Pending
+                } else if expected_present {
+                    RotationState::Rotated
+                } else {
+                    RotationState::NotSeen
+                };
+                entries.push(RotationStatusEntry {
+                    host: manifest.host.to_string(),
+                    interface: manifest.interface.to_string(),
+                    label: entry.label.clone(),
+                    expected_key: entry.expected_key.to_string(),
+                    state,
+                    retired_keys_live: retired_live,
+                });
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The interface's configuration in `wg` format, for backup and audit: `[Interface]` without a
+    /// private key, one `[Peer]` per visible peer.
+    async fn wireguard_config_export(
+        &self,
+        context: &Context<'_>,
+        host: String,
+        interface: String,
+    ) -> async_graphql::Result<String> {
+        let caller = caller(context)?;
+        let api = api(context);
+        let host = parse::<HostId>("host", &host)?;
+        let interface = parse::<InterfaceName>("interface", &interface)?;
+        let hosts = api.store.hosts(&caller.org, caller.clearance).await.map_err(store_error)?;
+        let gateway = hosts.iter().find(|record| record.host == host && record.interface == interface);
+        let filter =
+            PeerFilter { host: Some(host.clone()), interface: Some(interface.clone()), ..PeerFilter::default() };
+        let mut peers = Vec::new();
+        let mut request = PageRequest::first(api.config.max_page_size);
+        loop {
+            let page = api.store.peers(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
+            peers.extend(page.items.into_iter().filter(|record| record.status != PeerStatus::Removed));
+            match page.next {
+                Some(next) => request.after = Some(next),
+                None => break,
+            }
+        }
+        if gateway.is_none() && peers.is_empty() {
+            return Err(error("NOT_FOUND", format!("no interface {interface} on host {host}")));
+        }
+        Ok(crate::export::wg_config(&host, &interface, gateway, &peers))
+    }
+}
+
+/// What one peer did in a time range, if anything.
+async fn activity(
+    api: &ApiContext,
+    caller: &Caller,
+    peer: &PeerRecord,
+    range: TimeRange,
+) -> async_graphql::Result<Option<ActivePeer>> {
+    let mut request = PageRequest::first(api.config.max_page_size);
+    let mut active: Option<ActivePeer> = None;
+    loop {
+        let page = api
+            .store
+            .history(&caller.org, &peer.public_key, range, caller.clearance, &request)
+            .await
+            .map_err(store_error)?;
+        for row in page.items.iter().filter(|row| row.host == peer.host && row.interface == peer.interface) {
+            let handshook = row.latest_handshake.is_some_and(|at| range.contains(at));
+            if !handshook && row.rx_delta_bytes == 0 && row.tx_delta_bytes == 0 {
+                continue;
+            }
+            let entry = active.get_or_insert_with(|| ActivePeer {
+                public_key: peer.public_key.to_string(),
+                host: peer.host.to_string(),
+                interface: peer.interface.to_string(),
+                display_name: peer.metadata.display_name.clone(),
+                first_seen_active: date_time(row.observed_at),
+                last_seen_active: date_time(row.observed_at),
+                rx_bytes: 0,
+                tx_bytes: 0,
+            });
+            entry.last_seen_active = date_time(row.observed_at);
+            entry.rx_bytes += row.rx_delta_bytes;
+            entry.tx_bytes += row.tx_delta_bytes;
+        }
+        match page.next {
+            Some(next) => request.after = Some(next),
+            None => return Ok(active),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct MutationRoot;
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Publishes a peer record to the event log (validated like a collector's), then waits a
+    /// bounded time for the processor to project it.
+    async fn sync_wireguard_peer(
+        &self,
+        context: &Context<'_>,
+        input: SyncWireguardPeerInput,
+    ) -> async_graphql::Result<SyncWireguardPeerResult> {
+        let caller = caller(context)?;
+        caller.require(Role::Operator).map_err(auth_error)?;
+        let api = api(context);
+        let (host, interface) = gateway_interface("input", &input.host, &input.interface)?;
+        let observation = validate_sync(caller, &input, api.publisher.header(&caller.org, host, interface))?;
+        let (key, host, interface, observed_at) = (
+            observation.public_key,
+            observation.header.host.clone(),
+            observation.header.interface.clone(),
+            observation.header.observed_at,
+        );
+        let event_id =
+            api.publisher.publish(&argus_core::Event::PeerObservation(observation)).await.map_err(publish_error)?;
+        let deadline = tokio::time::Instant::now() + api.config.sync_wait;
+        let peer = loop {
+            let records = api.store.peer(&caller.org, &key, caller.clearance).await.map_err(store_error)?;
+            if let Some(record) = records.iter().find(|record| {
+                record.host == host && record.interface == interface && record.observed_at >= observed_at
+            }) {
+                break Some(WireguardPeer::from(record));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        Ok(SyncWireguardPeerResult { event_id, peer })
+    }
+
+    /// Sets the keys one interface's peers must present; a peer still presenting a retired or
+    /// unlisted key is flagged (SECURITY) until it matches.
+    async fn set_rotation_manifest(
+        &self,
+        context: &Context<'_>,
+        input: RotationManifestInput,
+    ) -> async_graphql::Result<AcceptedEvent> {
+        let caller = caller(context)?;
+        caller.require(Role::Operator).map_err(auth_error)?;
+        let api = api(context);
+        let (host, interface) = gateway_interface("input", &input.host, &input.interface)?;
+        let header = api.publisher.header(&caller.org, host, interface);
+        let mut entries = Vec::with_capacity(input.entries.len());
+        for (index, entry) in input.entries.iter().enumerate() {
+            let field = |name: &str| format!("entries[{index}].{name}");
+            let expected_key = parse::<PublicKey>(&field("expectedKey"), &entry.expected_key)?;
+            let retired_keys = entry
+                .retired_keys
+                .iter()
+                .enumerate()
+                .map(|(position, key)| parse::<PublicKey>(&format!("{}[{position}]", field("retiredKeys")), key))
+                .collect::<Result<Vec<_>, _>>()?;
+            let label = entry.label.clone().map(|label| bounded_text(&field("label"), label)).transpose()?;
+            entries.push(ManifestEntry { label, expected_key, retired_keys });
+        }
+        let event = argus_core::Event::RotationManifestSet(RotationManifestSet { header, entries });
+        let event_id = api.publisher.publish(&event).await.map_err(publish_error)?;
+        Ok(AcceptedEvent { event_id })
+    }
+
+    /// Acknowledges an alert of the caller's organisation (recorded once, with the caller's name).
+    async fn acknowledge_alert(&self, context: &Context<'_>, alert_id: String) -> async_graphql::Result<AcceptedEvent> {
+        let caller = caller(context)?;
+        caller.require(Role::Operator).map_err(auth_error)?;
+        let api = api(context);
+        let alert_id = AlertId::parse(&alert_id).map_err(|failure| bad_input("alertId", failure))?;
+        let Some(row) = api.store.alert(&caller.org, &alert_id, caller.clearance).await.map_err(store_error)? else {
+            return Err(error("NOT_FOUND", format!("alertId: no alert {alert_id} in your organisation")));
+        };
+        let header = api.publisher.header(&caller.org, row.alert.host.clone(), row.alert.interface.clone());
+        let event = argus_core::Event::AlertAcknowledged(argus_core::AlertAcknowledged {
+            header,
+            alert_id,
+            acknowledged_by: caller.subject.clone(),
+        });
+        let event_id = api.publisher.publish(&event).await.map_err(publish_error)?;
+        Ok(AcceptedEvent { event_id })
+    }
+}
+
+fn publish_error(failure: PublishError) -> async_graphql::Error {
+    tracing::warn!(%failure, "event not published");
+    error("UNAVAILABLE", "event log unavailable, retry later")
+}
+
+fn gateway_interface(prefix: &str, host: &str, interface: &str) -> async_graphql::Result<(HostId, InterfaceName)> {
+    Ok((parse(&format!("{prefix}.host"), host)?, parse(&format!("{prefix}.interface"), interface)?))
+}
+
+const MAX_TEXT: usize = 256;
+const MAX_TAGS: usize = 32;
+
+fn bounded_text(field: &str, text: String) -> async_graphql::Result<String> {
+    if text.chars().count() > MAX_TEXT {
+        return Err(bad_input(field, format!("at most {MAX_TEXT} characters")));
+    }
+    Ok(text)
+}
+
+/// The observation a sync input stands for, or a precise error naming the first bad field.
+fn validate_sync(
+    caller: &Caller,
+    input: &SyncWireguardPeerInput,
+    header: argus_core::EventHeader,
+) -> async_graphql::Result<PeerObservation> {
+    let public_key = parse::<PublicKey>("input.publicKey", &input.public_key)?;
+    let endpoint =
+        input.endpoint.as_deref().map(|endpoint| parse::<Endpoint>("input.endpoint", endpoint)).transpose()?;
+    let allowed_ips = input
+        .allowed_ips
+        .iter()
+        .enumerate()
+        .map(|(index, cidr)| parse::<Cidr>(&format!("input.allowedIps[{index}]"), cidr))
+        .collect::<Result<Vec<_>, _>>()?;
+    let counter = |field: &str, value: i64| {
+        u64::try_from(value).map_err(|_| bad_input(field, format!("must not be negative, got {value}")))
+    };
+    let rx_bytes = counter("input.transferRx", input.transfer_rx)?;
+    let tx_bytes = counter("input.transferTx", input.transfer_tx)?;
+    let persistent_keepalive = input
+        .persistent_keepalive
+        .map(|seconds| {
+            u16::try_from(seconds).map_err(|_| bad_input("input.persistentKeepalive", "must be 0 to 65535 seconds"))
+        })
+        .transpose()?;
+    let clearance = input.clearance.map_or(argus_core::Clearance::Unclassified, Into::into);
+    if clearance > caller.clearance {
+        return Err(bad_input("input.clearance", "cannot be above your own clearance"));
+    }
+    if input.tags.len() > MAX_TAGS {
+        return Err(bad_input("input.tags", format!("at most {MAX_TAGS} tags")));
+    }
+    let tags = input
+        .tags
+        .iter()
+        .enumerate()
+        .map(|(index, tag)| bounded_text(&format!("input.tags[{index}]"), tag.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let latest_handshake = input.latest_handshake.as_ref().map(unix_millis);
+    if latest_handshake.is_some_and(|at| at <= 0) {
+        return Err(bad_input("input.latestHandshake", "must be after 1970-01-01"));
+    }
+    Ok(PeerObservation {
+        header,
+        public_key,
+        endpoint,
+        allowed_ips,
+        latest_handshake,
+        rx_bytes,
+        tx_bytes,
+        persistent_keepalive,
+        source: PeerSource::Api,
+        clearance,
+        display_name: input.display_name.clone().map(|name| bounded_text("input.displayName", name)).transpose()?,
+        owner: input.owner.clone().map(|owner| bounded_text("input.owner", owner)).transpose()?,
+        tags,
+    })
+}

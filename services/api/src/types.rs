@@ -1,0 +1,481 @@
+//! GraphQL output and input types: the projections as NOC screens and analysts see them.
+
+use argus_core::{Alert, EndpointChange, HostRecord, PeerRecord, UnixMillis};
+use argus_store::{AlertRow, HistoryRow, HostStatsSummary, Stats};
+use async_graphql::{Enum, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+
+/// Event time as a GraphQL `DateTime` (RFC 3339, UTC).
+pub fn date_time(millis: UnixMillis) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// A GraphQL `DateTime` as event time.
+pub fn unix_millis(at: &DateTime<Utc>) -> UnixMillis {
+    at.timestamp_millis()
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "argus_core::PeerStatus")]
+pub enum WireguardPeerStatus {
+    NeverConnected,
+    Active,
+    Stale,
+    Removed,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "argus_core::fold::HostStatus")]
+pub enum GatewayStatus {
+    Alive,
+    Silent,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "argus_core::Clearance")]
+pub enum ClearanceLevel {
+    Unclassified,
+    Restricted,
+    Confidential,
+    Secret,
+    TopSecret,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "argus_core::PeerSource")]
+pub enum ObservationSource {
+    Kernel,
+    Userspace,
+    Api,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "argus_core::AlertKind")]
+pub enum WireguardAlertKind {
+    PeerStale,
+    GatewaySilent,
+    TrafficAnomaly,
+    KeyRotation,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "argus_core::Severity")]
+pub enum AlertSeverity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "argus_core::AlertState")]
+pub enum WireguardAlertState {
+    Raised,
+    Resolved,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "argus_core::ProbableCause")]
+pub enum AlertCause {
+    GatewaySilent,
+    GatewayUplink,
+    SiteDown,
+    Security,
+}
+
+/// One peer on one gateway interface, as last observed.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct WireguardPeer {
+    /// Curve25519 public key, base64.
+    pub public_key: String,
+    pub host: String,
+    pub interface: String,
+    pub status: WireguardPeerStatus,
+    pub endpoint: Option<String>,
+    pub allowed_ips: Vec<String>,
+    pub latest_handshake: Option<DateTime<Utc>>,
+    /// Seconds between the latest handshake and the observation.
+    pub handshake_age_seconds: Option<f64>,
+    /// Bytes received from this peer since it was first observed (survives counter resets).
+    pub transfer_rx: u64,
+    /// Bytes sent to this peer since it was first observed (survives counter resets).
+    pub transfer_tx: u64,
+    pub rx_bytes_per_second: f64,
+    pub tx_bytes_per_second: f64,
+    pub persistent_keepalive: Option<u16>,
+    pub source: ObservationSource,
+    pub clearance: ClearanceLevel,
+    pub display_name: Option<String>,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+    pub observed_at: DateTime<Utc>,
+}
+
+impl From<&PeerRecord> for WireguardPeer {
+    fn from(record: &PeerRecord) -> Self {
+        Self {
+            public_key: record.public_key.to_string(),
+            host: record.host.to_string(),
+            interface: record.interface.to_string(),
+            status: record.status.into(),
+            endpoint: record.endpoint.map(|endpoint| endpoint.to_string()),
+            allowed_ips: record.allowed_ips.iter().map(ToString::to_string).collect(),
+            latest_handshake: record.latest_handshake.map(date_time),
+            handshake_age_seconds: record.handshake_age_ms.map(|age| age as f64 / 1000.0),
+            transfer_rx: record.rx_total_bytes,
+            transfer_tx: record.tx_total_bytes,
+            rx_bytes_per_second: record.rx_bytes_per_s,
+            tx_bytes_per_second: record.tx_bytes_per_s,
+            persistent_keepalive: record.persistent_keepalive,
+            source: record.source.into(),
+            clearance: record.clearance.into(),
+            display_name: record.metadata.display_name.clone(),
+            owner: record.metadata.owner.clone(),
+            tags: record.metadata.tags.clone(),
+            observed_at: date_time(record.observed_at),
+        }
+    }
+}
+
+/// A peer as one observation left it: the audit trail.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct PeerHistoryEntry {
+    pub host: String,
+    pub interface: String,
+    pub observed_at: DateTime<Utc>,
+    pub status: WireguardPeerStatus,
+    pub endpoint: Option<String>,
+    pub latest_handshake: Option<DateTime<Utc>>,
+    pub handshake_age_seconds: Option<f64>,
+    pub rx_delta_bytes: u64,
+    pub tx_delta_bytes: u64,
+    pub transfer_rx: u64,
+    pub transfer_tx: u64,
+    pub rx_bytes_per_second: f64,
+    pub tx_bytes_per_second: f64,
+    /// The counters went down: the interface or peer restarted.
+    pub counter_reset: bool,
+}
+
+impl From<&HistoryRow> for PeerHistoryEntry {
+    fn from(row: &HistoryRow) -> Self {
+        Self {
+            host: row.host.to_string(),
+            interface: row.interface.to_string(),
+            observed_at: date_time(row.observed_at),
+            status: row.status.into(),
+            endpoint: row.endpoint.map(|endpoint| endpoint.to_string()),
+            latest_handshake: row.latest_handshake.map(date_time),
+            handshake_age_seconds: row.handshake_age_ms.map(|age| age as f64 / 1000.0),
+            rx_delta_bytes: row.rx_delta_bytes,
+            tx_delta_bytes: row.tx_delta_bytes,
+            transfer_rx: row.rx_total_bytes,
+            transfer_tx: row.tx_total_bytes,
+            rx_bytes_per_second: row.rx_bytes_per_s,
+            tx_bytes_per_second: row.tx_bytes_per_s,
+            counter_reset: row.counter_reset,
+        }
+    }
+}
+
+/// A peer's endpoint moved (roaming audit).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct EndpointMove {
+    pub host: String,
+    pub interface: String,
+    pub previous_endpoint: Option<String>,
+    pub endpoint: String,
+    pub changed_at: DateTime<Utc>,
+    /// The new endpoint lies in a network this peer was never seen in.
+    pub new_network: bool,
+}
+
+impl From<&EndpointChange> for EndpointMove {
+    fn from(change: &EndpointChange) -> Self {
+        Self {
+            host: change.host.to_string(),
+            interface: change.interface.to_string(),
+            previous_endpoint: change.from.map(|endpoint| endpoint.to_string()),
+            endpoint: change.to.to_string(),
+            changed_at: date_time(change.changed_at),
+            new_network: change.new_network,
+        }
+    }
+}
+
+/// One numeric fact behind an alert, e.g. `handshake_age_s = 412`.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Evidence {
+    pub name: String,
+    pub value: f64,
+}
+
+#[derive(SimpleObject, Debug, Clone)]
+pub struct WireguardAlert {
+    /// Deterministic: the same episode in the same stream always has the same id.
+    pub alert_id: String,
+    pub kind: WireguardAlertKind,
+    pub severity: AlertSeverity,
+    pub state: WireguardAlertState,
+    pub host: String,
+    pub interface: String,
+    pub public_key: Option<String>,
+    pub clearance: ClearanceLevel,
+    pub probable_cause: Option<AlertCause>,
+    pub evidence: Vec<Evidence>,
+    pub summary: String,
+    pub raised_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Alert> for WireguardAlert {
+    fn from(alert: &Alert) -> Self {
+        Self {
+            alert_id: alert.alert_id.to_string(),
+            kind: alert.kind.into(),
+            severity: alert.severity.into(),
+            state: alert.state.into(),
+            host: alert.host.to_string(),
+            interface: alert.interface.to_string(),
+            public_key: alert.public_key.map(|key| key.to_string()),
+            clearance: alert.clearance.into(),
+            probable_cause: alert.probable_cause.map(Into::into),
+            evidence: alert
+                .evidence
+                .iter()
+                .map(|(name, value)| Evidence { name: name.clone(), value: *value })
+                .collect(),
+            summary: alert.summary.clone(),
+            raised_at: date_time(alert.raised_at),
+            resolved_at: alert.resolved_at.map(date_time),
+            acknowledged_by: None,
+            acknowledged_at: None,
+        }
+    }
+}
+
+impl From<&AlertRow> for WireguardAlert {
+    fn from(row: &AlertRow) -> Self {
+        Self {
+            acknowledged_by: row.acknowledged_by.clone(),
+            acknowledged_at: row.acknowledged_at.map(date_time),
+            ..WireguardAlert::from(&row.alert)
+        }
+    }
+}
+
+/// A gateway interface and whether it is heard from.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct WireguardHost {
+    pub host: String,
+    pub interface: String,
+    pub status: GatewayStatus,
+    pub last_heartbeat_at: DateTime<Utc>,
+    pub interface_public_key: Option<String>,
+    pub listen_port: Option<u16>,
+    pub peer_count: u32,
+    pub scan_interval_seconds: f64,
+}
+
+impl From<&HostRecord> for WireguardHost {
+    fn from(record: &HostRecord) -> Self {
+        Self {
+            host: record.host.to_string(),
+            interface: record.interface.to_string(),
+            status: record.status.into(),
+            last_heartbeat_at: date_time(record.last_heartbeat_at),
+            interface_public_key: record.interface_public_key.map(|key| key.to_string()),
+            listen_port: record.listen_port,
+            peer_count: record.peer_count,
+            scan_interval_seconds: f64::from(record.scan_interval_ms) / 1000.0,
+        }
+    }
+}
+
+/// Peer counts by status.
+#[derive(SimpleObject, Debug, Clone, Copy)]
+pub struct PeerCounts {
+    pub total: u64,
+    pub never_connected: u64,
+    pub active: u64,
+    pub stale: u64,
+    pub removed: u64,
+}
+
+impl From<&argus_core::StatusCounts> for PeerCounts {
+    fn from(counts: &argus_core::StatusCounts) -> Self {
+        Self {
+            total: counts.total(),
+            never_connected: counts.never_connected,
+            active: counts.active,
+            stale: counts.stale,
+            removed: counts.removed,
+        }
+    }
+}
+
+#[derive(SimpleObject, Debug, Clone)]
+pub struct HostTraffic {
+    pub host: String,
+    pub peers: PeerCounts,
+    pub transfer_rx: u64,
+    pub transfer_tx: u64,
+    pub rx_bytes_per_second: f64,
+    pub tx_bytes_per_second: f64,
+}
+
+impl From<&HostStatsSummary> for HostTraffic {
+    fn from(summary: &HostStatsSummary) -> Self {
+        Self {
+            host: summary.host.to_string(),
+            peers: (&summary.peers).into(),
+            transfer_rx: summary.rx_total_bytes,
+            transfer_tx: summary.tx_total_bytes,
+            rx_bytes_per_second: summary.rx_bytes_per_s,
+            tx_bytes_per_second: summary.tx_bytes_per_s,
+        }
+    }
+}
+
+/// Statistics of every peer the caller may see.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct WireguardStats {
+    pub peers: PeerCounts,
+    pub transfer_rx: u64,
+    pub transfer_tx: u64,
+    pub rx_bytes_per_second: f64,
+    pub tx_bytes_per_second: f64,
+    pub hosts: Vec<HostTraffic>,
+}
+
+impl From<&Stats> for WireguardStats {
+    fn from(stats: &Stats) -> Self {
+        Self {
+            peers: (&stats.peers).into(),
+            transfer_rx: stats.rx_total_bytes,
+            transfer_tx: stats.tx_total_bytes,
+            rx_bytes_per_second: stats.rx_bytes_per_s,
+            tx_bytes_per_second: stats.tx_bytes_per_s,
+            hosts: stats.hosts.iter().map(HostTraffic::from).collect(),
+        }
+    }
+}
+
+/// Which peers to list.
+#[derive(InputObject, Debug, Clone, Default)]
+pub struct WireguardPeerFilter {
+    pub host: Option<String>,
+    pub interface: Option<String>,
+    pub status: Option<WireguardPeerStatus>,
+    /// true: stale peers only; false: every peer but the stale ones.
+    pub stale: Option<bool>,
+    /// Case-insensitive substring of host, interface, key, endpoint, allowed IPs, name, owner or tags.
+    pub text: Option<String>,
+}
+
+/// Which alerts to list.
+#[derive(InputObject, Debug, Clone, Default)]
+pub struct WireguardAlertFilter {
+    /// Raised at or after (default: the beginning).
+    pub from: Option<DateTime<Utc>>,
+    /// Raised before (default: now and later).
+    pub to: Option<DateTime<Utc>>,
+    pub state: Option<WireguardAlertState>,
+    pub kind: Option<WireguardAlertKind>,
+}
+
+/// A peer record pushed through the API (`syncWireguardPeer`); validated like a collector's.
+#[derive(InputObject, Debug, Clone)]
+pub struct SyncWireguardPeerInput {
+    pub host: String,
+    pub interface: String,
+    /// Curve25519 public key, base64 (44 characters) or hex (64).
+    pub public_key: String,
+    /// `ip:port` or `[ipv6]:port`.
+    pub endpoint: Option<String>,
+    /// CIDR prefixes, v4 or v6.
+    #[graphql(default)]
+    pub allowed_ips: Vec<String>,
+    pub latest_handshake: Option<DateTime<Utc>>,
+    /// Cumulative bytes received (never negative).
+    #[graphql(default)]
+    pub transfer_rx: i64,
+    /// Cumulative bytes sent (never negative).
+    #[graphql(default)]
+    pub transfer_tx: i64,
+    pub persistent_keepalive: Option<i32>,
+    /// At most the caller's own clearance (default UNCLASSIFIED).
+    pub clearance: Option<ClearanceLevel>,
+    pub display_name: Option<String>,
+    pub owner: Option<String>,
+    #[graphql(default)]
+    pub tags: Vec<String>,
+}
+
+/// The outcome of `syncWireguardPeer`.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SyncWireguardPeerResult {
+    /// Where the event landed on the log, e.g. `wireguard.observations/3@1042`.
+    pub event_id: String,
+    /// The peer as projected, once the processor applied the event within the wait; else null.
+    pub peer: Option<WireguardPeer>,
+}
+
+/// One expected key of a rotation manifest.
+#[derive(InputObject, Debug, Clone)]
+pub struct RotationManifestEntryInput {
+    pub label: Option<String>,
+    pub expected_key: String,
+    #[graphql(default)]
+    pub retired_keys: Vec<String>,
+}
+
+/// The keys one interface's peers must present; replaces the previous manifest (empty clears it).
+#[derive(InputObject, Debug, Clone)]
+pub struct RotationManifestInput {
+    pub host: String,
+    pub interface: String,
+    pub entries: Vec<RotationManifestEntryInput>,
+}
+
+/// An accepted write: where its event landed on the log.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct AcceptedEvent {
+    pub event_id: String,
+}
+
+/// Where one expected key stands.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationState {
+    /// The expected key is live and no retired key is.
+    Rotated,
+    /// A retired key is still presented.
+    Pending,
+    /// Neither the expected nor a retired key is on the interface.
+    NotSeen,
+}
+
+#[derive(SimpleObject, Debug, Clone)]
+pub struct RotationStatusEntry {
+    pub host: String,
+    pub interface: String,
+    pub label: Option<String>,
+    pub expected_key: String,
+    pub state: RotationState,
+    /// Retired keys still presented on the interface.
+    pub retired_keys_live: Vec<String>,
+}
+
+/// A peer that handshook or moved traffic in a time window (shift audit).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ActivePeer {
+    pub public_key: String,
+    pub host: String,
+    pub interface: String,
+    pub display_name: Option<String>,
+    pub first_seen_active: DateTime<Utc>,
+    pub last_seen_active: DateTime<Utc>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
