@@ -1,0 +1,300 @@
+//! Authentication, organisation scoping, clearance hiding, query limits and input validation,
+//! all over real HTTP.
+
+mod common;
+
+use argus_api::auth::{Claims, Role, Secret, mint_hs256};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
+use serde_json::{Value, json};
+
+fn b64(n: u8) -> String {
+    key(n).to_string()
+}
+
+fn iso(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis).expect("time").to_rfc3339()
+}
+
+fn claims(exp: u64) -> Claims {
+    Claims {
+        sub: "mallory".into(),
+        org: "acme".into(),
+        clearance: "TOP_SECRET".into(),
+        role: Role::Admin,
+        exp,
+        iat: None,
+    }
+}
+
+/// A token with any header, the given claims and a junk signature.
+fn forged_with_header(header: Value) -> String {
+    let encode = |value: &Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    let payload = serde_json::to_value(claims(jsonwebtoken::get_current_timestamp() + 600)).expect("claims");
+    format!("{}.{}.{}", encode(&header), encode(&payload), if header["alg"] == "none" { "" } else { "c2ln" })
+}
+
+const HOSTS: &str = "{ wireguardHosts { host } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_get_rfc_6750_refusals() {
+    let api = Api::start().await;
+    let (status, challenge, body) = api.graphql(None, HOSTS, json!({})).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some(r#"Bearer realm="argus""#)));
+    assert_eq!(body["errors"][0]["extensions"]["code"], "unauthenticated");
+
+    let expired = mint_hs256(&Secret::new(SECRET), &claims(1_000_000)).expect("mint");
+    let wrong_key =
+        mint_hs256(&Secret::new("another-secret-thirty-two-bytes-long!!"), &claims(u64::MAX / 2)).expect("mint");
+    let unsigned = forged_with_header(json!({ "alg": "none", "typ": "JWT" }));
+    let other_algorithm = forged_with_header(json!({ "alg": "RS256", "typ": "JWT" }));
+    for (token, reason) in [
+        (expired.as_str(), "token has expired"),
+        (wrong_key.as_str(), "token signature does not verify"),
+        (unsigned.as_str(), "token is not a signed JWT"),
+        (other_algorithm.as_str(), "tokens signed with RS256 are not accepted"),
+        ("not-a-jwt", "token is not a signed JWT"),
+    ] {
+        let (status, challenge, body) = api.graphql(Some(token), HOSTS, json!({})).await;
+        assert_eq!(status, 401, "{reason}: {body}");
+        let challenge = challenge.expect("WWW-Authenticate");
+        assert!(
+            challenge.starts_with(r#"Bearer realm="argus", error="invalid_token", error_description=""#),
+            "{challenge}"
+        );
+        assert!(challenge.contains(reason), "{challenge} should say {reason}");
+        assert!(body.get("data").is_none(), "nothing ran");
+    }
+
+    let response = api
+        .http
+        .post(api.url("/graphql"))
+        .header("authorization", "Basic YWxhZGRpbjpvcGVuc2VzYW1l")
+        .json(&json!({ "query": HOSTS }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    assert!(response.headers()["www-authenticate"].to_str().expect("ascii").contains(r#"error="invalid_request""#));
+
+    // a valid viewer token may read but not write
+    let viewer = token("acme", "SECRET", Role::Viewer);
+    let mutation =
+        r#"mutation { setRotationManifest(input: { host: "gw-1", interface: "wg0", entries: [] }) { eventId } }"#;
+    let (status, challenge, body) = api.graphql(Some(&viewer), mutation, json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(challenge.expect("challenge").contains(r#"error="insufficient_scope""#));
+    assert_eq!(body["errors"][0]["extensions"]["code"], "insufficient_scope");
+
+    // a websocket upgrade with a bad token is refused before it upgrades
+    let response = api
+        .http
+        .get(api.url("/graphql/ws"))
+        .header("authorization", format!("Bearer {expired}"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-protocol", "graphql-transport-ws")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_argument_reaches_another_organisation() {
+    let mut api = Api::start().await;
+    api.seed().await;
+    let acme = token("acme", "TOP_SECRET", Role::Operator);
+    let globex = token("globex", "TOP_SECRET", Role::Operator);
+    let range = json!({ "from": iso(api.t0 - 1), "to": iso(api.t0 + 3_600 * SECOND) });
+
+    let peers = api.data(&globex, "{ wireguardPeers { edges { node { publicKey } } } }", json!({})).await;
+    assert_eq!(peers["wireguardPeers"]["edges"], json!([{ "node": { "publicKey": b64(9) } }]));
+    for n in [1, 2, 3, 4] {
+        let lookup = api
+            .data(&globex, "query($k: String!) { wireguardPeer(publicKey: $k) { host } }", json!({ "k": b64(n) }))
+            .await;
+        assert_eq!(lookup["wireguardPeer"], json!([]), "acme key {n} is not globex's");
+        let mut variables = range.clone();
+        variables["k"] = json!(b64(n));
+        let history = api
+            .data(
+                &globex,
+                "query($k: String!, $from: DateTime!, $to: DateTime!) { wireguardPeerHistory(publicKey: $k, from: $from, to: $to) { edges { node { host } } } \
+                 wireguardEndpointChanges(publicKey: $k, from: $from, to: $to) { endpoint } }",
+                variables,
+            )
+            .await;
+        assert_eq!(history["wireguardPeerHistory"]["edges"], json!([]));
+        assert_eq!(history["wireguardEndpointChanges"], json!([]));
+    }
+    let stats = api.data(&globex, "{ wireguardStats { peers { total } hosts { host } } }", json!({})).await;
+    assert_eq!(stats["wireguardStats"], json!({ "peers": { "total": 1 }, "hosts": [{ "host": "gw-1" }] }));
+    let alerts = api.data(&globex, "{ wireguardAlerts { edges { node { publicKey } } } }", json!({})).await;
+    assert_eq!(alerts["wireguardAlerts"]["edges"], json!([{ "node": { "publicKey": b64(9) } }]));
+    let hosts = api.data(&globex, HOSTS, json!({})).await;
+    assert_eq!(hosts["wireguardHosts"], json!([{ "host": "gw-1" }]));
+    let active = api
+        .data(
+            &globex,
+            "query($from: DateTime!, $to: DateTime!) { wireguardActivePeers(from: $from, to: $to) { edges { node { publicKey } } } }",
+            range.clone(),
+        )
+        .await;
+    assert_eq!(active["wireguardActivePeers"]["edges"], json!([]));
+    let export = api.data(&globex, r#"{ wireguardConfigExport(host: "gw-1", interface: "wg0") }"#, json!({})).await;
+    let export = export["wireguardConfigExport"].as_str().expect("text");
+    assert_eq!(export.matches("[Peer]").count(), 1, "globex's own gw-1 only: {export}");
+    assert!(export.contains(&b64(9)));
+    let (_, code) = api.error(&globex, r#"{ wireguardConfigExport(host: "gw-2", interface: "wg0") }"#, json!({})).await;
+    assert_eq!(code, "NOT_FOUND");
+
+    // acme's cursor is refused in globex's listing
+    let page = api.data(&acme, "{ wireguardPeers(first: 1) { pageInfo { endCursor } } }", json!({})).await;
+    let cursor = page["wireguardPeers"]["pageInfo"]["endCursor"].clone();
+    let (message, code) = api
+        .error(
+            &globex,
+            "query($after: String) { wireguardPeers(after: $after) { edges { cursor } } }",
+            json!({ "after": cursor }),
+        )
+        .await;
+    assert_eq!((message.as_str(), code.as_str()), ("after: cursor is not valid for this listing", "BAD_USER_INPUT"));
+
+    // acme's alert cannot be acknowledged by globex
+    let acme_alerts = api.data(&acme, "{ wireguardAlerts { edges { node { alertId } } } }", json!({})).await;
+    let alert_id = acme_alerts["wireguardAlerts"]["edges"][0]["node"]["alertId"].clone();
+    let (_, code) = api
+        .error(
+            &globex,
+            "mutation($id: String!) { acknowledgeAlert(alertId: $id) { eventId } }",
+            json!({ "id": alert_id }),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+
+    // a globex sync lands in globex, whatever host it names
+    let sync = "mutation($input: SyncWireguardPeerInput!) { syncWireguardPeer(input: $input) { peer { host } } }";
+    let input = json!({ "input": { "host": "gw-1", "interface": "wg0", "publicKey": b64(1), "transferRx": 1 } });
+    let synced = api.data(&globex, sync, input).await;
+    assert_eq!(synced["syncWireguardPeer"]["peer"], json!({ "host": "gw-1" }));
+    let acme_view =
+        api.data(&acme, "query($k: String!) { wireguardPeer(publicKey: $k) { source } }", json!({ "k": b64(1) })).await;
+    assert_eq!(acme_view["wireguardPeer"], json!([{ "source": "USERSPACE" }]), "acme's peer 1 untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearance_hides_peers_everywhere() {
+    let mut api = Api::start().await;
+    api.seed().await;
+    let low = token("acme", "UNCLASSIFIED", Role::Operator);
+    let range = json!({ "k": b64(2), "from": iso(api.t0 - 1), "to": iso(api.t0 + 3_600 * SECOND) });
+    let peers = api.data(&low, "{ wireguardPeers { edges { node { publicKey } } } }", json!({})).await;
+    let keys: Vec<&str> = peers["wireguardPeers"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|edge| edge["node"]["publicKey"].as_str().expect("key"))
+        .collect();
+    assert_eq!(keys.len(), 3);
+    assert!(!keys.contains(&b64(2).as_str()), "the SECRET peer is not listed");
+    let lookup =
+        api.data(&low, "query($k: String!) { wireguardPeer(publicKey: $k) { host } }", json!({ "k": b64(2) })).await;
+    assert_eq!(lookup["wireguardPeer"], json!([]));
+    let history = api
+        .data(
+            &low,
+            "query($k: String!, $from: DateTime!, $to: DateTime!) { wireguardPeerHistory(publicKey: $k, from: $from, to: $to) { edges { node { host } } } }",
+            range,
+        )
+        .await;
+    assert_eq!(history["wireguardPeerHistory"]["edges"], json!([]));
+    let stats = api.data(&low, "{ wireguardStats { peers { total stale } transferRx } }", json!({})).await;
+    assert_eq!(stats["wireguardStats"], json!({ "peers": { "total": 3, "stale": 1 }, "transferRx": 57_000 }));
+    let alerts = api.data(&low, "{ wireguardAlerts { edges { node { publicKey } } } }", json!({})).await;
+    assert_eq!(alerts["wireguardAlerts"]["edges"], json!([{ "node": { "publicKey": b64(4) } }]));
+    let export = api.data(&low, r#"{ wireguardConfigExport(host: "gw-1", interface: "wg0") }"#, json!({})).await;
+    let export = export["wireguardConfigExport"].as_str().expect("text");
+    assert_eq!(export.matches("[Peer]").count(), 2);
+    assert!(!export.contains(&b64(2)));
+    // a manifest entry about the SECRET peer is hidden too
+    let manifest = "mutation($input: RotationManifestInput!) { setRotationManifest(input: $input) { eventId } }";
+    let entries = json!({ "input": { "host": "gw-1", "interface": "wg0", "entries": [
+        { "label": "secret-site", "expectedKey": b64(7), "retiredKeys": [b64(2)] },
+        { "label": "open-site", "expectedKey": b64(1) }
+    ]}});
+    api.data(&low, manifest, entries).await;
+    let mut status = Value::Null;
+    for _ in 0..250 {
+        status = api.data(&low, "{ wireguardRotationStatus { label state } }", json!({})).await;
+        if status["wireguardRotationStatus"].as_array().is_some_and(|entries| !entries.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status["wireguardRotationStatus"], json!([{ "label": "open-site", "state": "ROTATED" }]));
+    let high = token("acme", "SECRET", Role::Viewer);
+    let status = api.data(&high, "{ wireguardRotationStatus { label state } }", json!({})).await;
+    assert_eq!(status["wireguardRotationStatus"][0], json!({ "label": "secret-site", "state": "PENDING" }));
+    // nor can a low-clearance operator sync a peer above its own clearance
+    let sync = "mutation($input: SyncWireguardPeerInput!) { syncWireguardPeer(input: $input) { eventId } }";
+    let input = json!({ "input": { "host": "gw-1", "interface": "wg0", "publicKey": b64(8), "clearance": "SECRET" } });
+    let (message, code) = api.error(&low, sync, input).await;
+    assert_eq!(
+        (message.as_str(), code.as_str()),
+        ("input.clearance: cannot be above your own clearance", "BAD_USER_INPUT")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_deep_and_complex_requests_are_refused() {
+    let api = Api::start().await;
+    let viewer = token("acme", "SECRET", Role::Viewer);
+    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } }";
+    let (message, _) = api.error(&viewer, deep, json!({})).await;
+    assert!(message.contains("nested too deep"), "{message}");
+    let wide: String = (0..600).map(|index| format!("h{index}: wireguardHosts {{ host }} ")).collect();
+    let (message, _) = api.error(&viewer, &format!("{{ {wide} }}"), json!({})).await;
+    assert!(message.contains("too complex"), "{message}");
+    let (message, code) = api.error(&viewer, "{ wireguardPeers(first: 10000) { edges { cursor } } }", json!({})).await;
+    assert_eq!((message.as_str(), code.as_str()), ("first: must be between 1 and 500", "BAD_USER_INPUT"));
+    let huge = format!("{{ wireguardHosts {{ host }} }} # {}", "x".repeat(100 * 1024));
+    let (status, _, _) = api.graphql(Some(&viewer), &huge, json!({})).await;
+    assert_eq!(status, 413, "bodies over 64 KiB are refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_sync_input_gets_precise_errors_and_publishes_nothing() {
+    let api = Api::start().await;
+    let operator = token("acme", "SECRET", Role::Operator);
+    let sync = "mutation($input: SyncWireguardPeerInput!) { syncWireguardPeer(input: $input) { eventId } }";
+    let valid = json!({ "host": "gw-1", "interface": "wg0", "publicKey": b64(1), "allowedIps": ["10.0.0.0/24"] });
+    let with = |field: &str, value: Value| {
+        let mut input = valid.clone();
+        input[field] = value;
+        json!({ "input": input })
+    };
+    let before = api.observation_count().await;
+    let cases = [
+        (with("publicKey", json!("not-a-key")), "input.publicKey: "),
+        (with("publicKey", json!("AAAA")), "input.publicKey: "),
+        (with("allowedIps", json!(["10.0.0.0/24", "10.0.0.1/24"])), "input.allowedIps[1]: "),
+        (with("allowedIps", json!(["300.0.0.0/8"])), "input.allowedIps[0]: "),
+        (with("transferRx", json!(-5)), "input.transferRx: must not be negative, got -5"),
+        (with("transferTx", json!(-1)), "input.transferTx: must not be negative, got -1"),
+        (with("interface", json!("wg/0")), "input.interface: "),
+        (with("interface", json!("an-interface-name-too-long")), "input.interface: "),
+        (with("endpoint", json!("2001:db8::1:51820")), "input.endpoint: "),
+        (with("persistentKeepalive", json!(70000)), "input.persistentKeepalive: must be 0 to 65535 seconds"),
+    ];
+    for (input, prefix) in cases {
+        let (message, code) = api.error(&operator, sync, input.clone()).await;
+        assert_eq!(code, "BAD_USER_INPUT", "{input}: {message}");
+        assert!(message.starts_with(prefix), "{input}: {message:?} should start with {prefix:?}");
+        assert!(message.len() > prefix.len() || !prefix.ends_with(": "), "the reason is given: {message}");
+    }
+    assert_eq!(api.observation_count().await, before, "nothing was published");
+}
