@@ -6,9 +6,11 @@ CARGO ?= cargo
 .PHONY: test lint fmt bench tools
 
 ## tools: what the test command needs, installed only when missing (tansu: the pinned Kafka-API
-## broker the integration tests start on loopback; built once into ~/.cache/argus-wireguard/tools)
+## broker the integration tests start on loopback, built once into ~/.cache/argus-wireguard/tools;
+## wireguard-go, wireguard-tools, iproute2 and ping for the WireGuard lab, from Debian's packages)
 tools:
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
+	@bash infra/scripts/install-lab-deps.sh
 	@CARGO_TARGET_DIR=$(HOME)/.cache/argus-wireguard/tansu-build bash infra/scripts/install-tansu.sh >/dev/null
 
 ## test: every test of the workspace (unit, property, contract, integration); skips nothing silently:

@@ -1,5 +1,8 @@
-//! Real services for integration tests: a `tansu` Kafka-API broker on a free loopback port, with
-//! in-memory storage in its own directory, stopped when the handle drops.
+//! Real services for integration tests: a `tansu` Kafka-API broker on a free loopback port (in-memory
+//! or sqlite storage in its own directory) and a WireGuard lab of network namespaces (`lab`), each
+//! stopped when its handle drops.
+
+pub mod lab;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -35,9 +38,10 @@ fn free_loopback_port() -> u16 {
 
 /// A running broker; killed (and its storage removed) on drop.
 pub struct Tansu {
-    child: Child,
+    child: Option<Child>,
     bootstrap: String,
-    _directory: tempfile::TempDir,
+    storage: &'static str,
+    directory: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for Tansu {
@@ -49,27 +53,54 @@ impl std::fmt::Debug for Tansu {
 impl Tansu {
     /// Starts a broker on 127.0.0.1 with memory storage and waits until it accepts connections.
     pub fn start() -> Self {
-        let binary = tansu_binary();
-        let directory = tempfile::tempdir().expect("tempdir");
+        Self::start_with("memory://tansu/")
+    }
+
+    /// Starts a broker whose topics survive `stop` and `restart` (sqlite storage).
+    pub fn start_durable() -> Self {
+        Self::start_with("sqlite://tansu.db")
+    }
+
+    fn start_with(storage: &'static str) -> Self {
         let port = free_loopback_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(directory.path().join("tansu.log")).expect("log file");
-        let child = Command::new(binary)
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut broker = Self { child: None, bootstrap: format!("127.0.0.1:{port}"), storage, directory };
+        broker.restart();
+        broker
+    }
+
+    /// Kills the broker (as a crash would); `restart` brings it back on the same port.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and storage, and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        self.stop();
+        let url = format!("tcp://{}", self.bootstrap);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.directory.path().join("tansu.log"))
+            .expect("log file");
+        let child = Command::new(tansu_binary())
             .args(["broker", "--kafka-listener-url", &url, "--kafka-advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .current_dir(directory.path())
+            .args(["--storage-engine", self.storage])
+            .current_dir(self.directory.path())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start tansu");
-        let broker = Self { child, bootstrap: format!("127.0.0.1:{port}"), _directory: directory };
-        let address: SocketAddr = broker.bootstrap.parse().expect("address");
+        self.child = Some(child);
+        let address: SocketAddr = self.bootstrap.parse().expect("address");
         let started = Instant::now();
         while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
             assert!(started.elapsed() < Duration::from_secs(30), "tansu did not listen on {address}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        broker
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -91,7 +122,6 @@ impl Tansu {
 
 impl Drop for Tansu {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

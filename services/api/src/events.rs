@@ -2,10 +2,9 @@
 //! processor folds like any collector's.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use argus_core::ids::partition_key;
-use argus_core::{CollectorId, Event, EventHeader, HostId, InterfaceName};
+use argus_core::{CollectorId, Event, EventHeader, HostId, InterfaceName, SeqCounter};
 use argus_log::{EventLog, LogError, Position};
 use async_trait::async_trait;
 
@@ -33,7 +32,7 @@ pub struct EventPublisher {
     sink: Arc<dyn RecordSink>,
     topic: String,
     collector_id: CollectorId,
-    last_seq: AtomicU64,
+    seq: SeqCounter,
 }
 
 impl std::fmt::Debug for EventPublisher {
@@ -48,16 +47,11 @@ fn now_micros() -> u64 {
 
 impl EventPublisher {
     pub fn new(sink: Arc<dyn RecordSink>, topic: impl Into<String>, collector_id: CollectorId) -> Self {
-        Self { sink, topic: topic.into(), collector_id, last_seq: AtomicU64::new(0) }
+        Self { sink, topic: topic.into(), collector_id, seq: SeqCounter::default() }
     }
 
     fn next_seq(&self) -> u64 {
-        let now = now_micros();
-        let previous = self
-            .last_seq
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last + 1)))
-            .unwrap_or_default();
-        now.max(previous + 1)
+        self.seq.next(now_micros())
     }
 
     /// The header of a new event about `host`/`interface` of `org`, dated now.

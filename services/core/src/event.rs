@@ -134,6 +134,16 @@ impl Event {
             Event::AlertAcknowledged(event) => &event.header,
         }
     }
+
+    pub fn header_mut(&mut self) -> &mut EventHeader {
+        match self {
+            Event::PeerObservation(event) => &mut event.header,
+            Event::Heartbeat(event) => &mut event.header,
+            Event::PeerRemoved(event) => &mut event.header,
+            Event::RotationManifestSet(event) => &mut event.header,
+            Event::AlertAcknowledged(event) => &mut event.header,
+        }
+    }
 }
 
 /// Serde for `u64` values that Avro carries as a non-negative `long`.
@@ -148,5 +158,39 @@ pub(crate) mod avro_long {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
         let value = i64::deserialize(deserializer)?;
         u64::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is negative")))
+    }
+}
+
+/// `seq` values that only rise: each is the given clock reading (microseconds) or one more than the
+/// last, whichever is larger. Seeded from the wall clock they keep rising across restarts without
+/// stored state, as long as the clock does not step back further than the restart took.
+#[derive(Debug, Default)]
+pub struct SeqCounter {
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl SeqCounter {
+    /// The next `seq` at clock reading `now_micros`.
+    pub fn next(&self, now_micros: u64) -> u64 {
+        use std::sync::atomic::Ordering;
+        let previous = self
+            .last
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now_micros.max(last + 1)))
+            .unwrap_or_default();
+        now_micros.max(previous + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqCounter;
+
+    #[test]
+    fn seq_values_follow_the_clock_and_never_fall() {
+        let counter = SeqCounter::default();
+        assert_eq!(counter.next(1_000), 1_000);
+        assert_eq!(counter.next(1_000), 1_001, "same reading: one more");
+        assert_eq!(counter.next(900), 1_002, "the clock stepped back: still one more");
+        assert_eq!(counter.next(5_000), 5_000, "the clock moved on: follow it");
     }
 }

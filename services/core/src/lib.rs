@@ -16,7 +16,7 @@ pub use alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 pub use dead_letter::DeadLetter;
 pub use event::{
     AlertAcknowledged, Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource,
-    RotationManifestSet, UnixMillis,
+    RotationManifestSet, SeqCounter, UnixMillis,
 };
 pub use fold::{
     Effect, EndpointChange, FoldState, HostRecord, HostStats, HostStatus, PeerRecord, PeerStatus, RuleConfig,

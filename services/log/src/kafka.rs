@@ -46,6 +46,9 @@ impl KafkaLog {
             .set("enable.idempotence", "true")
             .set("partitioner", "consistent")
             .set("linger.ms", "1")
+            // a record the broker has not taken within this time fails instead of waiting the
+            // default five minutes, so callers see an outage and can buffer and retry
+            .set("message.timeout.ms", &SEND_TIMEOUT.as_millis().to_string())
             .create()
             .map_err(unavailable)?;
         Ok(Self { bootstrap_servers: bootstrap_servers.to_owned(), producer })
