@@ -3,7 +3,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/argus-wireguard/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: test lint fmt bench tools
+.PHONY: test lint fmt bench tools demo
 
 ## tools: what the test command needs, installed only when missing (tansu: the pinned Kafka-API
 ## broker the integration tests start on loopback, built once into ~/.cache/argus-wireguard/tools;
@@ -23,6 +23,13 @@ else
 	@echo "note: running the ScyllaDB contract tests against $(SCYLLA_URI)"
 	$(CARGO) nextest run --workspace --locked --no-fail-fast --run-ignored all
 endif
+
+## demo: a hub and 12 sites on wireguard-go in network namespaces, and `argus run` watching the hub;
+## prints the GraphQL URL, a development token and example queries (needs root; Ctrl-C ends it)
+demo:
+	@bash infra/scripts/install-lab-deps.sh
+	$(CARGO) build --release --locked -p argus
+	ARGUS_BIN=$(CARGO_TARGET_DIR)/release/argus bash infra/demo/demo.sh
 
 ## lint: rustfmt check and clippy with warnings as errors, over every target (benches included)
 lint:

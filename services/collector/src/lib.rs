@@ -21,7 +21,7 @@ use argus_core::ids::partition_key;
 use argus_core::{Clearance, CollectorId, HostId, InterfaceName, OrgId, SeqCounter, UnixMillis};
 use argus_log::{EventLog, LogError};
 use tokio::sync::{Notify, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use self::outbox::{Outbox, Pending};
 pub use self::scan::{InterfaceIdentity, Scanner};
@@ -295,6 +295,7 @@ async fn publish_loop<L: EventLog>(
                     outbox.put_back(unpublished);
                     status.record_outbox(&outbox);
                 }
+                debug!(%error, retry_in_ms = backoff.as_millis(), "publish failed");
                 if !status.log_unreachable.swap(true, Ordering::Relaxed) {
                     warn!(%error, "event log unreachable; buffering the newest event per peer and retrying");
                     metrics::gauge!("argus_collector_log_unreachable").set(1.0);

@@ -135,7 +135,7 @@ fn snapshot(name: InterfaceName, kind: PeerSource, mut host: Host) -> InterfaceS
             }
         })
         .collect();
-    peers.sort_unstable_by(|left, right| left.public_key.cmp(&right.public_key));
+    peers.sort_unstable_by_key(|peer| peer.public_key);
     InterfaceSnapshot { name, kind, public_key, listen_port: Some(host.listen_port).filter(|&port| port > 0), peers }
 }
 

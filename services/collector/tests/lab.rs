@@ -317,6 +317,7 @@ async fn no_private_or_preshared_key_is_published_or_logged() {
 /// broker returns, the newest state of every peer arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_log_is_ridden_out_with_bounded_memory() {
+    let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_test_writer().try_init();
     let lab = Lab::up(3, LabOptions::default());
     let mut broker = Tansu::start_durable();
     broker.create_topic(TOPIC, PARTITIONS as i32).await;

@@ -1,4 +1,4 @@
-//! The Kafka log on rdkafka: an idempotent producer keyed by `org/host` (librdkafka's `consistent`
+//! The Kafka log on rdkafka: an ordered producer keyed by `org/host` (librdkafka's `consistent`
 //! partitioner, the same CRC-32 as [`crate::partition_for`]), and group consumers with manual
 //! commits whose rebalances arrive as [`Delivery::Assigned`] and [`Delivery::Revoked`].
 
@@ -43,12 +43,17 @@ impl KafkaLog {
     pub fn connect(bootstrap_servers: &str) -> Result<Self, LogError> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap_servers)
-            .set("enable.idempotence", "true")
+            // not idempotent: every consumer already tolerates duplicates (collector `seq`, alert
+            // ids, idempotent projections), and an idempotent producer fails every later record
+            // once a broker that lost its producer-id state (tansu across a restart) answers it;
+            // one request in flight keeps a partition's records in order through retries
+            .set("enable.idempotence", "false")
+            .set("max.in.flight.requests.per.connection", "1")
             .set("partitioner", "consistent")
             .set("linger.ms", "1")
             // a record the broker has not taken within this time fails instead of waiting the
             // default five minutes, so callers see an outage and can buffer and retry
-            .set("message.timeout.ms", &SEND_TIMEOUT.as_millis().to_string())
+            .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
             .create()
             .map_err(unavailable)?;
         Ok(Self { bootstrap_servers: bootstrap_servers.to_owned(), producer })

@@ -1,0 +1,264 @@
+//! Configuration in layers: built-in defaults < TOML file < `ARGUS_*` environment < `--set` flags.
+//! Unknown keys are errors; secrets never print; values are checked before anything connects.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use argus_api::auth::AuthConfig;
+use argus_api::{AlertEncoding, ApiConfig};
+use argus_collector::{CollectorConfig, InterfaceOverride};
+use argus_core::{Clearance, RuleConfig, StalenessWindow};
+use argus_processor::{AlertFormat, ProcessorConfig};
+use serde::Deserialize;
+
+/// Everything `argus` reads; see `infra/argus.example.toml` for every key with its default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded log (`log/`) and store (`store/`) live.
+    pub data_dir: PathBuf,
+    /// The HTTP listener: GraphQL at `/graphql`, plus `/metrics`, `/healthz`, `/readyz`.
+    pub listen: SocketAddr,
+    /// Partitions of the embedded log.
+    pub partitions: u32,
+    pub auth: AuthConfig,
+    pub api: ApiConfig,
+    pub collector: CollectorSection,
+    pub rules: RulesSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("argus-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            partitions: 4,
+            auth: AuthConfig::default(),
+            api: ApiConfig::default(),
+            collector: CollectorSection::default(),
+            rules: RulesSection::default(),
+        }
+    }
+}
+
+/// `[collector]`: whose interfaces these are and how often to scan them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorSection {
+    pub org: String,
+    /// The gateway's name; defaults to this machine's host name.
+    pub host: Option<String>,
+    /// Defaults to the host name.
+    pub collector_id: Option<String>,
+    pub clearance: Clearance,
+    pub scan_interval_ms: u64,
+    /// Interfaces to watch; empty: every WireGuard interface found.
+    pub interfaces: Vec<String>,
+    /// Per-interface identity: `[collector.overrides.wg0] host = "fob-07"`.
+    pub overrides: BTreeMap<String, OverrideSection>,
+}
+
+impl Default for CollectorSection {
+    fn default() -> Self {
+        Self {
+            org: "default".into(),
+            host: None,
+            collector_id: None,
+            clearance: Clearance::default(),
+            scan_interval_ms: 10_000,
+            interfaces: Vec::new(),
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideSection {
+    pub org: Option<String>,
+    pub host: Option<String>,
+    pub clearance: Option<Clearance>,
+}
+
+/// `[rules]`: the fold's thresholds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSection {
+    /// A peer is stale once its handshake is this old.
+    pub stale_after_s: u64,
+    /// A stale peer is fresh again only below this age (hysteresis).
+    pub fresh_below_s: u64,
+    /// A gateway is silent after this many scan intervals without a heartbeat.
+    pub gateway_silence_scans: u32,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        let rules = RuleConfig::default();
+        Self {
+            stale_after_s: rules.staleness.stale_after.as_secs(),
+            fresh_below_s: rules.staleness.fresh_below.as_secs(),
+            gateway_silence_scans: rules.gateway_silence_scans,
+        }
+    }
+}
+
+/// `ARGUS_*` variables that are not configuration keys.
+const NOT_KEYS: [&str; 2] = ["ARGUS_CONFIG", "ARGUS_LOG"];
+
+/// Reads the layers in order; a key that no layer may hold is an error naming it. Environment
+/// variables name keys as `ARGUS_SECTION__KEY` (`ARGUS_AUTH__HS256_SECRET`, `ARGUS_DATA_DIR`).
+pub fn load(file: Option<&Path>, environment: &[(String, String)], sets: &[String]) -> anyhow::Result<Config> {
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            text.parse::<toml::Table>().with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    for (name, value) in environment {
+        if let Some(path) = name.strip_prefix("ARGUS_").filter(|_| !NOT_KEYS.contains(&name.as_str())) {
+            let path = path.to_ascii_lowercase().replace("__", ".");
+            assign(&mut table, &path, value).with_context(|| format!("environment variable {name}"))?;
+        }
+    }
+    for set in sets {
+        let (path, value) = set.split_once('=').with_context(|| format!("--set {set:?}: expected key.path=value"))?;
+        assign(&mut table, path.trim(), value.trim()).with_context(|| format!("--set {set:?}"))?;
+    }
+    Config::deserialize(table).context("configuration")
+}
+
+/// Sets `a.b.c = value` in `table`; the value is read as TOML when it parses as such, else as text.
+fn assign(table: &mut toml::Table, path: &str, value: &str) -> anyhow::Result<()> {
+    let parsed = format!("value = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut parsed| parsed.remove("value"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let mut keys: Vec<&str> = path.split('.').collect();
+    let Some(last) = keys.pop().filter(|key| !key.is_empty()) else { bail!("empty key") };
+    let mut current = table;
+    for key in keys {
+        let entry = current.entry(key.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().with_context(|| format!("{key} is not a section"))?;
+    }
+    current.insert(last.to_owned(), parsed);
+    Ok(())
+}
+
+/// This machine's host name, for the default gateway name.
+fn machine_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl Config {
+    pub fn rules(&self) -> anyhow::Result<RuleConfig> {
+        if self.rules.fresh_below_s >= self.rules.stale_after_s {
+            bail!(
+                "rules: fresh_below_s ({}) must be below stale_after_s ({})",
+                self.rules.fresh_below_s,
+                self.rules.stale_after_s
+            );
+        }
+        Ok(RuleConfig {
+            staleness: StalenessWindow {
+                stale_after: Duration::from_secs(self.rules.stale_after_s),
+                fresh_below: Duration::from_secs(self.rules.fresh_below_s),
+            },
+            gateway_silence_scans: self.rules.gateway_silence_scans.max(1),
+            ..RuleConfig::default()
+        })
+    }
+
+    pub fn processor(&self) -> anyhow::Result<ProcessorConfig> {
+        Ok(ProcessorConfig {
+            observations_topic: self.api.observations_topic.clone(),
+            alerts_topic: self.api.alerts_topic.clone(),
+            alert_format: match self.api.alert_encoding {
+                AlertEncoding::Avro => AlertFormat::Avro,
+                AlertEncoding::Json => AlertFormat::Json,
+            },
+            rules: self.rules()?,
+            ..ProcessorConfig::default()
+        })
+    }
+
+    pub fn collector(&self) -> anyhow::Result<CollectorConfig> {
+        let section = &self.collector;
+        let host = section.host.clone().unwrap_or_else(machine_host_name);
+        let collector_id = section.collector_id.clone().unwrap_or_else(|| host.clone());
+        let mut config = CollectorConfig::new(
+            section.org.parse().context("collector.org")?,
+            host.parse().context("collector.host")?,
+            collector_id.parse().context("collector.collector_id")?,
+        );
+        config.clearance = section.clearance;
+        config.scan_interval = Duration::from_millis(section.scan_interval_ms.max(100));
+        config.observations_topic = self.api.observations_topic.clone();
+        config.interfaces = section
+            .interfaces
+            .iter()
+            .map(|name| name.parse().with_context(|| format!("collector.interfaces: {name:?}")))
+            .collect::<anyhow::Result<_>>()?;
+        for (name, overrides) in &section.overrides {
+            let interface = name.parse().with_context(|| format!("collector.overrides: {name:?}"))?;
+            let org = overrides.org.as_deref().map(str::parse).transpose().context("collector.overrides org")?;
+            let host = overrides.host.as_deref().map(str::parse).transpose().context("collector.overrides host")?;
+            config.overrides.insert(interface, InterfaceOverride { org, host, clearance: overrides.clearance });
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_holds_every_default() {
+        // read at run time (cargo and nextest set it): a shared build must not point into another checkout
+        let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+        let example = Path::new(&manifest).join("../../infra/argus.example.toml");
+        let from_file = load(Some(&example), &[], &[]).expect("the example parses, with no unknown key");
+        assert_eq!(format!("{from_file:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn layers_apply_in_order_and_unknown_keys_are_refused() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let file = directory.path().join("argus.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[collector]\norg = \"file-org\"\nhost = \"gw-01\"\nscan_interval_ms = 5000\n",
+        )
+        .expect("write");
+        let environment = vec![
+            ("ARGUS_COLLECTOR__ORG".to_owned(), "env-org".to_owned()),
+            ("ARGUS_AUTH__HS256_SECRET".to_owned(), "0123456789abcdef0123456789abcdef".to_owned()),
+            ("PATH".to_owned(), "/bin".to_owned()),
+        ];
+        let config = load(Some(&file), &environment, &["collector.scan_interval_ms=2000".into()]).expect("config");
+        assert_eq!(config.listen.port(), 9000, "file over default");
+        assert_eq!(config.collector.org, "env-org", "environment over file");
+        assert_eq!(config.collector.scan_interval_ms, 2000, "flag over file");
+        assert!(config.auth.hs256_secret.is_some());
+        assert!(!format!("{config:?}").contains("0123456789abcdef"), "secrets never print");
+        assert_eq!(config.collector().expect("collector").host.as_str(), "gw-01");
+
+        let error = load(None, &[], &["collector.colour=blue".into()]).expect_err("unknown key");
+        assert!(format!("{error:#}").contains("unknown field `colour`"), "{error:#}");
+        let error =
+            load(None, &[], &["collector.org=acme/corp".into()]).expect("parses").collector().expect_err("bad org");
+        assert!(format!("{error:#}").contains("collector.org"), "{error:#}");
+        let error = load(None, &[], &["rules.fresh_below_s=300".into()]).expect("parses").rules().expect_err("window");
+        assert!(error.to_string().contains("fresh_below_s"), "{error}");
+    }
+}
