@@ -6,7 +6,8 @@
 #   wg-lab.sh up ID [SITES] [--psk] [--keepalive SECONDS]   build lab ID (default 3 sites)
 #   wg-lab.sh fail ID SITE [--link]    stop SITE's wireguard-go (or, with --link, cut its veth)
 #   wg-lab.sh restore ID SITE          undo `fail`
-#   wg-lab.sh rotate ID SITE           give SITE a new key; the hub is told the new public key
+#   wg-lab.sh rotate ID SITE [KEYFILE] give SITE a new private key (generated, or read from
+#                                      KEYFILE); the hub is told the new public key
 #   wg-lab.sh burst ID SITE SECONDS    flood the hub with large pings from SITE for SECONDS
 #   wg-lab.sh quiet ID                 stop the background traffic (counters then stand still)
 #   wg-lab.sh traffic ID               start it again for every running site
@@ -196,13 +197,17 @@ cmd_restore() {
 }
 
 cmd_rotate() {
-  local id="$1" site="$2" state name old
+  local id="$1" site="$2" keyfile="${3:-}" state name old
   check_id "$id"; check_site "$site"; site="$((10#$site))"
   state="$(state_dir "$id")"
   [ -d "$state" ] || die "no lab $id"
   name="$(site_name "$site")"
   old="$(cat "$state/$name.pub")"
-  (umask 077; wg genkey >"$state/$name.key")
+  if [ -n "$keyfile" ]; then
+    (umask 077; cat "$keyfile" >"$state/$name.key")
+  else
+    (umask 077; wg genkey >"$state/$name.key")
+  fi
   wg pubkey <"$state/$name.key" >"$state/$name.pub"
   wg set "$(hub_if "$id")" peer "$old" remove
   hub_peer "$id" "$site"
@@ -275,12 +280,12 @@ case "$command" in
   up) cmd_up "$@" ;;
   fail) cmd_fail "${1:?lab id}" "${2:?site}" "${3:-}" ;;
   restore) cmd_restore "${1:?lab id}" "${2:?site}" ;;
-  rotate) cmd_rotate "${1:?lab id}" "${2:?site}" ;;
+  rotate) cmd_rotate "${1:?lab id}" "${2:?site}" "${3:-}" ;;
   burst) cmd_burst "${1:?lab id}" "${2:?site}" "${3:?seconds}" ;;
   quiet) cmd_quiet "${1:?lab id}" ;;
   traffic) cmd_traffic "${1:?lab id}" ;;
   status) cmd_status "${1:?lab id}" ;;
   down) cmd_down "${1:?lab id}" ;;
   list) cmd_list ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac

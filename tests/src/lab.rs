@@ -127,9 +127,11 @@ impl Lab {
         self.site_command("restore", site);
     }
 
-    /// Gives a site a new key pair (the hub learns the new public key); returns it.
-    pub fn rotate(&self, site: u32) -> String {
-        self.site_command("rotate", site).trim().to_owned()
+    /// Gives a site the private key in `key_file` (the hub learns the new public key); returns
+    /// the new public key.
+    pub fn rotate(&self, site: u32, key_file: &std::path::Path) -> String {
+        let key_file = key_file.to_str().expect("utf-8 path").to_owned();
+        self.run(&["rotate".to_owned(), self.id.clone(), site.to_string(), key_file]).trim().to_owned()
     }
 
     /// Floods the hub from `site` for `seconds`.

@@ -37,6 +37,12 @@ struct HttpState {
 }
 
 /// Every route of the API, ready for [`crate::serve`].
+/// `/metrics` (Prometheus) and `/healthz` alone, for services without the GraphQL API.
+pub fn metrics_routes() -> impl Endpoint {
+    prometheus();
+    Route::new().at("/metrics", get(metrics_text)).at("/healthz", get(healthz))
+}
+
 pub fn routes(context: ApiContext, authenticator: Authenticator) -> impl Endpoint {
     let max_body_bytes = context.config.max_body_bytes;
     let state = Arc::new(HttpState { schema: schema::build(context.clone()), authenticator, context });

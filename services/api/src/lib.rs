@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 
 pub use self::events::{EventPublisher, PublishError, RecordSink};
-pub use self::http::{prometheus, routes};
+pub use self::http::{metrics_routes, prometheus, routes};
 pub use self::live::{AlertEncoding, run_alert_feed};
 
 /// What the API needs to know beyond its keys; every field has a default.

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use argus_api::auth::AuthConfig;
 use argus_api::{AlertEncoding, ApiConfig};
 use argus_collector::{CollectorConfig, InterfaceOverride};
+use argus_core::fold::AnomalyConfig;
 use argus_core::{Clearance, RuleConfig, StalenessWindow};
 use argus_processor::{AlertFormat, ProcessorConfig};
 use serde::Deserialize;
@@ -28,6 +29,42 @@ pub struct Config {
     pub api: ApiConfig,
     pub collector: CollectorSection,
     pub rules: RulesSection,
+    pub kafka: KafkaSection,
+    pub scylla: ScyllaSection,
+    /// `/metrics` and `/healthz` of `argus collector` and `argus processor`.
+    pub metrics_listen: SocketAddr,
+}
+
+/// `[kafka]`: the log of the scale-out services.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSection {
+    /// `host:port,...`
+    pub brokers: String,
+    /// The processors' consumer group.
+    pub group: String,
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        Self { brokers: "127.0.0.1:9092".into(), group: "argus-processor".into() }
+    }
+}
+
+/// `[scylla]`: the projections of the scale-out services (processor and API share them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScyllaSection {
+    /// `host:port` of one node; unset: `argus processor` and `argus api` refuse to start.
+    pub uri: Option<String>,
+    pub keyspace: String,
+    pub replication_factor: u32,
+}
+
+impl Default for ScyllaSection {
+    fn default() -> Self {
+        Self { uri: None, keyspace: "argus".into(), replication_factor: 3 }
+    }
 }
 
 impl Default for Config {
@@ -40,6 +77,9 @@ impl Default for Config {
             api: ApiConfig::default(),
             collector: CollectorSection::default(),
             rules: RulesSection::default(),
+            kafka: KafkaSection::default(),
+            scylla: ScyllaSection::default(),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
         }
     }
 }
@@ -93,6 +133,16 @@ pub struct RulesSection {
     pub fresh_below_s: u64,
     /// A gateway is silent after this many scan intervals without a heartbeat.
     pub gateway_silence_scans: u32,
+    /// Traffic anomaly: raise above this multiple of the peer's baseline...
+    pub anomaly_raise_factor: f64,
+    /// ...resolve below this multiple...
+    pub anomaly_resolve_factor: f64,
+    /// ...never below this throughput (bytes/s, rx + tx)...
+    pub anomaly_floor_bytes_per_s: f64,
+    /// ...and only once the peer has been watched this long.
+    pub anomaly_warmup_s: u64,
+    /// Time constant of the baseline's moving average.
+    pub anomaly_baseline_time_constant_s: u64,
 }
 
 impl Default for RulesSection {
@@ -102,6 +152,11 @@ impl Default for RulesSection {
             stale_after_s: rules.staleness.stale_after.as_secs(),
             fresh_below_s: rules.staleness.fresh_below.as_secs(),
             gateway_silence_scans: rules.gateway_silence_scans,
+            anomaly_raise_factor: rules.anomaly.raise_factor,
+            anomaly_resolve_factor: rules.anomaly.resolve_factor,
+            anomaly_floor_bytes_per_s: rules.anomaly.floor_bytes_per_s,
+            anomaly_warmup_s: rules.anomaly.warmup.as_secs(),
+            anomaly_baseline_time_constant_s: rules.anomaly.baseline_time_constant.as_secs(),
         }
     }
 }
@@ -161,6 +216,15 @@ fn machine_host_name() -> String {
 
 impl Config {
     pub fn rules(&self) -> anyhow::Result<RuleConfig> {
+        if self.rules.anomaly_resolve_factor >= self.rules.anomaly_raise_factor
+            || self.rules.anomaly_resolve_factor < 1.0
+        {
+            bail!(
+                "rules: anomaly_resolve_factor ({}) must be at least 1 and below anomaly_raise_factor ({})",
+                self.rules.anomaly_resolve_factor,
+                self.rules.anomaly_raise_factor
+            );
+        }
         if self.rules.fresh_below_s >= self.rules.stale_after_s {
             bail!(
                 "rules: fresh_below_s ({}) must be below stale_after_s ({})",
@@ -174,6 +238,13 @@ impl Config {
                 fresh_below: Duration::from_secs(self.rules.fresh_below_s),
             },
             gateway_silence_scans: self.rules.gateway_silence_scans.max(1),
+            anomaly: AnomalyConfig {
+                raise_factor: self.rules.anomaly_raise_factor,
+                resolve_factor: self.rules.anomaly_resolve_factor,
+                floor_bytes_per_s: self.rules.anomaly_floor_bytes_per_s,
+                warmup: Duration::from_secs(self.rules.anomaly_warmup_s),
+                baseline_time_constant: Duration::from_secs(self.rules.anomaly_baseline_time_constant_s.max(1)),
+            },
             ..RuleConfig::default()
         })
     }
@@ -187,6 +258,7 @@ impl Config {
                 AlertEncoding::Json => AlertFormat::Json,
             },
             rules: self.rules()?,
+            group: self.kafka.group.clone(),
             ..ProcessorConfig::default()
         })
     }

@@ -1,6 +1,7 @@
 //! `argus`: Argus WireGuard in one binary. `argus run` is the all-in-one mode (collector,
-//! processor and GraphQL API in one process on the embedded log and store); `argus token` mints a
-//! development JWT.
+//! processor and GraphQL API in one process on the embedded log and store); `argus collector`,
+//! `argus processor` and `argus api` are the scale-out services on Kafka and ScyllaDB; `argus
+//! token` mints a development JWT.
 
 mod config;
 
@@ -10,10 +11,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use argus_api::auth::{Authenticator, Claims, Role, mint_hs256};
-use argus_api::{ApiContext, routes, run_alert_feed, serve};
+use argus_api::{ApiContext, metrics_routes, routes, run_alert_feed, serve};
 use argus_collector::{Collector, WireguardHost};
-use argus_log::EmbeddedLog;
-use argus_store::EmbeddedStore;
+use argus_log::{EmbeddedLog, EventLog, KafkaLog};
+use argus_store::scylla::ScyllaStore;
+use argus_store::{EmbeddedStore, ProjectionStore};
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 use tracing::info;
@@ -36,6 +38,12 @@ struct Cli {
 enum Command {
     /// Collector, processor and API in one process on the embedded log and store.
     Run,
+    /// This host's WireGuard interfaces to Kafka (one per gateway host).
+    Collector,
+    /// Kafka to ScyllaDB: fold, projections, alerts (scale out in one consumer group).
+    Processor,
+    /// The GraphQL API over ScyllaDB, writing through Kafka.
+    Api,
     /// Print a development JWT signed with the configured HS256 secret.
     Token {
         #[arg(long)]
@@ -58,16 +66,11 @@ fn main() -> anyhow::Result<()> {
     let environment: Vec<(String, String)> = std::env::vars().collect();
     let file = cli.config.or_else(|| std::env::var_os("ARGUS_CONFIG").map(PathBuf::from));
     let config = config::load(file.as_deref(), &environment, &cli.sets)?;
-    match cli.command {
-        Command::Run => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("ARGUS_LOG")
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .init();
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(config))
-        }
+    let service: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>> = match cli.command {
+        Command::Run => Box::pin(run(config)),
+        Command::Collector => Box::pin(collector(config)),
+        Command::Processor => Box::pin(processor(config)),
+        Command::Api => Box::pin(api(config)),
         Command::Token { org, clearance, role, hours, subject } => {
             let secret = config.auth.hs256_secret.as_ref().context("auth.hs256_secret is not set")?;
             org.parse::<argus_core::OrgId>().context("--org")?;
@@ -76,9 +79,16 @@ fn main() -> anyhow::Result<()> {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
             let claims = Claims { sub: subject, org, clearance, role, exp: now + hours * 3_600, iat: Some(now) };
             println!("{}", mint_hs256(secret, &claims)?);
-            Ok(())
+            return Ok(());
         }
-    }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ARGUS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(service)
 }
 
 /// Resolves when `receiver` says stop.
@@ -104,49 +114,167 @@ async fn termination() {
     }
 }
 
+type Task = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// The services of one process, started on a shared stop signal.
+struct Services {
+    stop: watch::Sender<bool>,
+    stopped: watch::Receiver<bool>,
+    /// Ends only on its own with an error (the processor): then everything stops.
+    critical: Option<Task>,
+    tasks: Vec<Task>,
+}
+
+impl Services {
+    fn new() -> Self {
+        let (stop, stopped) = watch::channel(false);
+        Self { stop, stopped, critical: None, tasks: Vec::new() }
+    }
+
+    fn processor<L: EventLog + 'static, S: ProjectionStore + 'static>(
+        &mut self,
+        log: Arc<L>,
+        store: Arc<S>,
+        config: argus_processor::ProcessorConfig,
+    ) {
+        let stopped = self.stopped.clone();
+        self.critical = Some(tokio::spawn(async move {
+            argus_processor::run(&*log, &*store, &config, until_stopped(stopped)).await.context("processor")
+        }));
+    }
+
+    fn collector<L: EventLog + 'static>(&mut self, log: Arc<L>, config: argus_collector::CollectorConfig) {
+        let collector = Collector::new(WireguardHost::default(), log, config);
+        let stopped = self.stopped.clone();
+        self.tasks.push(tokio::spawn(async move {
+            collector.run(until_stopped(stopped), Duration::from_secs(5)).await.context("collector")
+        }));
+    }
+
+    /// The GraphQL API (and the live alert feed behind its subscription) on `listener`.
+    fn api<L: EventLog + 'static>(
+        &mut self,
+        log: Arc<L>,
+        store: Arc<dyn ProjectionStore>,
+        config: &config::Config,
+        listener: std::net::TcpListener,
+    ) -> anyhow::Result<()> {
+        let authenticator = Authenticator::new(&config.auth).context("auth")?;
+        let context = ApiContext::new(store, log.clone(), config.api.clone()).context("api")?;
+        let feed = run_alert_feed(
+            log,
+            config.api.alerts_topic.clone(),
+            format!("argus-live-{}", config.api.instance_id),
+            config.api.alert_encoding,
+            context.live_alerts.clone(),
+            self.stopped.clone(),
+        );
+        self.tasks.push(tokio::spawn(async move {
+            feed.await;
+            Ok(())
+        }));
+        let stopped = self.stopped.clone();
+        self.tasks.push(tokio::spawn(async move {
+            serve(listener, routes(context, authenticator), until_stopped(stopped)).await.context("api server")
+        }));
+        Ok(())
+    }
+
+    /// `/metrics` and `/healthz` alone.
+    fn metrics(&mut self, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+        let listener = std::net::TcpListener::bind(listen).with_context(|| format!("metrics_listen {listen}"))?;
+        let stopped = self.stopped.clone();
+        self.tasks.push(tokio::spawn(async move {
+            serve(listener, metrics_routes(), until_stopped(stopped)).await.context("metrics server")
+        }));
+        Ok(())
+    }
+
+    /// Runs until Ctrl-C, SIGTERM or the critical service failing; then stops everything.
+    async fn wait(mut self) -> anyhow::Result<()> {
+        let ended_early = match self.critical.as_mut() {
+            Some(critical) => tokio::select! {
+                () = termination() => None,
+                result = critical => Some(result),
+            },
+            None => {
+                termination().await;
+                None
+            }
+        };
+        info!("stopping");
+        let _ = self.stop.send(true);
+        let critical = match (ended_early, self.critical) {
+            (Some(result), _) => Some(result),
+            (None, Some(critical)) => Some(critical.await),
+            (None, None) => None,
+        };
+        for task in self.tasks {
+            task.await??;
+        }
+        if let Some(result) = critical {
+            result??;
+        }
+        Ok(())
+    }
+}
+
+/// `argus run`: everything in one process on the embedded log and store.
 async fn run(config: config::Config) -> anyhow::Result<()> {
     let processor_config = config.processor()?;
     let collector_config = config.collector()?;
-    let authenticator = Authenticator::new(&config.auth).context("auth")?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("data_dir {}", config.data_dir.display()))?;
     let log = Arc::new(EmbeddedLog::open(&config.data_dir.join("log"), config.partitions).context("embedded log")?);
-    let store = EmbeddedStore::open(&config.data_dir.join("store")).context("embedded store")?;
+    let store = Arc::new(EmbeddedStore::open(&config.data_dir.join("store")).context("embedded store")?);
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("listen {}", config.listen))?;
-    let (stop, stopped) = watch::channel(false);
-
-    let mut processor = {
-        let (log, store, stopped) = (Arc::clone(&log), store.clone(), stopped.clone());
-        tokio::spawn(
-            async move { argus_processor::run(&*log, &store, &processor_config, until_stopped(stopped)).await },
-        )
-    };
-    let context = ApiContext::new(Arc::new(store.clone()), log.clone(), config.api.clone()).context("api")?;
-    let alert_feed = tokio::spawn(run_alert_feed(
-        Arc::clone(&log),
-        config.api.alerts_topic.clone(),
-        format!("argus-live-{}", config.api.instance_id),
-        config.api.alert_encoding,
-        context.live_alerts.clone(),
-        stopped.clone(),
-    ));
-    let collector = Collector::new(WireguardHost::default(), Arc::clone(&log), collector_config);
-    let collector = tokio::spawn(collector.run(until_stopped(stopped.clone()), Duration::from_secs(5)));
-    let server = tokio::spawn(serve(listener, routes(context, authenticator), until_stopped(stopped.clone())));
+    let mut services = Services::new();
+    services.processor(Arc::clone(&log), Arc::clone(&store), processor_config);
+    services.api(Arc::clone(&log), store, &config, listener)?;
+    services.collector(log, collector_config);
     info!(listen = %config.listen, data_dir = %config.data_dir.display(), "argus running: GraphQL at /graphql");
+    services.wait().await
+}
 
-    // the processor only ends on its own with an error: then everything stops
-    let ended_early = tokio::select! {
-        () = termination() => { info!("stopping"); None }
-        result = &mut processor => Some(result),
-    };
-    let _ = stop.send(true);
-    let processor_result = match ended_early {
-        Some(result) => result,
-        None => processor.await,
-    };
-    collector.await?.context("collector")?;
-    alert_feed.await?;
-    server.await?.context("api server")?;
-    processor_result?.context("processor")?;
-    Ok(())
+fn kafka(config: &config::Config) -> anyhow::Result<Arc<KafkaLog>> {
+    Ok(Arc::new(KafkaLog::connect(&config.kafka.brokers).with_context(|| format!("kafka {}", config.kafka.brokers))?))
+}
+
+async fn scylla(config: &config::Config) -> anyhow::Result<Arc<ScyllaStore>> {
+    let uri =
+        config.scylla.uri.as_deref().context(
+            "scylla.uri is not set: the scale-out processor and API share their projections through ScyllaDB",
+        )?;
+    let store = ScyllaStore::connect(uri, &config.scylla.keyspace, config.scylla.replication_factor)
+        .await
+        .with_context(|| format!("scylla {uri}"))?;
+    Ok(Arc::new(store))
+}
+
+/// `argus collector`: this host's interfaces to Kafka.
+async fn collector(config: config::Config) -> anyhow::Result<()> {
+    let collector_config = config.collector()?;
+    let mut services = Services::new();
+    services.metrics(config.metrics_listen)?;
+    services.collector(kafka(&config)?, collector_config);
+    info!(brokers = %config.kafka.brokers, "argus collector running");
+    services.wait().await
+}
+
+/// `argus processor`: Kafka to ScyllaDB, in the consumer group.
+async fn processor(config: config::Config) -> anyhow::Result<()> {
+    let processor_config = config.processor()?;
+    let mut services = Services::new();
+    services.metrics(config.metrics_listen)?;
+    services.processor(kafka(&config)?, scylla(&config).await?, processor_config);
+    info!(brokers = %config.kafka.brokers, group = %config.kafka.group, "argus processor running");
+    services.wait().await
+}
+
+/// `argus api`: GraphQL over ScyllaDB, writing through Kafka.
+async fn api(config: config::Config) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("listen {}", config.listen))?;
+    let mut services = Services::new();
+    services.api(kafka(&config)?, scylla(&config).await?, &config, listener)?;
+    info!(listen = %config.listen, "argus api running: GraphQL at /graphql");
+    services.wait().await
 }

@@ -1,0 +1,373 @@
+//! End to end: the `argus` binary (`argus run`) against the WireGuard lab, over HTTP GraphQL, as an
+//! operator would use it. Needs root (namespaces); fails, never skips, without it.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use argus_testkit::lab::{DumpPeer, Lab, LabOptions};
+use serde_json::{Value, json};
+
+const SECRET: &str = "e2e-secret-of-at-least-thirty-two-bytes";
+
+/// `argus run` as a child process on a free loopback port; killed on drop.
+struct Argus {
+    child: Option<Child>,
+    config: std::path::PathBuf,
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("port").port()
+}
+
+fn argus_command(config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_argus"));
+    command.arg("--config").arg(config);
+    command
+}
+
+impl Argus {
+    /// Writes a configuration for `lab`'s hub into `directory` (with `rules` appended to `[rules]`)
+    /// and starts `argus run`.
+    async fn start(directory: &Path, lab: &Lab, rules: &str) -> Self {
+        let config = directory.join("argus.toml");
+        let port = free_port();
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{port}\"\n[auth]\nhs256_secret = \"{SECRET}\"\n\
+                 [collector]\norg = \"e2e\"\nhost = \"hub-01\"\nscan_interval_ms = 1000\ninterfaces = [\"{hub}\"]\n\
+                 [rules]\n{rules}\n",
+                data = directory.join("data").display(),
+                hub = lab.hub_interface(),
+            ),
+        )
+        .expect("write config");
+        let output = argus_command(&config)
+            .args(["token", "--org", "e2e", "--clearance", "TOP_SECRET", "--role", "operator"])
+            .output()
+            .expect("argus token");
+        assert!(output.status.success(), "argus token: {}", String::from_utf8_lossy(&output.stderr));
+        let token = String::from_utf8(output.stdout).expect("utf-8").trim().to_owned();
+        let mut argus =
+            Self { child: None, config, url: format!("http://127.0.0.1:{port}"), token, http: reqwest::Client::new() };
+        argus.restart().await;
+        argus
+    }
+
+    /// Starts `argus run` (again) and waits until it answers.
+    async fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.config.with_file_name("argus.log"))
+            .expect("log file");
+        let child = argus_command(&self.config)
+            .arg("run")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start argus run");
+        self.child = Some(child);
+        let started = Instant::now();
+        while self.http.get(format!("{}/healthz", self.url)).send().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "argus run did not answer");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/graphql", self.url))
+            .bearer_auth(&self.token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request");
+        let body: Value = response.json().await.expect("json");
+        assert!(body.get("errors").is_none(), "{query}: {body}");
+        body["data"].clone()
+    }
+
+    async fn peer(&self, public_key: &str) -> Value {
+        let data = self
+            .graphql(
+                "query($key: String!) { wireguardPeer(publicKey: $key) { status latestHandshake transferRx transferTx } }",
+                json!({ "key": public_key }),
+            )
+            .await;
+        data["wireguardPeer"][0].clone()
+    }
+
+    async fn alerts(&self, kind: &str) -> Vec<Value> {
+        let data = self
+            .graphql(
+                "query($kind: WireguardAlertKind) { wireguardAlerts(filter: { kind: $kind }, first: 100) {
+                    edges { node { alertId state publicKey probableCause } } } }",
+                json!({ "kind": kind }),
+            )
+            .await;
+        data["wireguardAlerts"]["edges"].as_array().expect("edges").iter().map(|edge| edge["node"].clone()).collect()
+    }
+
+    /// Polls `probe` until it returns `Some`, for at most `timeout`.
+    async fn eventually<T>(&self, what: &str, timeout: Duration, mut probe: impl AsyncFnMut(&Self) -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(found) = probe(self).await {
+                return found;
+            }
+            assert!(started.elapsed() < timeout, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Argus {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// WireGuard renews handshakes every 120 s while traffic flows: a window just above that.
+const SHORT_WINDOW: &str = "stale_after_s = 135\nfresh_below_s = 125";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_site_goes_stale_with_site_down_then_resolves() {
+    let lab = Lab::up(3, LabOptions::default());
+    let directory = tempfile::tempdir().expect("tempdir");
+    let argus = Argus::start(directory.path(), &lab, SHORT_WINDOW).await;
+    let site = lab.site_public_key(2);
+    let handshake_at_failure =
+        lab.hub_dump().into_iter().find(|peer| peer.public_key == site).expect("site").latest_handshake;
+    lab.fail(2);
+
+    let stale_by = handshake_at_failure + 135 + 2;
+    argus
+        .eventually("the site is STALE", Duration::from_secs(200), async |argus| {
+            let peer = argus.peer(&site).await;
+            (peer["status"] == "STALE").then_some(())
+        })
+        .await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    assert!(now <= stale_by, "STALE {}s after the window plus 2 s", now.saturating_sub(stale_by));
+    let alerts = argus.alerts("PEER_STALE").await;
+    assert_eq!(alerts.len(), 1, "one alert, for that site only: {alerts:?}");
+    assert_eq!(alerts[0]["publicKey"], site.as_str());
+    assert_eq!(alerts[0]["probableCause"], "SITE_DOWN");
+    assert_eq!(alerts[0]["state"], "RAISED");
+
+    lab.restore(2);
+    argus
+        .eventually("the alert resolves", Duration::from_secs(30), async |argus| {
+            let alerts = argus.alerts("PEER_STALE").await;
+            (alerts.len() == 1 && alerts[0]["state"] == "RESOLVED").then_some(())
+        })
+        .await;
+    assert_ne!(argus.peer(&site).await["status"], "STALE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_manifest_flags_the_old_key_until_the_site_rotates() {
+    let lab = Lab::up(3, LabOptions::default());
+    let directory = tempfile::tempdir().expect("tempdir");
+    let argus = Argus::start(directory.path(), &lab, "").await;
+    let old_key = lab.site_public_key(1);
+    let new_private = Command::new("wg").arg("genkey").output().expect("wg genkey").stdout;
+    let key_file = directory.path().join("site1.key");
+    std::fs::write(&key_file, &new_private).expect("key file");
+    let mut pubkey = Command::new("wg").arg("pubkey").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("wg");
+    std::io::Write::write_all(pubkey.stdin.as_mut().expect("stdin"), &new_private).expect("write");
+    let new_key =
+        String::from_utf8(pubkey.wait_with_output().expect("wg pubkey").stdout).expect("utf-8").trim().to_owned();
+    argus
+        .eventually("the hub is projected", Duration::from_secs(20), async |argus| {
+            (argus.peer(&old_key).await["status"] == "ACTIVE").then_some(())
+        })
+        .await;
+
+    let mut entries = vec![json!({ "label": "site-1", "expectedKey": new_key, "retiredKeys": [old_key] })];
+    for site in 2..=3 {
+        entries.push(json!({ "label": format!("site-{site}"), "expectedKey": lab.site_public_key(site) }));
+    }
+    argus
+        .graphql(
+            "mutation($input: RotationManifestInput!) { setRotationManifest(input: $input) { eventId } }",
+            json!({ "input": { "host": "hub-01", "interface": lab.hub_interface(), "entries": entries } }),
+        )
+        .await;
+    let raised = argus
+        .eventually("the old key is flagged", Duration::from_secs(20), async |argus| {
+            let alerts = argus.alerts("KEY_ROTATION").await;
+            (!alerts.is_empty()).then_some(alerts)
+        })
+        .await;
+    assert_eq!(raised.len(), 1, "only site 1 is flagged: {raised:?}");
+    assert_eq!(raised[0]["publicKey"], old_key.as_str());
+    assert_eq!(raised[0]["probableCause"], "SECURITY");
+    let status = argus.graphql("{ wireguardRotationStatus { label state } }", json!({})).await;
+    let pending: Vec<&Value> = status["wireguardRotationStatus"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|entry| entry["state"] == "PENDING")
+        .collect();
+    assert_eq!(pending.len(), 1, "{status}");
+    assert_eq!(pending[0]["label"], "site-1");
+
+    assert_eq!(lab.rotate(1, &key_file), new_key);
+    argus
+        .eventually("the flag clears", Duration::from_secs(30), async |argus| {
+            let alerts = argus.alerts("KEY_ROTATION").await;
+            let status = argus.graphql("{ wireguardRotationStatus { state } }", json!({})).await;
+            let rotated = status["wireguardRotationStatus"].as_array()?.iter().all(|entry| entry["state"] == "ROTATED");
+            (alerts.iter().all(|alert| alert["state"] == "RESOLVED") && rotated).then_some(())
+        })
+        .await;
+}
+
+/// The collector loses sight of the gateway (its UAPI socket moved away) while the gateway and
+/// every tunnel stay up: one GATEWAY_SILENT, no per-peer alerts; it resolves when the collector
+/// sees the gateway again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_collector_is_one_gateway_alert_not_a_storm() {
+    let lab = Lab::up(3, LabOptions::default());
+    let directory = tempfile::tempdir().expect("tempdir");
+    let argus = Argus::start(directory.path(), &lab, "gateway_silence_scans = 3").await;
+    argus
+        .eventually("the gateway is projected", Duration::from_secs(20), async |argus| {
+            let hosts = argus.graphql("{ wireguardHosts { status } }", json!({})).await;
+            (hosts["wireguardHosts"][0]["status"] == "ALIVE").then_some(())
+        })
+        .await;
+    let socket = format!("/var/run/wireguard/{}.sock", lab.hub_interface());
+    let hidden = directory.path().join("hub.sock");
+    std::fs::rename(&socket, &hidden).expect("hide the UAPI socket");
+    let silent = argus
+        .eventually("GATEWAY_SILENT", Duration::from_secs(20), async |argus| {
+            let alerts = argus.alerts("GATEWAY_SILENT").await;
+            (!alerts.is_empty()).then_some(alerts)
+        })
+        .await;
+    assert_eq!(silent.len(), 1, "{silent:?}");
+    assert_eq!(silent[0]["probableCause"], "GATEWAY_SILENT");
+    // a few more silent scans: still one alert, and no peer alerts at all
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(argus.alerts("GATEWAY_SILENT").await.len(), 1);
+    assert!(argus.alerts("PEER_STALE").await.is_empty(), "no storm of per-peer alerts");
+    std::fs::rename(&hidden, &socket).expect("restore the UAPI socket");
+    argus
+        .eventually("the gateway alert resolves", Duration::from_secs(20), async |argus| {
+            let alerts = argus.alerts("GATEWAY_SILENT").await;
+            (alerts.len() == 1 && alerts[0]["state"] == "RESOLVED").then_some(())
+        })
+        .await;
+}
+
+/// The hub's counters for `key` in `dump`.
+fn counters(dump: &[DumpPeer], key: &str) -> (u64, u64) {
+    let peer = dump.iter().find(|peer| peer.public_key == key).expect("peer in dump");
+    (peer.rx_bytes, peer.tx_bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_argus_mid_stream_leaves_no_gap_and_no_double_count() {
+    let lab = Lab::up(3, LabOptions::default());
+    lab.quiet();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let site = lab.site_public_key(3);
+    let first = counters(&lab.hub_dump(), &site);
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut argus = Argus::start(directory.path(), &lab, "").await;
+    argus
+        .eventually("first observation", Duration::from_secs(20), async |argus| {
+            argus.peer(&site).await.get("status").filter(|status| !status.is_null()).map(drop)
+        })
+        .await;
+    lab.traffic();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    argus.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    argus.restart().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    lab.quiet();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let last = counters(&lab.hub_dump(), &site);
+    assert!(last.0 > first.0, "traffic flowed");
+    let expected = json!([last.0 - first.0, last.1 - first.1]);
+    argus
+        .eventually("the totals match the counters exactly", Duration::from_secs(20), async |argus| {
+            let peer = argus.peer(&site).await;
+            (json!([peer["transferRx"], peer["transferTx"]]) == expected).then_some(())
+        })
+        .await;
+    // and the history's deltas add up to the same totals: nothing missed, nothing counted twice
+    let history = argus
+        .graphql(
+            "query($key: String!, $from: DateTime!, $to: DateTime!) {
+                wireguardPeerHistory(publicKey: $key, from: $from, to: $to, first: 500) {
+                    edges { node { rxDeltaBytes txDeltaBytes } } } }",
+            json!({ "key": site, "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z" }),
+        )
+        .await;
+    let edges = history["wireguardPeerHistory"]["edges"].as_array().expect("edges");
+    let sum = |field: &str| edges.iter().map(|edge| edge["node"][field].as_u64().expect("delta")).sum::<u64>();
+    assert_eq!(json!([sum("rxDeltaBytes"), sum("txDeltaBytes")]), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_times_the_baseline_raises_a_traffic_anomaly_for_that_peer_only() {
+    let lab = Lab::up(3, LabOptions::default());
+    let directory = tempfile::tempdir().expect("tempdir");
+    let argus = Argus::start(
+        directory.path(),
+        &lab,
+        "anomaly_warmup_s = 15\nanomaly_floor_bytes_per_s = 20000.0\nanomaly_baseline_time_constant_s = 600",
+    )
+    .await;
+    // the background ping (two per second) is the baseline; let it warm up
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(argus.alerts("TRAFFIC_ANOMALY").await.is_empty(), "normal traffic raises nothing");
+    lab.burst(1, 6);
+    let raised = argus
+        .eventually("an anomaly is raised", Duration::from_secs(20), async |argus| {
+            let alerts = argus.alerts("TRAFFIC_ANOMALY").await;
+            (!alerts.is_empty()).then_some(alerts)
+        })
+        .await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["publicKey"], lab.site_public_key(1).as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_queries_list_twelve_sites() {
+    let lab = Lab::up(12, LabOptions::default());
+    let directory = tempfile::tempdir().expect("tempdir");
+    let argus = Argus::start(directory.path(), &lab, "").await;
+    let peers = argus
+        .eventually("twelve peers", Duration::from_secs(20), async |argus| {
+            let data = argus
+                .graphql("{ wireguardPeers(first: 20) { edges { node { publicKey status endpoint } } } }", json!({}))
+                .await;
+            let edges = data["wireguardPeers"]["edges"].as_array()?.clone();
+            (edges.len() == 12).then_some(edges)
+        })
+        .await;
+    assert!(peers.iter().all(|edge| edge["node"]["status"] == "ACTIVE"), "{peers:?}");
+    let stats = argus.graphql("{ wireguardStats { peers { total active stale } } }", json!({})).await;
+    assert_eq!(stats["wireguardStats"]["peers"], json!({ "total": 12, "active": 12, "stale": 0 }));
+    let hosts = argus.graphql("{ wireguardHosts { host status peerCount } }", json!({})).await;
+    assert_eq!(hosts["wireguardHosts"], json!([{ "host": "hub-01", "status": "ALIVE", "peerCount": 12 }]));
+}
