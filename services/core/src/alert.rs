@@ -59,6 +59,13 @@ pub enum AlertState {
 
 impl AlertState {
     pub const ALL: [AlertState; 2] = [AlertState::Raised, AlertState::Resolved];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            AlertState::Raised => "RAISED",
+            AlertState::Resolved => "RESOLVED",
+        }
+    }
 }
 
 /// The fold's best explanation of a stale peer or silent gateway.

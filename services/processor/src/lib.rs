@@ -178,6 +178,7 @@ fn fold_record(config: &ProcessorConfig, state: &mut PartitionState, record: Rec
         return;
     }
     state.next_offset = record.offset + 1;
+    metrics::counter!("argus_processor_events_total").increment(1);
     match decode_event(&record.value) {
         Ok(event) => {
             let header = event.header();
@@ -185,6 +186,7 @@ fn fold_record(config: &ProcessorConfig, state: &mut PartitionState, record: Rec
             state.fold.apply(&event, now, &mut state.effects);
         }
         Err(error) => {
+            metrics::counter!("argus_processor_dead_letters_total").increment(1);
             let letter = DeadLetter {
                 source_topic: config.observations_topic.clone(),
                 source_partition: record.partition,
@@ -242,12 +244,22 @@ async fn flush<L: EventLog, S: ProjectionStore>(
         next_offset: state.next_offset,
         snapshot: state.fold.snapshot(),
     });
+    let writing = Instant::now();
     store.write(Batch { effects, host_stats, checkpoint }).await?;
+    metrics::histogram!("argus_processor_batch_seconds").record(writing.elapsed().as_secs_f64());
     if checkpoint_due {
         state.checkpointed_offset = state.next_offset;
         state.checkpointed_at = Instant::now();
     }
+    metrics::gauge!("argus_processor_checkpoint_age_seconds", "partition" => partition.to_string())
+        .set(state.checkpointed_at.elapsed().as_secs_f64());
     for alert in alerts {
+        metrics::counter!(
+            "argus_processor_alerts_total",
+            "kind" => alert.kind.name(),
+            "state" => alert.state.name()
+        )
+        .increment(1);
         let mut bytes = Vec::new();
         match config.alert_format {
             AlertFormat::Avro => encode_alert(&alert, &mut bytes),
