@@ -139,9 +139,11 @@ impl Lab {
         self.run(&["burst".to_owned(), self.id.clone(), site.to_string(), seconds.to_string()]);
     }
 
-    /// Stops the background traffic: counters stand still.
+    /// Stops the background traffic and waits until the counters stand still: WireGuard answers
+    /// the last data it received with a keepalive up to 10 s later (Keepalive-Timeout).
     pub fn quiet(&self) {
         self.run(&["quiet".to_owned(), self.id.clone()]);
+        std::thread::sleep(std::time::Duration::from_secs(11));
     }
 
     /// Starts the background traffic again.
