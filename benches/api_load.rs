@@ -1,11 +1,12 @@
-//! Load on the GraphQL API over HTTP: 100,000 peers stored (100 gateways x 1,000), 64 concurrent
-//! clients with keep-alive connections, each sending one query after another; reports the latency
-//! percentiles of `wireguardPeers(first: 100)` and of `wireguardStats`.
+//! Load on the GraphQL API over HTTP: 100,000 peers stored (100 gateways x 1,000), then `wrk` (a
+//! separate process, one thread) with 64 concurrent keep-alive connections, each sending one query
+//! after another; reports throughput and latency percentiles of `wireguardPeers(first: 100)` and
+//! of `wireguardStats`. Needs `wrk` (Debian: `apt-get install wrk`).
 //!
 //! `cargo run --release -p argus-benches --bin api-load [seconds per query, default 20]`
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use argus_api::auth::{AuthConfig, Authenticator, Claims, Role, Secret, mint_hs256};
 use argus_api::{ApiConfig, ApiContext, routes, serve};
@@ -13,6 +14,10 @@ use argus_benches::{BatchSource, HOSTS, PEERS_PER_HOST};
 use argus_log::EmbeddedLog;
 use argus_store::EmbeddedStore;
 use serde_json::json;
+
+/// The allocator `argus` serves with (many threads allocate many small GraphQL values).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CLIENTS: usize = 64;
 const SECRET: &str = "load-test-secret-of-thirty-two-bytes!";
@@ -22,55 +27,45 @@ const PEERS_QUERY: &str = "{ wireguardPeers(first: 100) { edges { cursor node { 
 const STATS_QUERY: &str = "{ wireguardStats { peers { total active stale neverConnected } transferRx transferTx \
     rxBytesPerSecond txBytesPerSecond hosts { host peers { total stale } transferRx } } }";
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
-}
-
-/// Runs `CLIENTS` clients against `query` for `duration`; prints and returns the p99.
-async fn load(url: &str, token: &str, name: &str, query: &'static str, duration: Duration) -> Duration {
+/// Runs `wrk` (one thread, `CLIENTS` keep-alive connections) posting `query` for `seconds`, and
+/// prints its throughput and latency percentiles.
+fn load(url: &str, token: &str, name: &str, query: &str, seconds: u64) {
+    let script = tempfile::NamedTempFile::new().expect("script file");
     let body = json!({ "query": query }).to_string();
-    let started = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (url, token, body) = (url.to_owned(), token.to_owned(), body.clone());
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                let mut latencies = Vec::new();
-                while started.elapsed() < duration {
-                    let sent = Instant::now();
-                    let response = http
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .expect("request");
-                    assert_eq!(response.status(), 200);
-                    let bytes = response.bytes().await.expect("body");
-                    assert!(!bytes.starts_with(b"{\"errors\""), "{}", String::from_utf8_lossy(&bytes));
-                    latencies.push(sent.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for client in clients {
-        latencies.extend(client.await.expect("client"));
-    }
-    latencies.sort_unstable();
-    let elapsed = started.elapsed().as_secs_f64();
-    let p99 = percentile(&latencies, 0.99);
+    std::fs::write(
+        script.path(),
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = {body:?}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+             wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n\
+             response = function(status, headers, body)\n  if status ~= 200 or body:sub(1, 10) == '{{\"errors\"' then\n    \
+             io.stderr:write(\"bad answer \" .. status .. \": \" .. body:sub(1, 200) .. \"\\n\")\n    os.exit(1)\n  end\nend\n"
+        ),
+    )
+    .expect("write script");
+    let output = std::process::Command::new("wrk")
+        .args(["-t1", &format!("-c{CLIENTS}"), &format!("-d{seconds}s"), "--latency", "-s"])
+        .arg(script.path())
+        .arg(url)
+        .output()
+        .expect("run wrk (apt-get install wrk)");
+    assert!(output.status.success(), "wrk failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report = String::from_utf8_lossy(&output.stdout);
+    let line = |prefix: &str| {
+        report
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with(prefix))
+            .map(|line| line[prefix.len()..].trim().to_owned())
+            .unwrap_or_else(|| panic!("no {prefix:?} in wrk's report:\n{report}"))
+    };
     println!(
-        "{name}: {} requests in {elapsed:.1} s ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        latencies.len(),
-        latencies.len() as f64 / elapsed,
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3,
-        latencies[latencies.len() - 1].as_secs_f64() * 1e3,
+        "{name}: {} requests/s, p50 {}, p90 {}, p99 {}, errors: {}",
+        line("Requests/sec:"),
+        line("50%"),
+        line("90%"),
+        line("99%"),
+        report.lines().find(|line| line.contains("Non-2xx") || line.contains("Socket errors")).unwrap_or("none")
     );
-    p99
 }
 
 #[tokio::main]
@@ -106,10 +101,14 @@ async fn main() {
         iat: None,
     };
     let token = mint_hs256(&Secret::new(SECRET), &claims).expect("token");
-    let duration = Duration::from_secs(seconds);
-    println!("{CLIENTS} concurrent clients over HTTP, {seconds} s per query, target p99 <= 10 ms");
-    load(&url, &token, "wireguardPeers(first: 100)", PEERS_QUERY, duration).await;
-    load(&url, &token, "wireguardStats", STATS_QUERY, duration).await;
+    println!("wrk: {CLIENTS} concurrent keep-alive connections over HTTP, {seconds} s per query, target p99 <= 10 ms");
+    let (peers_url, peers_token) = (url.clone(), token.clone());
+    tokio::task::spawn_blocking(move || {
+        load(&peers_url, &peers_token, "wireguardPeers(first: 100)", PEERS_QUERY, seconds);
+        load(&peers_url, &peers_token, "wireguardStats", STATS_QUERY, seconds);
+    })
+    .await
+    .expect("load");
     let _ = stop.send(());
     let _ = server.await;
 }

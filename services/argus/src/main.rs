@@ -20,6 +20,11 @@ use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 use tracing::info;
 
+/// Many threads allocating many small values (GraphQL responses, events): mimalloc measured 1.5x
+/// glibc's malloc on the API benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Argus WireGuard: one live picture of every WireGuard peer.
 #[derive(Debug, Parser)]
 #[command(version)]
