@@ -29,10 +29,32 @@ pub struct Config {
     pub api: ApiConfig,
     pub collector: CollectorSection,
     pub rules: RulesSection,
+    pub processor: ProcessorSection,
     pub kafka: KafkaSection,
     pub scylla: ScyllaSection,
     /// `/metrics` and `/healthz` of `argus collector` and `argus processor`.
     pub metrics_listen: SocketAddr,
+}
+
+/// `[processor]`: pacing of the fold's writes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorSection {
+    /// Most records folded into one projection batch.
+    pub max_batch_records: usize,
+    /// How often a partition's fold is snapshotted into its checkpoint: a restart replays at most
+    /// this much of the log; each snapshot costs time in proportion to the peers held.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for ProcessorSection {
+    fn default() -> Self {
+        let defaults = ProcessorConfig::default();
+        Self {
+            max_batch_records: defaults.max_batch_records,
+            checkpoint_interval_ms: defaults.checkpoint_interval.as_millis() as u64,
+        }
+    }
 }
 
 /// `[kafka]`: the log of the scale-out services.
@@ -77,6 +99,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             collector: CollectorSection::default(),
             rules: RulesSection::default(),
+            processor: ProcessorSection::default(),
             kafka: KafkaSection::default(),
             scylla: ScyllaSection::default(),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
@@ -88,6 +111,9 @@ impl Default for Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorSection {
+    /// `false`: `argus run` without a collector (the log is fed by `syncWireguardPeer`, or was
+    /// recorded elsewhere).
+    pub enabled: bool,
     pub org: String,
     /// The gateway's name; defaults to this machine's host name.
     pub host: Option<String>,
@@ -104,6 +130,7 @@ pub struct CollectorSection {
 impl Default for CollectorSection {
     fn default() -> Self {
         Self {
+            enabled: true,
             org: "default".into(),
             host: None,
             collector_id: None,
@@ -259,6 +286,8 @@ impl Config {
             },
             rules: self.rules()?,
             group: self.kafka.group.clone(),
+            max_batch_records: self.processor.max_batch_records.max(1),
+            checkpoint_interval: Duration::from_millis(self.processor.checkpoint_interval_ms),
             ..ProcessorConfig::default()
         })
     }

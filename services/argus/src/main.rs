@@ -235,7 +235,9 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     let mut services = Services::new();
     services.processor(Arc::clone(&log), Arc::clone(&store), processor_config);
     services.api(Arc::clone(&log), store, &config, listener)?;
-    services.collector(log, collector_config);
+    if config.collector.enabled {
+        services.collector(log, collector_config);
+    }
     info!(listen = %config.listen, data_dir = %config.data_dir.display(), "argus running: GraphQL at /graphql");
     services.wait().await
 }

@@ -111,6 +111,7 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
                 for partition in assigned {
                     let state = resume(store, config, partition).await?;
                     consumer.seek(Position { partition, offset: state.next_offset })?;
+                    record_position(partition, state.next_offset);
                     partitions.insert(partition, state);
                 }
             }
@@ -271,5 +272,11 @@ async fn flush<L: EventLog, S: ProjectionStore>(
         log.append(&config.dead_letter_topic, &key, &letter).await?;
     }
     consumer.commit(&[Position { partition, offset: state.next_offset }]).await?;
+    record_position(partition, state.next_offset);
     Ok(())
+}
+
+/// The position written (or resumed from) per partition, for operators and progress checks.
+fn record_position(partition: u32, next_offset: u64) {
+    metrics::gauge!("argus_processor_next_offset", "partition" => partition.to_string()).set(next_offset as f64);
 }
