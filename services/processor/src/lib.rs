@@ -5,7 +5,13 @@
 //! Exactly-once effect on at-least-once delivery: a checkpoint (fold snapshot and next offset) is
 //! written in the same batch as the rows it covers, every `checkpoint_interval` and on shutdown or
 //! revocation; on assignment a partition resumes from its checkpoint, and the records replayed
-//! from there rewrite the same rows (every write is an idempotent upsert).
+//! from there rewrite the same rows (every write is an idempotent upsert). Alerts and dead letters
+//! are published before the batch that covers them is written, so a crash between the two replays
+//! them (the same alert ids) rather than losing them.
+//!
+//! An unreachable log is waited out with backoff (polls, and publishes for up to
+//! `PUBLISH_PATIENCE`); group commits only feed lag monitoring, so a failed one is logged and
+//! skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -17,6 +23,13 @@ use argus_core::ids::partition_key;
 use argus_core::{DeadLetter, FoldState, HostId, OrgId, UnixMillis};
 use argus_log::{Delivery, EventLog, LogConsumer, LogError, Position, Record};
 use argus_store::{Batch, Checkpoint, ProjectionStore, StoreError};
+use tracing::warn;
+
+/// How long an alert or dead letter is retried while the log refuses it before the processor
+/// stops (its batch is not written then, so a restart publishes it again).
+const PUBLISH_PATIENCE: Duration = Duration::from_secs(300);
+/// Longest wait between retries while the log is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How alerts are published on the alerts topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,10 +114,27 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
     let mut consumer = log.subscribe(&config.observations_topic, &config.group).await?;
     let mut partitions: BTreeMap<u32, PartitionState> = BTreeMap::new();
     tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(100);
     loop {
-        let delivery = tokio::select! {
+        let polled = tokio::select! {
             () = &mut shutdown => break,
-            delivery = consumer.poll(config.max_batch_records, config.poll_timeout) => delivery?,
+            polled = consumer.poll(config.max_batch_records, config.poll_timeout) => polled,
+        };
+        let delivery = match polled {
+            Ok(delivery) => {
+                backoff = Duration::from_millis(100);
+                delivery
+            }
+            Err(LogError::Unavailable(reason)) => {
+                warn!(%reason, retry_in_ms = backoff.as_millis(), "event log unavailable; polling again");
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+            Err(error) => return Err(error.into()),
         };
         match delivery {
             Delivery::Assigned(assigned) => {
@@ -213,8 +243,8 @@ enum Checkpointing {
     Now,
 }
 
-/// Writes the partition's pending effects (with a checkpoint when one is due), then publishes its
-/// alerts and dead letters, then commits the group position.
+/// Publishes the partition's alerts and dead letters, then writes its pending effects (with a
+/// checkpoint when one is due), then commits the group position.
 async fn flush<L: EventLog, S: ProjectionStore>(
     log: &L,
     store: &S,
@@ -245,15 +275,6 @@ async fn flush<L: EventLog, S: ProjectionStore>(
         next_offset: state.next_offset,
         snapshot: state.fold.snapshot(),
     });
-    let writing = Instant::now();
-    store.write(Batch { effects, host_stats, checkpoint }).await?;
-    metrics::histogram!("argus_processor_batch_seconds").record(writing.elapsed().as_secs_f64());
-    if checkpoint_due {
-        state.checkpointed_offset = state.next_offset;
-        state.checkpointed_at = Instant::now();
-    }
-    metrics::gauge!("argus_processor_checkpoint_age_seconds", "partition" => partition.to_string())
-        .set(state.checkpointed_at.elapsed().as_secs_f64());
     for alert in alerts {
         metrics::counter!(
             "argus_processor_alerts_total",
@@ -266,14 +287,44 @@ async fn flush<L: EventLog, S: ProjectionStore>(
             AlertFormat::Avro => encode_alert(&alert, &mut bytes),
             AlertFormat::Json => encode_alert_json(&alert, &mut bytes),
         }
-        log.append(&config.alerts_topic, partition_key(&alert.org_id, &alert.host).as_bytes(), &bytes).await?;
+        let key = partition_key(&alert.org_id, &alert.host);
+        append_patiently(log, &config.alerts_topic, key.as_bytes(), &bytes).await?;
     }
     for (key, letter) in std::mem::take(&mut state.dead_letters) {
-        log.append(&config.dead_letter_topic, &key, &letter).await?;
+        append_patiently(log, &config.dead_letter_topic, &key, &letter).await?;
     }
-    consumer.commit(&[Position { partition, offset: state.next_offset }]).await?;
+    let writing = Instant::now();
+    store.write(Batch { effects, host_stats, checkpoint }).await?;
+    metrics::histogram!("argus_processor_batch_seconds").record(writing.elapsed().as_secs_f64());
+    if checkpoint_due {
+        state.checkpointed_offset = state.next_offset;
+        state.checkpointed_at = Instant::now();
+    }
+    metrics::gauge!("argus_processor_checkpoint_age_seconds", "partition" => partition.to_string())
+        .set(state.checkpointed_at.elapsed().as_secs_f64());
+    if let Err(error) = consumer.commit(&[Position { partition, offset: state.next_offset }]).await {
+        // group offsets only feed lag monitoring: the checkpoint in the store is the position
+        warn!(partition, %error, "group commit failed");
+    }
     record_position(partition, state.next_offset);
     Ok(())
+}
+
+/// Appends, retrying with backoff for up to `PUBLISH_PATIENCE` while the log is unavailable.
+async fn append_patiently<L: EventLog>(log: &L, topic: &str, key: &[u8], value: &[u8]) -> Result<(), LogError> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match log.append(topic, key, value).await {
+            Ok(_) => return Ok(()),
+            Err(LogError::Unavailable(reason)) if started.elapsed() < PUBLISH_PATIENCE => {
+                warn!(topic, %reason, retry_in_ms = backoff.as_millis(), "publish failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// The position written (or resumed from) per partition, for operators and progress checks.

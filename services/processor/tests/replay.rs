@@ -4,6 +4,7 @@
 //! restarted mid-stream; every malformed record is a dead letter.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use argus_core::codec::{decode_alert, decode_dead_letter, encode_event};
@@ -129,17 +130,14 @@ fn without_checkpoints(export: &str) -> String {
     export.lines().filter(|line| !line.starts_with("checkpoints ")).map(|line| format!("{line}\n")).collect()
 }
 
-/// One run: record the stream on `log`, process it (stopping once mid-stream when `restarts`),
-/// and return the projections (without checkpoints) and the published alert ids.
-async fn run_once<L: EventLog>(log: &L, config: &ProcessorConfig, restarts: bool) -> (String, BTreeSet<String>) {
-    let directory = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
-    let recorded = record(log, &config.observations_topic).await;
-    if restarts {
-        process(log, &store, config, &recorded.end, true).await;
-    }
-    process(log, &store, config, &recorded.end, false).await;
-
+/// What a run left: the projections (without checkpoints) and the published alert ids; checks
+/// that every malformed record was dead-lettered with its bytes.
+async fn outcome<L: EventLog>(
+    log: &L,
+    config: &ProcessorConfig,
+    store: &EmbeddedStore,
+    recorded: &Recorded,
+) -> (String, BTreeSet<String>) {
     let letters: Vec<_> = drain(log, &config.dead_letter_topic)
         .await
         .iter()
@@ -157,6 +155,49 @@ async fn run_once<L: EventLog>(log: &L, config: &ProcessorConfig, restarts: bool
     let stats = store.stats(&"acme".parse().expect("org"), argus_core::Clearance::TopSecret).await.expect("stats");
     assert_eq!(stats.peers.total(), 100);
     (without_checkpoints(&store.export().await.expect("export")), alert_ids)
+}
+
+/// One run: record the stream on `log`, process it (stopping once mid-stream when `restarts`),
+/// and return what it left.
+async fn run_once<L: EventLog>(log: &L, config: &ProcessorConfig, restarts: bool) -> (String, BTreeSet<String>) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
+    let recorded = record(log, &config.observations_topic).await;
+    if restarts {
+        process(log, &store, config, &recorded.end, true).await;
+    }
+    process(log, &store, config, &recorded.end, false).await;
+    outcome(log, config, &store, &recorded).await
+}
+
+/// The outcome of a straight run on the embedded log: what every other run must equal.
+async fn golden() -> (String, BTreeSet<String>) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let embedded = EmbeddedLog::open(&directory.path().join("log"), PARTITIONS).expect("log");
+    run_once(&embedded, &config(), false).await
+}
+
+/// A broker with the three topics, and a client of it.
+async fn kafka(broker: &argus_testkit::Tansu, config: &ProcessorConfig) -> KafkaLog {
+    broker.create_topic(&config.observations_topic, PARTITIONS as i32).await;
+    broker.create_topic(&config.alerts_topic, 1).await;
+    broker.create_topic(&config.dead_letter_topic, 1).await;
+    KafkaLog::connect(broker.bootstrap()).expect("connect")
+}
+
+/// Waits until some partition's checkpoint is past a third of it.
+async fn until_a_third_done(store: &EmbeddedStore, config: &ProcessorConfig, recorded: &Recorded) {
+    for _ in 0..2_000 {
+        for (&partition, &end) in &recorded.end {
+            let name = format!("{}/{partition}", config.observations_topic);
+            let checkpoint = store.checkpoint(&name).await.expect("checkpoint");
+            if checkpoint.is_some_and(|checkpoint| checkpoint.next_offset >= end / 3) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no partition got a third of the way");
 }
 
 fn config() -> ProcessorConfig {
@@ -195,8 +236,75 @@ async fn on_kafka_a_restart_mid_stream_changes_nothing_and_matches_the_embedded_
     }
     assert_eq!(outcomes[0].1, outcomes[1].1, "same alert ids");
     assert!(outcomes[0].0 == outcomes[1].0, "same projections after a restart");
-    let directory = tempfile::tempdir().expect("tempdir");
-    let embedded = EmbeddedLog::open(&directory.path().join("log"), PARTITIONS).expect("log");
-    let reference = run_once(&embedded, &config(), false).await;
+    let reference = golden().await;
     assert!(reference.0 == outcomes[0].0, "Kafka and the embedded log give the same projections");
+}
+
+/// Two processors in one consumer group: the second joins mid-stream (a rebalance splits the
+/// partitions), then the first dies; the survivor takes its partitions over from their
+/// checkpoints. Nothing is lost and no delta is counted twice: the projections are the golden ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_two_processors_share_the_partitions_and_one_dying_loses_nothing() {
+    // tiny batches: the stream takes seconds, so the death lands mid-stream
+    let config = ProcessorConfig { max_batch_records: 2, ..config() };
+    let broker = argus_testkit::Tansu::start();
+    let first_log = Arc::new(kafka(&broker, &config).await);
+    let second_log = Arc::new(KafkaLog::connect(broker.bootstrap()).expect("connect"));
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
+    let recorded = record(&*first_log, &config.observations_topic).await;
+
+    let first = {
+        let (log, store, config) = (Arc::clone(&first_log), store.clone(), config.clone());
+        tokio::spawn(async move { run(&*log, &store, &config, std::future::pending()).await })
+    };
+    until_a_third_done(&store, &config, &recorded).await;
+    let second = {
+        let (log, store, config, end) = (Arc::clone(&second_log), store.clone(), config.clone(), recorded.end.clone());
+        tokio::spawn(async move { process(&*log, &store, &config, &end, false).await })
+    };
+    // let the group rebalance and both work, then the first dies without a goodbye
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut at_death = Vec::new();
+    for partition in recorded.end.keys() {
+        let name = format!("{}/{partition}", config.observations_topic);
+        at_death
+            .push(store.checkpoint(&name).await.expect("checkpoint").map_or(0, |checkpoint| checkpoint.next_offset));
+    }
+    println!("checkpoints when the first processor died: {at_death:?} of {:?}", recorded.end);
+    assert!(at_death.iter().zip(recorded.end.values()).any(|(at, end)| at < end), "it died mid-stream");
+    first.abort();
+    let _ = first.await;
+    second.await.expect("the survivor finishes");
+
+    let outcome = outcome(&*second_log, &config, &store, &recorded).await;
+    let reference = golden().await;
+    assert_eq!(outcome.1, reference.1, "same alert ids");
+    assert!(outcome.0 == reference.0, "the golden projections");
+}
+
+/// The broker (sqlite storage) is killed mid-stream and restarted: the processor waits it out and
+/// ends in the golden projections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_a_broker_restart_mid_stream_ends_in_the_golden_projections() {
+    let config = config();
+    let mut broker = argus_testkit::Tansu::start_durable();
+    let log = Arc::new(kafka(&broker, &config).await);
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
+    let recorded = record(&*log, &config.observations_topic).await;
+    let processor = {
+        let (log, store, config, end) = (Arc::clone(&log), store.clone(), config.clone(), recorded.end.clone());
+        tokio::spawn(async move { process(&*log, &store, &config, &end, false).await })
+    };
+    until_a_third_done(&store, &config, &recorded).await;
+    broker.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.restart();
+    processor.await.expect("the processor finishes");
+
+    let outcome = outcome(&*log, &config, &store, &recorded).await;
+    let reference = golden().await;
+    assert_eq!(outcome.1, reference.1, "same alert ids");
+    assert!(outcome.0 == reference.0, "the golden projections");
 }
