@@ -25,10 +25,13 @@ const OUTAGE_SCANS: std::ops::Range<u32> = 30..70;
 const ANOMALY: (u32, u32) = (11, 2);
 const ANOMALY_SCANS: std::ops::Range<u32> = 80..86;
 
+/// Records as appended: key (`org/host`) and value.
+type Records = Vec<(String, Vec<u8>)>;
+
 /// The stream: 50 gateways x 20 peers x 100 scans (105,000 events) with a counter reset on one
 /// gateway, one peer whose handshake stops for 400 s, one peer moving 100x its traffic for a
 /// minute, and a malformed record every 997 records.
-fn stream() -> (Vec<(String, Vec<u8>)>, Vec<Vec<u8>>) {
+fn stream() -> (Records, Vec<Vec<u8>>) {
     let mut fleet = Fleet::new(FleetSpec {
         org: "golden".parse().expect("org"),
         hosts: 50,
