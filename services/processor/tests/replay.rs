@@ -87,7 +87,8 @@ async fn process<L: EventLog>(
     stop_early: bool,
 ) {
     let done = async {
-        for _ in 0..2_000 {
+        // up to two minutes: a broker restart costs a group rejoin
+        for _ in 0..6_000 {
             let mut reached = 0;
             for (&partition, &end) in until {
                 let checkpoint =

@@ -80,6 +80,10 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
+/// redb's page cache: bounded, so a process holding a million peers stays within its memory
+/// budget (redb's default is 1 GiB).
+const CACHE_BYTES: usize = 256 * 1024 * 1024;
+
 impl EmbeddedStore {
     /// Opens the store file, creating it first if it does not exist; every table exists afterwards.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -92,7 +96,7 @@ impl EmbeddedStore {
         if !path.exists() {
             create_atomically(path)?;
         }
-        let database = Database::open(path).map_err(unavailable)?;
+        let database = Database::builder().set_cache_size(CACHE_BYTES).open(path).map_err(unavailable)?;
         // a file made by an earlier version gains the tables added since
         let transaction = database.begin_write().map_err(unavailable)?;
         for table in ALL_TABLES {

@@ -1,0 +1,195 @@
+//! End-to-end load on the processor: a synthetic fleet (100 gateways x 1,000 peers by default)
+//! recorded into a log, then the processor (decode, fold, projection batches with checkpoints,
+//! alerts) run from the start until it has caught up, timed. With `--tansu`, the same through a
+//! `tansu` broker started on loopback (sqlite storage), beside a bare rdkafka consumer reading the
+//! same topic from the same broker. Prints observations per second and the resident memory of
+//! this process.
+//!
+//! ```text
+//! cargo run --release -p argus-benches --bin loadgen -- [--scans N] [--hosts N] [--peers-per-host N] [--tansu]
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use argus_core::codec::encode_event;
+use argus_core::synthetic::{Fleet, FleetSpec};
+use argus_core::{Event, OrgId};
+use argus_log::{EmbeddedLog, EventLog, KafkaLog};
+use argus_processor::ProcessorConfig;
+use argus_store::{EmbeddedStore, ProjectionStore};
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const TOPIC: &str = "loadgen.observations";
+
+#[derive(Debug)]
+struct Options {
+    hosts: u32,
+    peers_per_host: u32,
+    scans: u32,
+    tansu: bool,
+}
+
+fn options() -> Options {
+    let mut options = Options { hosts: 100, peers_per_host: 1_000, scans: 10, tansu: false };
+    let mut arguments = std::env::args().skip(1);
+    while let Some(flag) = arguments.next() {
+        let mut value = || arguments.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--hosts" => options.hosts = value().parse().expect("--hosts N"),
+            "--peers-per-host" => options.peers_per_host = value().parse().expect("--peers-per-host N"),
+            "--scans" => options.scans = value().parse().expect("--scans N"),
+            "--tansu" => options.tansu = true,
+            other => panic!("unknown argument {other}; see the module documentation"),
+        }
+    }
+    options
+}
+
+/// Resident memory of this process, from /proc.
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// Appends `scans` scans of the fleet, 1,000 appends in flight at a time; returns the records
+/// appended, the observations among them, and each partition's end offset.
+async fn record<L: EventLog>(log: &L, options: &Options) -> (u64, u64, BTreeMap<u32, u64>) {
+    let mut fleet = Fleet::new(FleetSpec {
+        org: "load".parse::<OrgId>().expect("org"),
+        hosts: options.hosts,
+        peers_per_host: options.peers_per_host,
+        scan_interval_ms: 10_000,
+        start: 1_780_272_000_000,
+    });
+    let (mut records, mut observations) = (0, 0);
+    let mut end = BTreeMap::new();
+    let mut events = Vec::new();
+    for _ in 0..options.scans {
+        events.clear();
+        fleet.next_scan(&mut events);
+        for chunk in events.chunks(1_000) {
+            let encoded: Vec<(String, Vec<u8>)> = chunk
+                .iter()
+                .map(|event| {
+                    let header = event.header();
+                    let mut bytes = Vec::with_capacity(160);
+                    encode_event(event, &mut bytes);
+                    (format!("{}/{}", header.org_id, header.host), bytes)
+                })
+                .collect();
+            let appended = futures_util::future::join_all(
+                encoded.iter().map(|(key, value)| log.append(TOPIC, key.as_bytes(), value)),
+            )
+            .await;
+            for position in appended {
+                let position = position.expect("append");
+                let offset = end.entry(position.partition).or_insert(0);
+                *offset = (*offset).max(position.offset + 1);
+            }
+            records += chunk.len() as u64;
+            observations += chunk.iter().filter(|event| matches!(event, Event::PeerObservation(_))).count() as u64;
+        }
+    }
+    log.flush().await.expect("flush");
+    (records, observations, end)
+}
+
+/// Runs the processor from the start until every partition's checkpoint reaches `end`.
+async fn process<L: EventLog>(log: &L, store: &EmbeddedStore, end: &BTreeMap<u32, u64>) -> Duration {
+    let config = ProcessorConfig {
+        observations_topic: TOPIC.into(),
+        alerts_topic: "loadgen.alerts".into(),
+        dead_letter_topic: "loadgen.dead-letter".into(),
+        group: format!("loadgen-{}", std::process::id()),
+        poll_timeout: Duration::from_millis(50),
+        ..ProcessorConfig::default()
+    };
+    let started = Instant::now();
+    let done = async {
+        loop {
+            let mut reached = 0;
+            for (&partition, &offset) in end {
+                let checkpoint = store.checkpoint(&format!("{TOPIC}/{partition}")).await.expect("checkpoint");
+                reached += usize::from(checkpoint.is_some_and(|checkpoint| checkpoint.next_offset >= offset));
+            }
+            if reached == end.len() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    // the final checkpoint is written on shutdown: stop as soon as every record was read
+    argus_processor::run(log, store, &config, done).await.expect("processor");
+    started.elapsed()
+}
+
+/// A bare rdkafka consumer reading every record of the topic, for comparison.
+async fn bare_consumer(bootstrap: &str, records: u64) -> Duration {
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("loadgen-bare-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    let started = Instant::now();
+    let mut read = 0u64;
+    let mut bytes = 0usize;
+    while read < records {
+        let message = consumer.recv().await.expect("record");
+        bytes += message.payload().map_or(0, <[u8]>::len);
+        read += 1;
+    }
+    std::hint::black_box(bytes);
+    started.elapsed()
+}
+
+fn report(what: &str, observations: u64, elapsed: Duration) {
+    println!(
+        "{what}: {observations} observations in {:.2} s = {:.0} observations/s; resident memory {:.0} MiB",
+        elapsed.as_secs_f64(),
+        observations as f64 / elapsed.as_secs_f64(),
+        resident_mib()
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let options = options();
+    let peers = u64::from(options.hosts) * u64::from(options.peers_per_host);
+    println!("{options:?}: {peers} peers");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
+    if options.tansu {
+        let broker = argus_testkit::Tansu::start_durable();
+        broker.create_topic(TOPIC, 4).await;
+        broker.create_topic("loadgen.alerts", 1).await;
+        broker.create_topic("loadgen.dead-letter", 1).await;
+        let bootstrap = broker.bootstrap();
+        let log = KafkaLog::connect(bootstrap).expect("kafka");
+        let (records, observations, end) = record(&log, &options).await;
+        println!("recorded {records} records on {bootstrap}; resident memory {:.0} MiB", resident_mib());
+        let bare = bare_consumer(bootstrap, records).await;
+        report("bare rdkafka consumer", observations, bare);
+        let elapsed = process(&log, &store, &end).await;
+        report("kafka -> fold -> embedded store", observations, elapsed);
+        println!("processor rate / bare consumer rate: {:.2}", bare.as_secs_f64() / elapsed.as_secs_f64());
+    } else {
+        let log = EmbeddedLog::open(&directory.path().join("log"), 4).expect("log");
+        let (records, observations, end) = record(&log, &options).await;
+        println!("recorded {records} records into the embedded log; resident memory {:.0} MiB", resident_mib());
+        let elapsed = process(&log, &store, &end).await;
+        report("embedded log -> fold -> embedded store", observations, elapsed);
+    }
+}
