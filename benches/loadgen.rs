@@ -17,7 +17,7 @@ use argus_core::synthetic::{Fleet, FleetSpec};
 use argus_core::{Event, OrgId};
 use argus_log::{EmbeddedLog, EventLog, KafkaLog};
 use argus_processor::ProcessorConfig;
-use argus_store::{EmbeddedStore, ProjectionStore};
+use argus_store::EmbeddedStore;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 
@@ -115,21 +115,7 @@ async fn process<L: EventLog>(log: &L, store: &EmbeddedStore, end: &BTreeMap<u32
         ..ProcessorConfig::default()
     };
     let started = Instant::now();
-    let done = async {
-        loop {
-            let mut reached = 0;
-            for (&partition, &offset) in end {
-                let checkpoint = store.checkpoint(&format!("{TOPIC}/{partition}")).await.expect("checkpoint");
-                reached += usize::from(checkpoint.is_some_and(|checkpoint| checkpoint.next_offset >= offset));
-            }
-            if reached == end.len() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    // the final checkpoint is written on shutdown: stop as soon as every record was read
-    argus_processor::run(log, store, &config, done).await.expect("processor");
+    argus_processor::run_until_caught_up(log, store, &config, end, |_, _| {}).await.expect("processor");
     started.elapsed()
 }
 

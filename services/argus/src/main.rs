@@ -49,6 +49,9 @@ enum Command {
     Processor,
     /// The GraphQL API over ScyllaDB, writing through Kafka.
     Api,
+    /// Rebuild the embedded store of `data_dir` from its embedded log (with `argus run` stopped);
+    /// the old store is kept as `store.before-replay`.
+    Replay,
     /// Print a development JWT signed with the configured HS256 secret.
     Token {
         #[arg(long)]
@@ -76,6 +79,7 @@ fn main() -> anyhow::Result<()> {
         Command::Collector => Box::pin(collector(config)),
         Command::Processor => Box::pin(processor(config)),
         Command::Api => Box::pin(api(config)),
+        Command::Replay => Box::pin(replay(config)),
         Command::Token { org, clearance, role, hours, subject } => {
             let secret = config.auth.hs256_secret.as_ref().context("auth.hs256_secret is not set")?;
             org.parse::<argus_core::OrgId>().context("--org")?;
@@ -284,4 +288,68 @@ async fn api(config: config::Config) -> anyhow::Result<()> {
     services.api(kafka(&config)?, scylla(&config).await?, &config, listener)?;
     info!(listen = %config.listen, "argus api running: GraphQL at /graphql");
     services.wait().await
+}
+
+/// `argus replay`: folds the whole embedded log into a new store, then puts it in place of the old
+/// one. Alerts and dead letters of the replay go to `<topic>.replay`, not to the SIEM's topic.
+async fn replay(config: config::Config) -> anyhow::Result<()> {
+    let current = config.data_dir.join("store");
+    if current.exists() {
+        // redb refuses a file another process holds: that is `argus run`
+        drop(EmbeddedStore::open(&current).context("the embedded store is in use: stop `argus run` first")?);
+    }
+    let log = EmbeddedLog::open(&config.data_dir.join("log"), config.partitions).context("embedded log")?;
+    let mut processor_config = config.processor()?;
+    processor_config.group = "argus-replay".into();
+    processor_config.alerts_topic = format!("{}.replay", processor_config.alerts_topic);
+    processor_config.dead_letter_topic = format!("{}.replay", processor_config.dead_letter_topic);
+    processor_config.checkpoint_interval = Duration::from_millis(200);
+    let end = log_end(&log, &processor_config.observations_topic).await?;
+    let rebuilt = config.data_dir.join("store.rebuild");
+    if rebuilt.exists() {
+        std::fs::remove_file(&rebuilt).with_context(|| format!("removing {}", rebuilt.display()))?;
+    }
+    let store = EmbeddedStore::open(&rebuilt).context("new store")?;
+    let started = std::time::Instant::now();
+    argus_processor::run_until_caught_up(&log, &store, &processor_config, &end, draw_progress).await?;
+    eprintln!();
+    drop(store);
+    if current.exists() {
+        std::fs::rename(&current, config.data_dir.join("store.before-replay")).context("keeping the old store")?;
+    }
+    std::fs::rename(&rebuilt, &current).context("putting the new store in place")?;
+    println!(
+        "replayed {} records in {:.1} s into {}",
+        end.values().sum::<u64>(),
+        started.elapsed().as_secs_f64(),
+        current.display()
+    );
+    Ok(())
+}
+
+/// Where each partition of `topic` ends now.
+async fn log_end(log: &EmbeddedLog, topic: &str) -> anyhow::Result<std::collections::BTreeMap<u32, u64>> {
+    use argus_log::{Delivery, LogConsumer};
+    let mut consumer = log.subscribe(topic, "argus-replay-end").await?;
+    loop {
+        if let Delivery::Assigned(partitions) = consumer.poll(1, Duration::from_millis(100)).await? {
+            let mut end = std::collections::BTreeMap::new();
+            for partition in partitions {
+                end.insert(partition, consumer.end_offset(partition).await?);
+            }
+            return Ok(end);
+        }
+    }
+}
+
+/// `replaying [##########..........]  50%  500000/1000000 records` on one terminal line.
+fn draw_progress(done: u64, total: u64) {
+    const WIDTH: u64 = 30;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    let percent = (done * 100).checked_div(total).unwrap_or(100);
+    eprint!(
+        "\rreplaying [{}{}] {percent:>3}% {done}/{total} records",
+        "#".repeat(filled as usize),
+        ".".repeat((WIDTH - filled) as usize)
+    );
 }

@@ -1,7 +1,8 @@
 //! Golden replay: a recorded stream of over 100,000 events (50 gateways, a counter reset, a peer
 //! outage, a traffic anomaly, malformed records) processed by `argus run` straight through, and
 //! again with the process SIGKILLed at random points and restarted, ends in byte-identical
-//! projections, the same alert ids, and every malformed record dead-lettered with its bytes.
+//! projections, the same alert ids, and every malformed record dead-lettered with its bytes; and
+//! `argus replay` rebuilds the same projections from the log.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -291,4 +292,17 @@ async fn sigkills_mid_stream_end_in_the_golden_projections() {
     assert_eq!(alerts, golden_alerts, "the same alert ids");
     assert_eq!(letters, golden_letters, "the same dead letters");
     assert!(export == golden_export, "byte-identical projections after {mid_stream_kills} SIGKILLs");
+
+    // `argus replay` rebuilds the same projections from the log, and keeps the old store
+    let replay = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .arg("--config")
+        .arg(&run.config)
+        .arg("replay")
+        .output()
+        .expect("argus replay");
+    assert!(replay.status.success(), "argus replay: {}", String::from_utf8_lossy(&replay.stderr));
+    assert!(String::from_utf8_lossy(&replay.stderr).contains("100%"), "a progress bar that reaches 100%");
+    assert!(killed_dir.path().join("store.before-replay").exists());
+    let (replayed, _, _) = outcome(killed_dir.path()).await;
+    assert!(replayed == golden_export, "argus replay rebuilds the golden projections");
 }

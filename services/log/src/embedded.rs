@@ -269,6 +269,14 @@ pub struct EmbeddedConsumer {
 }
 
 impl EmbeddedConsumer {
+    fn next_offset(&self, partition: u32) -> Result<u64, LogError> {
+        self.log
+            .partitions
+            .get(partition as usize)
+            .map(|file| lock(file).next_offset)
+            .ok_or_else(|| LogError::Invalid(format!("partition {partition} is not assigned")))
+    }
+
     fn read_available(&mut self, max_records: usize) -> Result<Vec<Record>, LogError> {
         let partitions = self.next.len();
         let mut records = Vec::new();
@@ -321,13 +329,12 @@ impl LogConsumer for EmbeddedConsumer {
     }
 
     fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError> {
-        let end = self
-            .log
-            .partitions
-            .get(partition as usize)
-            .map(|file| lock(file).next_offset)
-            .ok_or_else(|| LogError::Invalid(format!("partition {partition} is not assigned")))?;
+        let end = self.next_offset(partition)?;
         self.seek(Position { partition, offset: end })
+    }
+
+    async fn end_offset(&mut self, partition: u32) -> Result<u64, LogError> {
+        self.next_offset(partition)
     }
 
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError> {

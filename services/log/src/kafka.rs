@@ -180,6 +180,18 @@ impl LogConsumer for KafkaConsumer {
             .map_err(|error| LogError::Invalid(format!("seek partition {partition} to its end: {error}")))
     }
 
+    async fn end_offset(&mut self, partition: u32) -> Result<u64, LogError> {
+        let partition = i32::try_from(partition).map_err(|_| LogError::Invalid("partition out of range".into()))?;
+        let (consumer, topic) = (Arc::clone(&self.consumer), self.topic.clone());
+        let (_, high) = tokio::task::spawn_blocking(move || {
+            consumer.fetch_watermarks(&topic, partition, Timeout::After(Duration::from_secs(2)))
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)?;
+        offset_number(high)
+    }
+
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError> {
         let mut list = TopicPartitionList::new();
         for position in positions {

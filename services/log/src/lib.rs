@@ -86,6 +86,10 @@ pub trait LogConsumer: Send {
 
     /// Records the group's positions (each the next offset to read).
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError>;
+
+    /// The offset the next record appended to an assigned partition will get (Kafka: the high
+    /// watermark, one round trip to the broker). With the position read, it gives the lag.
+    async fn end_offset(&mut self, partition: u32) -> Result<u64, LogError>;
 }
 
 /// The partition of a key: CRC-32 of the key modulo the partition count (librdkafka's

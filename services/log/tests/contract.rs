@@ -137,6 +137,19 @@ mod checks {
         assert_eq!(records[0].value, b"new".to_vec());
     }
 
+    pub async fn the_end_offset_follows_appends<L: EventLog>(log: &L) {
+        append_gateways(log, 4, 5).await;
+        let mut consumer = log.subscribe(TOPIC, "lag").await.expect("subscribe");
+        let records = read_records(&mut consumer, 20).await;
+        let mut expected: BTreeMap<u32, u64> = BTreeMap::new();
+        for record in &records {
+            expected.insert(record.partition, record.offset + 1);
+        }
+        for (&partition, &end) in &expected {
+            assert_eq!(consumer.end_offset(partition).await.expect("end offset"), end, "partition {partition}");
+        }
+    }
+
     pub async fn committed_positions_resume_the_group_only<L: EventLog>(log: &L) {
         append_gateways(log, 4, 10).await;
         let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
@@ -196,6 +209,7 @@ contract!(
     a_waiting_poll_wakes_on_append,
     seek_moves_a_partition,
     seek_to_end_skips_what_was_there,
+    the_end_offset_follows_appends,
     committed_positions_resume_the_group_only,
     bad_names_are_refused,
 );

@@ -173,6 +173,33 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
     Ok(())
 }
 
+/// Runs until every partition's checkpoint reaches its offset in `end` (a replay, a load test),
+/// then stops as on shutdown. `progress(done, total)` hears how many records the checkpoints cover.
+pub async fn run_until_caught_up<L: EventLog, S: ProjectionStore>(
+    log: &L,
+    store: &S,
+    config: &ProcessorConfig,
+    end: &BTreeMap<u32, u64>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(), ProcessorError> {
+    let total: u64 = end.values().sum();
+    let caught_up = async {
+        loop {
+            let mut done = 0;
+            for (&partition, &offset) in end {
+                let checkpoint = store.checkpoint(&checkpoint_name(config, partition)).await.ok().flatten();
+                done += checkpoint.map_or(0, |checkpoint| checkpoint.next_offset.min(offset));
+            }
+            progress(done, total);
+            if done >= total {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    run(log, store, config, caught_up).await
+}
+
 fn checkpoint_name(config: &ProcessorConfig, partition: u32) -> String {
     format!("{}/{partition}", config.observations_topic)
 }

@@ -288,6 +288,7 @@ async fn on_kafka_two_processors_share_the_partitions_and_one_dying_loses_nothin
 /// ends in the golden projections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_kafka_a_broker_restart_mid_stream_ends_in_the_golden_projections() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let config = config();
     let mut broker = argus_testkit::Tansu::start_durable();
     let log = Arc::new(kafka(&broker, &config).await);
