@@ -90,6 +90,8 @@ impl Tansu {
             .args(["broker", "--kafka-listener-url", &url, "--kafka-advertised-listener-url", &url])
             .args(["--storage-engine", self.storage])
             .current_dir(self.directory.path())
+            // the test's own RUST_LOG would make tansu trace every request into its log
+            .env_remove("RUST_LOG")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -121,7 +123,16 @@ impl Tansu {
 }
 
 impl Drop for Tansu {
+    /// Stops the broker; when a test is failing, prints the end of the broker's own log first.
     fn drop(&mut self) {
         self.stop();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.directory.path().join("tansu.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!("--- the last lines of tansu's log ---");
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }

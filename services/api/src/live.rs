@@ -62,7 +62,7 @@ pub async fn run_alert_feed<L: EventLog>(
             match delivery {
                 Ok(Delivery::Assigned(partitions)) => {
                     for partition in partitions {
-                        if let Err(error) = consumer.seek_to_end(partition) {
+                        if let Err(error) = consumer.seek_to_end(partition).await {
                             tracing::warn!(partition, %error, "alert feed cannot seek to the end");
                         }
                     }

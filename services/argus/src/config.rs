@@ -45,6 +45,9 @@ pub struct ProcessorSection {
     /// How often a partition's fold is snapshotted into its checkpoint: a restart replays at most
     /// this much of the log; each snapshot costs time in proportion to the peers held.
     pub checkpoint_interval_ms: u64,
+    /// How often each partition's lag is checked: the lag gauge, and a partition with records
+    /// waiting that delivered none in a whole interval is sought to its position again.
+    pub lag_check_interval_ms: u64,
 }
 
 impl Default for ProcessorSection {
@@ -53,6 +56,7 @@ impl Default for ProcessorSection {
         Self {
             max_batch_records: defaults.max_batch_records,
             checkpoint_interval_ms: defaults.checkpoint_interval.as_millis() as u64,
+            lag_check_interval_ms: defaults.lag_check_interval.as_millis() as u64,
         }
     }
 }
@@ -288,6 +292,7 @@ impl Config {
             group: self.kafka.group.clone(),
             max_batch_records: self.processor.max_batch_records.max(1),
             checkpoint_interval: Duration::from_millis(self.processor.checkpoint_interval_ms),
+            lag_check_interval: Duration::from_millis(self.processor.lag_check_interval_ms.max(100)),
             ..ProcessorConfig::default()
         })
     }

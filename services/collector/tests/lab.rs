@@ -81,7 +81,7 @@ async fn read_events<L: EventLog>(log: &L, count: u64) -> Vec<Event> {
             }
             Delivery::Assigned(partitions) => {
                 for partition in partitions {
-                    consumer.seek(argus_log::Position { partition, offset: 0 }).expect("seek");
+                    consumer.seek(argus_log::Position { partition, offset: 0 }).await.expect("seek");
                 }
             }
             Delivery::Revoked(_) => {}

@@ -183,6 +183,25 @@ fn gateway_silence_is_judged_on_the_timer_and_raised_once() {
     assert!(later.is_empty());
 }
 
+/// Given a gateway heard until the processor lost its log, when the log is back after longer than
+/// the allowed silence, then no GATEWAY_SILENT: the clock starts again when reading resumes, and
+/// the gateway is judged silent only if it stays quiet for the whole allowance after that.
+#[test]
+fn the_processors_own_outage_does_not_make_gateways_silent() {
+    let mut gateway = Gateway::new("gw-8");
+    let mut state = FoldState::default();
+    apply_one(&mut state, &gateway.heartbeat(T0, SCAN as u32));
+    let log_back = T0 + 5 * MINUTE;
+    state.restart_silence_clocks(log_back);
+    let mut ticks = Vec::new();
+    for second in 0..=3 * SCAN / SECOND {
+        state.tick(log_back + second * SECOND, &mut ticks);
+    }
+    assert!(ticks.is_empty(), "silence is counted from when reading resumed");
+    state.tick(log_back + 3 * SCAN + SECOND, &mut ticks);
+    assert_eq!(alerts_of(&ticks, AlertKind::GatewaySilent, AlertState::Raised).len(), 1);
+}
+
 /// Given an uplink outage that freezes every peer's handshake, the first stale peer is blamed on
 /// the gateway uplink, not on its site.
 #[test]

@@ -319,7 +319,7 @@ impl LogConsumer for EmbeddedConsumer {
         Ok(Delivery::Records(Vec::new()))
     }
 
-    fn seek(&mut self, position: Position) -> Result<(), LogError> {
+    async fn seek(&mut self, position: Position) -> Result<(), LogError> {
         let slot = self
             .next
             .get_mut(position.partition as usize)
@@ -328,13 +328,17 @@ impl LogConsumer for EmbeddedConsumer {
         Ok(())
     }
 
-    fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError> {
+    async fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError> {
         let end = self.next_offset(partition)?;
-        self.seek(Position { partition, offset: end })
+        self.seek(Position { partition, offset: end }).await
     }
 
     async fn end_offset(&mut self, partition: u32) -> Result<u64, LogError> {
         self.next_offset(partition)
+    }
+
+    fn known_end_offset(&self, partition: u32) -> Option<u64> {
+        self.next_offset(partition).ok()
     }
 
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError> {

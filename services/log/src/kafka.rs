@@ -2,14 +2,17 @@
 //! partitioner, the same CRC-32 as [`crate::partition_for`]), and group consumers with manual
 //! commits whose rebalances arrive as [`Delivery::Assigned`] and [`Delivery::Revoked`].
 
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
@@ -17,6 +20,15 @@ use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, check_n
 
 /// How long an append waits for the broker's acknowledgement.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a seek waits for a newly assigned partition to start fetching.
+const SEEK_WAIT: Duration = Duration::from_secs(30);
+
+/// How often librdkafka reports its statistics, whose high watermarks answer `known_end_offset`.
+const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// librdkafka's text for `ERR__STATE`, which is all `KafkaError::Seek` carries.
+const NOT_FETCHING_YET: &str = "Local: Erroneous state";
 
 fn partition_number(partition: i32) -> Result<u32, LogError> {
     u32::try_from(partition).map_err(|_| LogError::Unavailable(format!("broker reported partition {partition}")))
@@ -30,7 +42,7 @@ fn offset_number(offset: i64) -> Result<u64, LogError> {
 #[derive(Clone)]
 pub struct KafkaLog {
     bootstrap_servers: String,
-    producer: FutureProducer,
+    producer: FutureProducer<TracingContext>,
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -54,7 +66,7 @@ impl KafkaLog {
             // a record the broker has not taken within this time fails instead of waiting the
             // default five minutes, so callers see an outage and can buffer and retry
             .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
-            .create()
+            .create_with_context(TracingContext)
             .map_err(unavailable)?;
         Ok(Self { bootstrap_servers: bootstrap_servers.to_owned(), producer })
     }
@@ -84,25 +96,81 @@ impl EventLog for KafkaLog {
         check_name("topic", topic)?;
         check_name("group", group)?;
         let (rebalances, received) = channel();
+        let high_watermarks = Arc::new(Mutex::new(HashMap::new()));
         let consumer: StreamConsumer<RebalanceContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap_servers)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .create_with_context(RebalanceContext { rebalances: Mutex::new(rebalances) })
+            .set("statistics.interval.ms", STATISTICS_INTERVAL.as_millis().to_string())
+            .create_with_context(RebalanceContext {
+                rebalances: Mutex::new(rebalances),
+                topic: topic.to_owned(),
+                high_watermarks: Arc::clone(&high_watermarks),
+            })
             .map_err(unavailable)?;
         consumer.subscribe(&[topic]).map_err(unavailable)?;
-        Ok(KafkaConsumer { consumer: Arc::new(consumer), topic: topic.to_owned(), rebalances: received })
+        Ok(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            topic: topic.to_owned(),
+            rebalances: received,
+            high_watermarks,
+        })
     }
 }
 
-/// Passes rebalances from librdkafka's callback to the consumer's next poll.
-struct RebalanceContext {
-    rebalances: Mutex<Sender<Delivery>>,
+/// Sends librdkafka's own log lines to `tracing` (target `librdkafka`), where the service's log
+/// filter sees them; without it they would go to the `log` crate and be lost. (Client errors
+/// reach the callers: consumer polls and producer deliveries fail with them.)
+struct TracingContext;
+
+impl ClientContext for TracingContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility, "{message}");
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+        }
+    }
 }
 
-impl ClientContext for RebalanceContext {}
+/// Passes rebalances from librdkafka's callback to the consumer's next poll, and keeps the high
+/// watermarks its statistics report.
+struct RebalanceContext {
+    rebalances: Mutex<Sender<Delivery>>,
+    topic: String,
+    high_watermarks: HighWatermarks,
+}
+
+/// The newest high watermark librdkafka reported per partition of the consumer's topic.
+type HighWatermarks = Arc<Mutex<HashMap<u32, u64>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ClientContext for RebalanceContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        TracingContext.log(level, facility, message);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        let mut high_watermarks = lock(&self.high_watermarks);
+        for (&partition, report) in &topic.partitions {
+            // librdkafka reports -1 until it has fetched, and a pseudo-partition -1
+            if let (Ok(partition), Ok(high)) = (u32::try_from(partition), u64::try_from(report.hi_offset)) {
+                high_watermarks.insert(partition, high);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -114,7 +182,7 @@ impl ConsumerContext for RebalanceContext {
             Rebalance::Revoke(list) => Delivery::Revoked(partitions(list)),
             Rebalance::Error(_) => return,
         };
-        let sender = self.rebalances.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sender = lock(&self.rebalances);
         // the receiver lives as long as the consumer; a send can only fail during its drop
         let _ = sender.send(delivery);
     }
@@ -125,11 +193,38 @@ pub struct KafkaConsumer {
     consumer: Arc<StreamConsumer<RebalanceContext>>,
     topic: String,
     rebalances: Receiver<Delivery>,
+    high_watermarks: HighWatermarks,
 }
 
 impl std::fmt::Debug for KafkaConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaConsumer").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
+impl KafkaConsumer {
+    /// Seeks `partition` to `offset`. Right after an assignment librdkafka may still be fetching
+    /// the group's committed offset and refuses a seek with "erroneous state" (`ERR__STATE`); the
+    /// seek is tried again until [`SEEK_WAIT`] has passed, and records already fetched from the
+    /// old position are discarded by librdkafka once it lands.
+    async fn seek_when_fetching(&mut self, partition: i32, offset: Offset) -> Result<(), LogError> {
+        let started = Instant::now();
+        loop {
+            match self.consumer.seek(&self.topic, partition, offset, Timeout::After(Duration::from_secs(10))) {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Seek(reason)) if reason == NOT_FETCHING_YET && started.elapsed() < SEEK_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(KafkaError::Seek(reason)) if reason == NOT_FETCHING_YET => {
+                    return Err(LogError::Unavailable(format!(
+                        "seek partition {partition} to {offset:?}: not fetching after {SEEK_WAIT:?}"
+                    )));
+                }
+                Err(error) => {
+                    return Err(LogError::Invalid(format!("seek partition {partition} to {offset:?}: {error}")));
+                }
+            }
+        }
     }
 }
 
@@ -164,20 +259,16 @@ impl LogConsumer for KafkaConsumer {
         Ok(Delivery::Records(records))
     }
 
-    fn seek(&mut self, position: Position) -> Result<(), LogError> {
+    async fn seek(&mut self, position: Position) -> Result<(), LogError> {
         let partition =
             i32::try_from(position.partition).map_err(|_| LogError::Invalid("partition out of range".into()))?;
         let offset = i64::try_from(position.offset).map_err(|_| LogError::Invalid("offset out of range".into()))?;
-        self.consumer
-            .seek(&self.topic, partition, Offset::Offset(offset), Timeout::After(Duration::from_secs(10)))
-            .map_err(|error| LogError::Invalid(format!("seek to {position:?}: {error}")))
+        self.seek_when_fetching(partition, Offset::Offset(offset)).await
     }
 
-    fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError> {
+    async fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError> {
         let partition = i32::try_from(partition).map_err(|_| LogError::Invalid("partition out of range".into()))?;
-        self.consumer
-            .seek(&self.topic, partition, Offset::End, Timeout::After(Duration::from_secs(10)))
-            .map_err(|error| LogError::Invalid(format!("seek partition {partition} to its end: {error}")))
+        self.seek_when_fetching(partition, Offset::End).await
     }
 
     async fn end_offset(&mut self, partition: u32) -> Result<u64, LogError> {
@@ -190,6 +281,10 @@ impl LogConsumer for KafkaConsumer {
         .map_err(unavailable)?
         .map_err(unavailable)?;
         offset_number(high)
+    }
+
+    fn known_end_offset(&self, partition: u32) -> Option<u64> {
+        lock(&self.high_watermarks).get(&partition).copied()
     }
 
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError> {

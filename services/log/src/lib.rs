@@ -78,11 +78,11 @@ pub trait LogConsumer: Send {
     async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Delivery, LogError>;
 
     /// Continues an assigned partition from `offset` (the next record read has that offset).
-    fn seek(&mut self, position: Position) -> Result<(), LogError>;
+    async fn seek(&mut self, position: Position) -> Result<(), LogError>;
 
     /// Continues an assigned partition after its newest record: only records appended later arrive
     /// (live feeds that do not replay history).
-    fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError>;
+    async fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError>;
 
     /// Records the group's positions (each the next offset to read).
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError>;
@@ -90,6 +90,11 @@ pub trait LogConsumer: Send {
     /// The offset the next record appended to an assigned partition will get (Kafka: the high
     /// watermark, one round trip to the broker). With the position read, it gives the lag.
     async fn end_offset(&mut self, partition: u32) -> Result<u64, LogError>;
+
+    /// The end offset of an assigned partition as last learned without asking the broker
+    /// (Kafka: the high watermark in librdkafka's statistics, at most a second or two old;
+    /// embedded: exact), or `None` while unknown. Cheap enough for every poll.
+    fn known_end_offset(&self, partition: u32) -> Option<u64>;
 }
 
 /// The partition of a key: CRC-32 of the key modulo the partition count (librdkafka's

@@ -115,17 +115,20 @@ mod checks {
         let partition = partition_for(b"acme/gw-0", PARTITIONS);
         let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
         read_records(&mut consumer, 30).await;
-        consumer.seek(Position { partition, offset: 25 }).expect("seek");
+        consumer.seek(Position { partition, offset: 25 }).await.expect("seek");
         let again = read_records(&mut consumer, 5).await;
         assert_eq!(again.iter().map(|record| record.offset).collect::<Vec<_>>(), vec![25, 26, 27, 28, 29]);
-        assert!(matches!(consumer.seek(Position { partition: PARTITIONS, offset: 0 }), Err(LogError::Invalid(_))));
+        assert!(matches!(
+            consumer.seek(Position { partition: PARTITIONS, offset: 0 }).await,
+            Err(LogError::Invalid(_))
+        ));
     }
 
     pub async fn seek_to_end_skips_what_was_there<L: EventLog>(log: &L) {
         append_gateways(log, 4, 5).await;
         let mut consumer = log.subscribe(TOPIC, "live-feed").await.expect("subscribe");
         for partition in await_assignment(&mut consumer).await {
-            consumer.seek_to_end(partition).expect("seek to end");
+            consumer.seek_to_end(partition).await.expect("seek to end");
         }
         // nothing old arrives; then one new record does
         match consumer.poll(100, Duration::from_millis(300)).await.expect("poll") {
@@ -147,6 +150,15 @@ mod checks {
         }
         for (&partition, &end) in &expected {
             assert_eq!(consumer.end_offset(partition).await.expect("end offset"), end, "partition {partition}");
+        }
+        // the end offset known without a round trip catches up within a few seconds
+        let started = std::time::Instant::now();
+        for (&partition, &end) in &expected {
+            while consumer.known_end_offset(partition) != Some(end) {
+                assert!(started.elapsed() < Duration::from_secs(10), "partition {partition}: known end offset");
+                // keep the consumer served, as the processor does
+                let _ = consumer.poll(1, Duration::from_millis(100)).await.expect("poll");
+            }
         }
     }
 

@@ -11,7 +11,8 @@
 //!
 //! An unreachable log is waited out with backoff (polls, and publishes for up to
 //! `PUBLISH_PATIENCE`); group commits only feed lag monitoring, so a failed one is logged and
-//! skipped.
+//! skipped. Whenever reading resumes (from a checkpoint, or after the log was unreachable) the
+//! gateway-silence clocks start again: the pipeline's own outage is not a gateway's silence.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -57,6 +58,10 @@ pub struct ProcessorConfig {
     /// How often a partition's fold is snapshotted into a checkpoint (a restart replays at most
     /// this much of the log; snapshots cost time in proportion to the peers held).
     pub checkpoint_interval: Duration,
+    /// How often each partition's lag is checked (against the end offset the log last reported,
+    /// no round trip): it sets the lag gauge, and a partition with records waiting that delivered
+    /// none in a whole interval is sought to its position again.
+    pub lag_check_interval: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -71,6 +76,7 @@ impl Default for ProcessorConfig {
             max_batch_records: 1_000,
             poll_timeout: Duration::from_millis(500),
             checkpoint_interval: Duration::from_secs(5),
+            lag_check_interval: Duration::from_secs(10),
         }
     }
 }
@@ -97,6 +103,8 @@ struct PartitionState {
     effects: Vec<Effect>,
     touched: BTreeSet<(OrgId, HostId)>,
     dead_letters: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Whether a record arrived since the last lag check.
+    delivered: bool,
 }
 
 /// Processing time, the only clock the fold sees.
@@ -115,6 +123,8 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
     let mut partitions: BTreeMap<u32, PartitionState> = BTreeMap::new();
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(100);
+    let mut log_was_unavailable = false;
+    let mut lag_checked_at = Instant::now();
     loop {
         let polled = tokio::select! {
             () = &mut shutdown => break,
@@ -123,9 +133,14 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
         let delivery = match polled {
             Ok(delivery) => {
                 backoff = Duration::from_millis(100);
+                if std::mem::take(&mut log_was_unavailable) {
+                    let now = now_millis();
+                    partitions.values_mut().for_each(|state| state.fold.restart_silence_clocks(now));
+                }
                 delivery
             }
             Err(LogError::Unavailable(reason)) => {
+                log_was_unavailable = true;
                 warn!(%reason, retry_in_ms = backoff.as_millis(), "event log unavailable; polling again");
                 tokio::select! {
                     () = &mut shutdown => break,
@@ -140,7 +155,7 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
             Delivery::Assigned(assigned) => {
                 for partition in assigned {
                     let state = resume(store, config, partition).await?;
-                    consumer.seek(Position { partition, offset: state.next_offset })?;
+                    consumer.seek(Position { partition, offset: state.next_offset }).await?;
                     record_position(partition, state.next_offset);
                     partitions.insert(partition, state);
                 }
@@ -156,6 +171,7 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
                 let now = now_millis();
                 for record in records {
                     if let Some(state) = partitions.get_mut(&record.partition) {
+                        state.delivered = true;
                         fold_record(config, state, record, now);
                     }
                 }
@@ -165,6 +181,12 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
         for (&partition, state) in &mut partitions {
             state.fold.tick(now, &mut state.effects);
             flush(log, store, config, &mut consumer, partition, state, Checkpointing::WhenDue).await?;
+        }
+        if lag_checked_at.elapsed() >= config.lag_check_interval {
+            lag_checked_at = Instant::now();
+            for (&partition, state) in &mut partitions {
+                check_lag(&mut consumer, partition, state).await;
+            }
         }
     }
     for (&partition, state) in &mut partitions {
@@ -211,7 +233,7 @@ async fn resume<S: ProjectionStore>(
     partition: u32,
 ) -> Result<PartitionState, ProcessorError> {
     let name = checkpoint_name(config, partition);
-    let (fold, next_offset) = match store.checkpoint(&name).await? {
+    let (mut fold, next_offset) = match store.checkpoint(&name).await? {
         Some(checkpoint) => {
             let fold = FoldState::restore(config.rules, &checkpoint.snapshot)
                 .map_err(|source| ProcessorError::Snapshot { partition: name, source })?;
@@ -219,6 +241,8 @@ async fn resume<S: ProjectionStore>(
         }
         None => (FoldState::new(config.rules), 0),
     };
+    // the processor was not reading since the checkpoint was written
+    fold.restart_silence_clocks(now_millis());
     Ok(PartitionState {
         fold,
         next_offset,
@@ -227,6 +251,7 @@ async fn resume<S: ProjectionStore>(
         effects: Vec::new(),
         touched: BTreeSet::new(),
         dead_letters: Vec::new(),
+        delivered: true,
     })
 }
 
@@ -335,6 +360,29 @@ async fn flush<L: EventLog, S: ProjectionStore>(
     }
     record_position(partition, state.next_offset);
     Ok(())
+}
+
+/// Sets the partition's lag gauge. A partition with records waiting that delivered none since the
+/// last check is sought to its position again: librdkafka has been seen to leave a partition
+/// unfetched after a broker restart, and a seek to where the fold stands restarts its fetcher
+/// (at worst re-reading records the fold skips).
+async fn check_lag<C: LogConsumer>(consumer: &mut C, partition: u32, state: &mut PartitionState) {
+    let delivered = std::mem::take(&mut state.delivered);
+    let Some(end) = consumer.known_end_offset(partition) else { return };
+    let lag = end.saturating_sub(state.next_offset);
+    metrics::gauge!("argus_processor_lag_records", "partition" => partition.to_string()).set(lag as f64);
+    if lag > 0 && !delivered {
+        warn!(
+            partition,
+            lag,
+            next_offset = state.next_offset,
+            "partition has records waiting but delivered none; seeking again"
+        );
+        metrics::counter!("argus_processor_refetches_total", "partition" => partition.to_string()).increment(1);
+        if let Err(error) = consumer.seek(Position { partition, offset: state.next_offset }).await {
+            warn!(partition, %error, "seek to restart fetching failed; trying again at the next check");
+        }
+    }
 }
 
 /// Appends, retrying with backoff for up to `PUBLISH_PATIENCE` while the log is unavailable.

@@ -208,6 +208,7 @@ fn config() -> ProcessorConfig {
         max_batch_records: 200,
         poll_timeout: Duration::from_millis(20),
         checkpoint_interval: Duration::from_millis(150),
+        lag_check_interval: Duration::from_secs(2),
         ..ProcessorConfig::default()
     }
 }

@@ -444,6 +444,21 @@ impl FoldState {
         }
     }
 
+    /// The runner could not read its log until `now` (it was starting from a checkpoint, or the log
+    /// was unreachable): heartbeats it did not hear meanwhile say nothing about the gateways, so
+    /// every silence clock starts again at `now`. An open GATEWAY_SILENT stays open until a
+    /// heartbeat arrives.
+    pub fn restart_silence_clocks(&mut self, now: UnixMillis) {
+        let interfaces = self
+            .gateways
+            .values_mut()
+            .flat_map(|hosts| hosts.values_mut())
+            .flat_map(|host| host.interfaces.values_mut());
+        for heartbeat in interfaces.filter_map(|interface| interface.heartbeat.as_mut()) {
+            heartbeat.received_at = heartbeat.received_at.max(now);
+        }
+    }
+
     /// The timer: raises GATEWAY_SILENT for interfaces whose heartbeats stopped. `now` is processing time.
     pub fn tick(&mut self, now: UnixMillis, effects: &mut Vec<Effect>) {
         let scans = i64::from(self.config.gateway_silence_scans);
