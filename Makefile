@@ -29,7 +29,7 @@ endif
 demo:
 	@bash infra/scripts/install-lab-deps.sh
 	$(CARGO) build --release --locked -p argus
-	ARGUS_BIN=$(CARGO_TARGET_DIR)/release/argus bash infra/demo/demo.sh
+	bash infra/demo/demo.sh $(CARGO_TARGET_DIR)/release/argus
 
 ## lint: rustfmt check and clippy with warnings as errors, over every target (benches included)
 lint:

@@ -4,7 +4,8 @@
 # argus and tears the lab down. Needs root (network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ARGUS="${ARGUS_BIN:?set ARGUS_BIN to the argus binary}"
+# the binary is an argument: every ARGUS_* environment variable is a configuration key to argus
+ARGUS="${1:?usage: demo.sh path/to/argus}"
 CONFIG=infra/demo/argus.toml
 URL="http://127.0.0.1:8080/graphql"
 

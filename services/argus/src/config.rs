@@ -205,17 +205,22 @@ pub fn load(file: Option<&Path>, environment: &[(String, String)], sets: &[Strin
         }
         None => toml::Table::new(),
     };
+    let mut from_environment = Vec::new();
     for (name, value) in environment {
         if let Some(path) = name.strip_prefix("ARGUS_").filter(|_| !NOT_KEYS.contains(&name.as_str())) {
             let path = path.to_ascii_lowercase().replace("__", ".");
             assign(&mut table, &path, value).with_context(|| format!("environment variable {name}"))?;
+            from_environment.push(name.as_str());
         }
     }
     for set in sets {
         let (path, value) = set.split_once('=').with_context(|| format!("--set {set:?}: expected key.path=value"))?;
         assign(&mut table, path.trim(), value.trim()).with_context(|| format!("--set {set:?}"))?;
     }
-    Config::deserialize(table).context("configuration")
+    Config::deserialize(table).with_context(|| match from_environment.as_slice() {
+        [] => "configuration".to_owned(),
+        names => format!("configuration (keys were also read from the environment: {})", names.join(", ")),
+    })
 }
 
 /// Sets `a.b.c = value` in `table`; the value is read as TOML when it parses as such, else as text.
@@ -361,6 +366,10 @@ mod tests {
 
         let error = load(None, &[], &["collector.colour=blue".into()]).expect_err("unknown key");
         assert!(format!("{error:#}").contains("unknown field `colour`"), "{error:#}");
+        // a stray ARGUS_ variable is a key too, and the error says where it came from
+        let error = load(None, &[("ARGUS_BIN".to_owned(), "/usr/bin/argus".to_owned())], &[]).expect_err("stray");
+        assert!(format!("{error:#}").contains("unknown field `bin`"), "{error:#}");
+        assert!(format!("{error:#}").contains("from the environment: ARGUS_BIN"), "{error:#}");
         let error =
             load(None, &[], &["collector.org=acme/corp".into()]).expect("parses").collector().expect_err("bad org");
         assert!(format!("{error:#}").contains("collector.org"), "{error:#}");
