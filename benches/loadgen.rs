@@ -2,8 +2,9 @@
 //! recorded into a log, then the processor (decode, fold, projection batches with checkpoints,
 //! alerts) run from the start until it has caught up, timed. With `--tansu`, the same through a
 //! `tansu` broker started on loopback (sqlite storage), beside a bare rdkafka consumer reading the
-//! same topic from the same broker. Prints observations per second and the resident memory of
-//! this process.
+//! same topic from the same broker. Prints observations per second and resident memory. On the
+//! embedded log the processor runs in a child process of its own, so its resident memory (now and
+//! at peak) is the processor's alone, not the generator's.
 //!
 //! ```text
 //! cargo run --release -p argus-benches --bin loadgen -- [--scans N] [--hosts N] [--peers-per-host N] [--tansu]
@@ -32,10 +33,23 @@ struct Options {
     peers_per_host: u32,
     scans: u32,
     tansu: bool,
+    /// Internal: run only the processor over the embedded log recorded in this directory.
+    process_recorded: Option<std::path::PathBuf>,
+    /// Internal, with `process_recorded`: each partition's end offset and the observations.
+    end: BTreeMap<u32, u64>,
+    observations: u64,
 }
 
 fn options() -> Options {
-    let mut options = Options { hosts: 100, peers_per_host: 1_000, scans: 10, tansu: false };
+    let mut options = Options {
+        hosts: 100,
+        peers_per_host: 1_000,
+        scans: 10,
+        tansu: false,
+        process_recorded: None,
+        end: BTreeMap::new(),
+        observations: 0,
+    };
     let mut arguments = std::env::args().skip(1);
     while let Some(flag) = arguments.next() {
         let mut value = || arguments.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -44,18 +58,26 @@ fn options() -> Options {
             "--peers-per-host" => options.peers_per_host = value().parse().expect("--peers-per-host N"),
             "--scans" => options.scans = value().parse().expect("--scans N"),
             "--tansu" => options.tansu = true,
+            "--process-recorded" => options.process_recorded = Some(value().into()),
+            "--end" => {
+                for pair in value().split(',') {
+                    let (partition, offset) = pair.split_once(':').expect("--end partition:offset,...");
+                    options.end.insert(partition.parse().expect("partition"), offset.parse().expect("offset"));
+                }
+            }
+            "--observations" => options.observations = value().parse().expect("--observations N"),
             other => panic!("unknown argument {other}; see the module documentation"),
         }
     }
     options
 }
 
-/// Resident memory of this process, from /proc.
-fn resident_mib() -> f64 {
+/// Resident memory of this process now (`VmRSS`) or at its peak (`VmHWM`), from /proc.
+fn resident_mib(which: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(which))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0);
     kib / 1024.0
@@ -143,21 +165,29 @@ async fn bare_consumer(bootstrap: &str, records: u64) -> Duration {
 
 fn report(what: &str, observations: u64, elapsed: Duration) {
     println!(
-        "{what}: {observations} observations in {:.2} s = {:.0} observations/s; resident memory {:.0} MiB",
+        "{what}: {observations} observations in {:.2} s = {:.0} observations/s; resident memory {:.0} MiB (peak {:.0} MiB)",
         elapsed.as_secs_f64(),
         observations as f64 / elapsed.as_secs_f64(),
-        resident_mib()
+        resident_mib("VmRSS:"),
+        resident_mib("VmHWM:")
     );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let options = options();
+    if let Some(directory) = &options.process_recorded {
+        let log = EmbeddedLog::open(&directory.join("log"), 4).expect("log");
+        let store = EmbeddedStore::open(&directory.join("store")).expect("store");
+        let elapsed = process(&log, &store, &options.end).await;
+        report("embedded log -> fold -> embedded store (processor process)", options.observations, elapsed);
+        return;
+    }
     let peers = u64::from(options.hosts) * u64::from(options.peers_per_host);
     println!("{options:?}: {peers} peers");
     let directory = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
     if options.tansu {
+        let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
         let broker = argus_testkit::Tansu::start_durable();
         broker.create_topic(TOPIC, 4).await;
         broker.create_topic("loadgen.alerts", 1).await;
@@ -165,17 +195,28 @@ async fn main() {
         let bootstrap = broker.bootstrap();
         let log = KafkaLog::connect(bootstrap).expect("kafka");
         let (records, observations, end) = record(&log, &options).await;
-        println!("recorded {records} records on {bootstrap}; resident memory {:.0} MiB", resident_mib());
+        println!("recorded {records} records on {bootstrap}; resident memory {:.0} MiB", resident_mib("VmRSS:"));
         let bare = bare_consumer(bootstrap, records).await;
         report("bare rdkafka consumer", observations, bare);
         let elapsed = process(&log, &store, &end).await;
         report("kafka -> fold -> embedded store", observations, elapsed);
         println!("processor rate / bare consumer rate: {:.2}", bare.as_secs_f64() / elapsed.as_secs_f64());
     } else {
-        let log = EmbeddedLog::open(&directory.path().join("log"), 4).expect("log");
-        let (records, observations, end) = record(&log, &options).await;
-        println!("recorded {records} records into the embedded log; resident memory {:.0} MiB", resident_mib());
-        let elapsed = process(&log, &store, &end).await;
-        report("embedded log -> fold -> embedded store", observations, elapsed);
+        let (records, observations, end) = {
+            let log = EmbeddedLog::open(&directory.path().join("log"), 4).expect("log");
+            record(&log, &options).await
+        };
+        println!(
+            "recorded {records} records into the embedded log; generator's resident memory {:.0} MiB",
+            resident_mib("VmRSS:")
+        );
+        let end: Vec<String> = end.iter().map(|(partition, offset)| format!("{partition}:{offset}")).collect();
+        let status = std::process::Command::new(std::env::current_exe().expect("this binary"))
+            .arg("--process-recorded")
+            .arg(directory.path())
+            .args(["--end", &end.join(","), "--observations", &observations.to_string()])
+            .status()
+            .expect("run the processor process");
+        assert!(status.success(), "the processor process failed");
     }
 }

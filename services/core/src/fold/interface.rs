@@ -65,7 +65,8 @@ pub(crate) struct InterfaceState {
     pub(crate) heartbeat: Option<HeartbeatSeen>,
     pub(crate) silence_alert: Option<OpenAlert>,
     pub(crate) manifest: Option<Manifest>,
-    pub(crate) peers: FxHashMap<PublicKey, PeerState>,
+    /// Boxed: a map of 1,000 peers has 2,048 buckets, and inline states would double the memory.
+    pub(crate) peers: FxHashMap<PublicKey, Box<PeerState>>,
 }
 
 /// How many of an interface's other connected peers have gone quiet, for the uplink rule.

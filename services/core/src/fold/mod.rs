@@ -528,7 +528,7 @@ fn observe(
             let header = &observation.header;
             let (peer, outcome) =
                 PeerState::first_seen(&header.org_id, &header.host, &header.interface, observation, &window, config);
-            interface.peers.insert(key, peer);
+            interface.peers.insert(key, Box::new(peer));
             (true, outcome)
         }
     };
