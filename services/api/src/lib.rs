@@ -14,6 +14,7 @@ mod types;
 use std::sync::Arc;
 use std::time::Duration;
 
+use argus_core::codec::AlertEncoding;
 use argus_core::{Alert, CollectorId};
 use argus_store::ProjectionStore;
 use serde::Deserialize;
@@ -21,7 +22,7 @@ use tokio::sync::broadcast;
 
 pub use self::events::{EventPublisher, PublishError, RecordSink};
 pub use self::http::{metrics_routes, prometheus, routes};
-pub use self::live::{AlertEncoding, run_alert_feed};
+pub use self::live::run_alert_feed;
 
 /// What the API needs to know beyond its keys; every field has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argus_core::Alert;
+use argus_core::codec::AlertEncoding;
 use argus_log::{Delivery, EventLog, LogConsumer};
 use async_graphql::{Context, Subscription};
 use futures_util::Stream;
@@ -12,21 +13,6 @@ use tokio::sync::{broadcast, watch};
 
 use crate::schema::{api, caller};
 use crate::types::{WireguardAlert, WireguardAlertKind};
-
-/// How the processor writes the alert topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertEncoding {
-    Avro,
-    Json,
-}
-
-fn decode(encoding: AlertEncoding, bytes: &[u8]) -> Option<Alert> {
-    match encoding {
-        AlertEncoding::Avro => argus_core::codec::decode_alert(bytes).ok(),
-        AlertEncoding::Json => serde_json::from_slice(bytes).ok(),
-    }
-}
 
 /// Reads `topic` from its end and broadcasts every alert to `sender` until `shutdown` turns true.
 /// Undecodable records are counted and skipped (the processor wrote them; nothing here to repair).
@@ -70,7 +56,7 @@ pub async fn run_alert_feed<L: EventLog>(
                 Ok(Delivery::Revoked(_)) => {}
                 Ok(Delivery::Records(records)) => {
                     for record in records {
-                        match decode(encoding, &record.value) {
+                        match encoding.decode(&record.value) {
                             Some(alert) => {
                                 // no subscriber is not an error
                                 let _ = sender.send(Arc::new(alert));

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use argus_api::ApiConfig;
 use argus_api::auth::AuthConfig;
-use argus_api::{AlertEncoding, ApiConfig};
 use argus_collector::{CollectorConfig, InterfaceOverride};
 use argus_core::fold::AnomalyConfig;
 use argus_core::{Clearance, RuleConfig, StalenessWindow};
-use argus_processor::{AlertFormat, ProcessorConfig};
+use argus_processor::ProcessorConfig;
 use serde::Deserialize;
 
 /// Everything `argus` reads; see `infra/argus.example.toml` for every key with its default.
@@ -289,10 +289,7 @@ impl Config {
         Ok(ProcessorConfig {
             observations_topic: self.api.observations_topic.clone(),
             alerts_topic: self.api.alerts_topic.clone(),
-            alert_format: match self.api.alert_encoding {
-                AlertEncoding::Avro => AlertFormat::Avro,
-                AlertEncoding::Json => AlertFormat::Json,
-            },
+            alert_encoding: self.api.alert_encoding,
             rules: self.rules()?,
             group: self.kafka.group.clone(),
             max_batch_records: self.processor.max_batch_records.max(1),

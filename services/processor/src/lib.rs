@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use argus_core::codec::{decode_event, encode_alert, encode_alert_json, encode_dead_letter};
+use argus_core::codec::{AlertEncoding, decode_event, encode_dead_letter};
 use argus_core::fold::{Effect, RuleConfig, SnapshotError};
 use argus_core::ids::partition_key;
 use argus_core::{DeadLetter, FoldState, HostId, OrgId, UnixMillis};
@@ -32,16 +32,6 @@ const PUBLISH_PATIENCE: Duration = Duration::from_secs(300);
 /// Longest wait between retries while the log is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// How alerts are published on the alerts topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AlertFormat {
-    /// Avro single-object encoding (`schemas/avro/Alert.v1.avsc`).
-    #[default]
-    Avro,
-    /// JSON with the same fields, for SIEMs that read JSON.
-    Json,
-}
-
 /// Topics, group and pacing of one processor.
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
@@ -49,7 +39,7 @@ pub struct ProcessorConfig {
     pub alerts_topic: String,
     pub dead_letter_topic: String,
     pub group: String,
-    pub alert_format: AlertFormat,
+    pub alert_encoding: AlertEncoding,
     pub rules: RuleConfig,
     /// Most records folded into one projection batch.
     pub max_batch_records: usize,
@@ -71,7 +61,7 @@ impl Default for ProcessorConfig {
             alerts_topic: "wireguard.alerts".into(),
             dead_letter_topic: "wireguard.dead-letter".into(),
             group: "argus-processor".into(),
-            alert_format: AlertFormat::Avro,
+            alert_encoding: AlertEncoding::Avro,
             rules: RuleConfig::default(),
             max_batch_records: 1_000,
             poll_timeout: Duration::from_millis(500),
@@ -335,10 +325,7 @@ async fn flush<L: EventLog, S: ProjectionStore>(
         )
         .increment(1);
         let mut bytes = Vec::new();
-        match config.alert_format {
-            AlertFormat::Avro => encode_alert(&alert, &mut bytes),
-            AlertFormat::Json => encode_alert_json(&alert, &mut bytes),
-        }
+        config.alert_encoding.encode(&alert, &mut bytes);
         let key = partition_key(&alert.org_id, &alert.host);
         append_patiently(log, &config.alerts_topic, key.as_bytes(), &bytes).await?;
     }

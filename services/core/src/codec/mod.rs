@@ -234,6 +234,36 @@ pub fn encode_alert_json(alert: &Alert, out: &mut Vec<u8>) {
     serde_json::to_writer(out, alert).expect("alerts serialise to JSON");
 }
 
+/// How alerts are written on the alerts topic: the processor writes with it, the API's live feed
+/// reads with it, and both take it from one configuration key (`api.alert_encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertEncoding {
+    /// Avro single-object encoding (`schemas/avro/Alert.v1.avsc`).
+    #[default]
+    Avro,
+    /// JSON with the same fields, for SIEMs that read JSON.
+    Json,
+}
+
+impl AlertEncoding {
+    /// Appends `alert` to `out` in this encoding.
+    pub fn encode(self, alert: &Alert, out: &mut Vec<u8>) {
+        match self {
+            Self::Avro => encode_alert(alert, out),
+            Self::Json => encode_alert_json(alert, out),
+        }
+    }
+
+    /// Reads one alert in this encoding; `None` if the bytes are not one.
+    pub fn decode(self, bytes: &[u8]) -> Option<Alert> {
+        match self {
+            Self::Avro => decode_alert(bytes).ok(),
+            Self::Json => serde_json::from_slice(bytes).ok(),
+        }
+    }
+}
+
 /// Appends one dead letter, single-object encoded, to `out`.
 pub fn encode_dead_letter(letter: &DeadLetter, out: &mut Vec<u8>) {
     encode_record(letter, out);
