@@ -122,6 +122,15 @@ impl Argus {
         data["wireguardAlerts"]["edges"].as_array().expect("edges").iter().map(|edge| edge["node"].clone()).collect()
     }
 
+    /// Waits up to 20 s until alerts of `kind` exist (`what` names the wait), and returns them.
+    async fn raised(&self, what: &str, kind: &str) -> Vec<Value> {
+        self.eventually(what, Duration::from_secs(20), async |argus| {
+            let alerts = argus.alerts(kind).await;
+            (!alerts.is_empty()).then_some(alerts)
+        })
+        .await
+    }
+
     /// Polls `probe` until it returns `Some`, for at most `timeout`.
     async fn eventually<T>(&self, what: &str, timeout: Duration, mut probe: impl AsyncFnMut(&Self) -> Option<T>) -> T {
         let started = Instant::now();
@@ -208,12 +217,7 @@ async fn a_rotation_manifest_flags_the_old_key_until_the_site_rotates() {
             json!({ "input": { "host": "hub-01", "interface": lab.hub_interface(), "entries": entries } }),
         )
         .await;
-    let raised = argus
-        .eventually("the old key is flagged", Duration::from_secs(20), async |argus| {
-            let alerts = argus.alerts("KEY_ROTATION").await;
-            (!alerts.is_empty()).then_some(alerts)
-        })
-        .await;
+    let raised = argus.raised("the old key is flagged", "KEY_ROTATION").await;
     assert_eq!(raised.len(), 1, "only site 1 is flagged: {raised:?}");
     assert_eq!(raised[0]["publicKey"], old_key.as_str());
     assert_eq!(raised[0]["probableCause"], "SECURITY");
@@ -255,12 +259,7 @@ async fn a_silent_collector_is_one_gateway_alert_not_a_storm() {
     let socket = format!("/var/run/wireguard/{}.sock", lab.hub_interface());
     let hidden = directory.path().join("hub.sock");
     std::fs::rename(&socket, &hidden).expect("hide the UAPI socket");
-    let silent = argus
-        .eventually("GATEWAY_SILENT", Duration::from_secs(20), async |argus| {
-            let alerts = argus.alerts("GATEWAY_SILENT").await;
-            (!alerts.is_empty()).then_some(alerts)
-        })
-        .await;
+    let silent = argus.raised("GATEWAY_SILENT", "GATEWAY_SILENT").await;
     assert_eq!(silent.len(), 1, "{silent:?}");
     assert_eq!(silent[0]["probableCause"], "GATEWAY_SILENT");
     // a few more silent scans: still one alert, and no peer alerts at all
@@ -339,12 +338,7 @@ async fn fifty_times_the_baseline_raises_a_traffic_anomaly_for_that_peer_only() 
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert!(argus.alerts("TRAFFIC_ANOMALY").await.is_empty(), "normal traffic raises nothing");
     lab.burst(1, 6);
-    let raised = argus
-        .eventually("an anomaly is raised", Duration::from_secs(20), async |argus| {
-            let alerts = argus.alerts("TRAFFIC_ANOMALY").await;
-            (!alerts.is_empty()).then_some(alerts)
-        })
-        .await;
+    let raised = argus.raised("an anomaly is raised", "TRAFFIC_ANOMALY").await;
     assert_eq!(raised.len(), 1, "{raised:?}");
     assert_eq!(raised[0]["publicKey"], lab.site_public_key(1).as_str());
 }

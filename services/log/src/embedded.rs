@@ -9,13 +9,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, check_name, partition_for, unavailable};
+use crate::{
+    Delivery, EventLog, LogConsumer, LogError, Position, Record, check_name, lock, partition_for, unavailable,
+};
 
 const HEADER_LEN: usize = 8;
 const KEY_LENGTH_LEN: usize = 4;
@@ -25,10 +27,6 @@ const INDEX_STRIDE: u64 = 1_024;
 const READ_CHUNK: usize = 1 << 20;
 /// Largest record accepted (key and value).
 const MAX_RECORD: usize = 16 << 20;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// One partition's file, its length and the sparse offset index.
 #[derive(Debug)]

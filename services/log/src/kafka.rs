@@ -16,7 +16,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
-use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, check_name, unavailable};
+use crate::{Delivery, EventLog, LogConsumer, LogError, Position, Record, check_name, lock, unavailable};
 
 /// How long an append waits for the broker's acknowledgement.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -150,10 +150,6 @@ struct RebalanceContext {
 
 /// The newest high watermark librdkafka reported per partition of the consumer's topic.
 type HighWatermarks = Arc<Mutex<HashMap<u32, u64>>>;
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 impl ClientContext for RebalanceContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {

@@ -97,6 +97,11 @@ pub trait LogConsumer: Send {
     fn known_end_offset(&self, partition: u32) -> Option<u64>;
 }
 
+/// Locks `mutex`, also after a holder panicked: one failed caller must not stop every other.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The partition of a key: CRC-32 of the key modulo the partition count (librdkafka's
 /// `consistent` partitioner), stable across restarts and processes.
 pub fn partition_for(key: &[u8], partitions: u32) -> u32 {

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use argus_api::auth::{AuthConfig, Authenticator, Claims, Role, Secret, mint_hs256};
 use argus_api::{ApiConfig, ApiContext, routes, run_alert_feed, serve};
-use argus_core::codec::AlertEncoding;
-use argus_core::codec::encode_event;
+use argus_core::codec::{AlertEncoding, encode_event};
 use argus_core::{Clearance, Event, EventHeader, Heartbeat, PeerObservation, PeerSource, PublicKey};
 use argus_log::{Delivery, EmbeddedLog, EventLog, LogConsumer};
 use argus_processor::ProcessorConfig;
