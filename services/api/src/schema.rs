@@ -49,7 +49,7 @@ fn store_error(failure: StoreError) -> async_graphql::Error {
     match failure {
         StoreError::InvalidCursor => bad_input("after", "cursor is not valid for this listing"),
         StoreError::Unavailable(_) => error("UNAVAILABLE", "projection store unavailable, retry later"),
-        StoreError::Corrupt { .. } => error("INTERNAL", "a stored row does not decode"),
+        StoreError::Corrupt { .. } | StoreError::Format { .. } => error("INTERNAL", "a stored row does not decode"),
     }
 }
 

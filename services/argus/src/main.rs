@@ -15,7 +15,7 @@ use argus_api::{ApiContext, metrics_routes, routes, run_alert_feed, serve};
 use argus_collector::{Collector, WireguardHost};
 use argus_log::{EmbeddedLog, EventLog, KafkaLog};
 use argus_store::scylla::ScyllaStore;
-use argus_store::{EmbeddedStore, ProjectionStore};
+use argus_store::{EmbeddedStore, ProjectionStore, StoreError};
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 use tracing::info;
@@ -295,8 +295,12 @@ async fn api(config: config::Config) -> anyhow::Result<()> {
 async fn replay(config: config::Config) -> anyhow::Result<()> {
     let current = config.data_dir.join("store");
     if current.exists() {
-        // redb refuses a file another process holds: that is `argus run`
-        drop(EmbeddedStore::open(&current).context("the embedded store is in use: stop `argus run` first")?);
+        // redb refuses a file another process holds: that is `argus run`; a store in an earlier
+        // row format is what a replay rebuilds
+        match EmbeddedStore::open(&current) {
+            Ok(_) | Err(StoreError::Format { .. }) => {}
+            Err(error) => return Err(error).context("the embedded store is in use: stop `argus run` first"),
+        }
     }
     let log = EmbeddedLog::open(&config.data_dir.join("log"), config.partitions).context("embedded log")?;
     let mut processor_config = config.processor()?;

@@ -1,13 +1,17 @@
 //! The embedded store: one redb file, one atomic transaction per batch, crash-safe by design.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argus_core::fold::Effect;
-use argus_core::{AlertId, Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey};
+use argus_core::{AlertId, Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey, UnixMillis};
 use async_trait::async_trait;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+    WriteTransaction,
+};
 
 use crate::ProjectionStore;
 use crate::keys;
@@ -29,9 +33,47 @@ const HOSTS: Table = TableDefinition::new("hosts");
 const HOST_STATS: Table = TableDefinition::new("host_stats");
 const MANIFESTS: Table = TableDefinition::new("manifests");
 const CHECKPOINTS: Table = TableDefinition::new("checkpoints");
+/// What the file itself holds: its row format.
+const META: Table = TableDefinition::new("meta");
 
-const ALL_TABLES: [Table; 10] =
-    [PEERS, PEERS_BY_KEY, PEER_HISTORY, ENDPOINT_CHANGES, ALERTS, ALERT_IDS, HOSTS, HOST_STATS, MANIFESTS, CHECKPOINTS];
+const ALL_TABLES: [Table; 11] = [
+    PEERS,
+    PEERS_BY_KEY,
+    PEER_HISTORY,
+    ENDPOINT_CHANGES,
+    ALERTS,
+    ALERT_IDS,
+    HOSTS,
+    HOST_STATS,
+    MANIFESTS,
+    CHECKPOINTS,
+    META,
+];
+
+/// How rows are laid out, bumped whenever that changes, so a file written by another version is
+/// refused when opened rather than misread. 1: before the marker (history by peer key and time);
+/// 2: history by gateway and minute, `peers_by_key` holding the first observation.
+const ROW_FORMAT: u8 = 2;
+const ROW_FORMAT_KEY: &[u8] = b"row_format";
+
+/// Opens every table (a file made by an earlier version gains the tables added since) and checks
+/// the row format, recording it in a file that has no rows yet.
+fn prepare_tables(transaction: &WriteTransaction) -> Result<(), StoreError> {
+    for table in ALL_TABLES {
+        transaction.open_table(table).map_err(unavailable)?;
+    }
+    let mut meta = transaction.open_table(META).map_err(unavailable)?;
+    let recorded = meta.get(ROW_FORMAT_KEY).map_err(unavailable)?.and_then(|format| format.value().first().copied());
+    let found = match recorded {
+        Some(format) => format,
+        None if transaction.open_table(PEERS).map_err(unavailable)?.is_empty().map_err(unavailable)? => {
+            meta.insert(ROW_FORMAT_KEY, [ROW_FORMAT].as_slice()).map_err(unavailable)?;
+            ROW_FORMAT
+        }
+        None => 1,
+    };
+    if found == ROW_FORMAT { Ok(()) } else { Err(StoreError::Format { found, expected: ROW_FORMAT }) }
+}
 
 /// Creates the file with every table under a temporary name, then renames it into place, so a
 /// crash during creation never leaves a half-made store behind.
@@ -47,9 +89,7 @@ fn create_atomically(path: &Path) -> Result<(), StoreError> {
     {
         let database = Database::create(&creating).map_err(unavailable)?;
         let transaction = database.begin_write().map_err(unavailable)?;
-        for table in ALL_TABLES {
-            transaction.open_table(table).map_err(unavailable)?;
-        }
+        prepare_tables(&transaction)?;
         transaction.commit().map_err(unavailable)?;
     }
     std::fs::rename(&creating, path).map_err(unavailable)?;
@@ -86,6 +126,7 @@ const CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 impl EmbeddedStore {
     /// Opens the store file, creating it first if it does not exist; every table exists afterwards.
+    /// A file whose rows are laid out in another format is refused with [`StoreError::Format`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Self::open_with_sync_interval(path, SYNC_INTERVAL)
     }
@@ -97,11 +138,8 @@ impl EmbeddedStore {
             create_atomically(path)?;
         }
         let database = Database::builder().set_cache_size(CACHE_BYTES).open(path).map_err(unavailable)?;
-        // a file made by an earlier version gains the tables added since
         let transaction = database.begin_write().map_err(unavailable)?;
-        for table in ALL_TABLES {
-            transaction.open_table(table).map_err(unavailable)?;
-        }
+        prepare_tables(&transaction)?;
         transaction.commit().map_err(unavailable)?;
         Ok(Self { database: Arc::new(database), sync_interval, last_sync: Arc::new(Mutex::new(Instant::now())) })
     }
@@ -137,15 +175,21 @@ impl EmbeddedStore {
                         let PeerRecord { org_id, host, interface, public_key, observed_at, .. } = record;
                         let peer_key = keys::peer(org_id, host, interface, public_key).into_bytes();
                         peers.insert(peer_key.as_slice(), encode(record).as_slice()).map_err(unavailable)?;
-                        // the index row rarely changes: a lookup is far cheaper than a copy-on-write insert
+                        // the index row holds the first observation on this gateway, so it rarely
+                        // changes: a lookup is far cheaper than a copy-on-write insert
                         let by_key = keys::peer_by_key(org_id, public_key, host, interface).into_bytes();
-                        if peers_by_key.get(by_key.as_slice()).map_err(unavailable)?.is_none() {
-                            peers_by_key.insert(by_key.as_slice(), [].as_slice()).map_err(unavailable)?;
+                        let first_seen = peers_by_key
+                            .get(by_key.as_slice())
+                            .map_err(unavailable)?
+                            .and_then(|first_seen| keys::time_from_value(first_seen.value()));
+                        if first_seen.is_none_or(|first_seen| *observed_at < first_seen) {
+                            let value = keys::time_value(*observed_at);
+                            peers_by_key.insert(by_key.as_slice(), value.as_slice()).map_err(unavailable)?;
                         }
-                        let timeline =
-                            keys::peer_timeline(org_id, public_key, *observed_at, host, interface).into_bytes();
+                        let gateway = keys::gateway(host, interface).into_bytes();
+                        let history_key = keys::history(org_id, &gateway, public_key, *observed_at).into_bytes();
                         let row = encode(&HistoryRow::from(record));
-                        history.insert(timeline.as_slice(), row.as_slice()).map_err(unavailable)?;
+                        history.insert(history_key.as_slice(), row.as_slice()).map_err(unavailable)?;
                     }
                     Effect::HostUpdated(record) => {
                         let key = keys::host(&record.org_id, &record.host, &record.interface).into_bytes();
@@ -228,8 +272,7 @@ fn scan_page<T>(
     if page.is_full() {
         return Ok(page.finish());
     }
-    let bounds = (scan.lower.as_ref().map(Vec::as_slice), scan.upper.as_ref().map(Vec::as_slice));
-    let range = table.range::<&[u8]>(bounds).map_err(unavailable)?;
+    let range = table.range::<&[u8]>(scan.bounds()).map_err(unavailable)?;
     let rows: Box<dyn Iterator<Item = _>> = if scan.newest_first { Box::new(range.rev()) } else { Box::new(range) };
     for row in rows {
         let (key, value) = row.map_err(unavailable)?;
@@ -238,6 +281,77 @@ fn scan_page<T>(
         }
     }
     Ok(page.finish())
+}
+
+/// One peer's history rows on one gateway, read a bucket at a time.
+struct GatewayHistory<'a> {
+    table: &'a redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    org: &'a OrgId,
+    /// `host\0interface\0`
+    gateway: &'a [u8],
+    key: &'a PublicKey,
+    /// The peer's first observation on the gateway.
+    first_seen: Option<UnixMillis>,
+}
+
+impl GatewayHistory<'_> {
+    /// Appends up to `wanted` visible rows inside `scan` (a timeline scan of this key), oldest
+    /// first, each with its timeline key. Buckets are walked from the later of the scan's start and
+    /// the peer's first observation there to the earlier of the scan's end and the gateway's newest
+    /// row, stopping once `wanted` rows are found: a wide range costs at most one lookup per minute
+    /// since the peer first appeared on the gateway.
+    fn read(
+        &self,
+        scan: &Scan,
+        max_clearance: Clearance,
+        wanted: usize,
+        rows: &mut Vec<(Vec<u8>, HistoryRow)>,
+    ) -> Result<(), StoreError> {
+        let bound_time = |bound: &Bound<Vec<u8>>| match bound {
+            Bound::Included(key) | Bound::Excluded(key) => keys::timeline_time(key),
+            Bound::Unbounded => None,
+        };
+        // the gateway's oldest and newest buckets bound the walk whatever the range asked
+        let gateway_prefix = keys::org(self.org).bytes(self.gateway).into_bytes();
+        let bucket_of = |row: Option<Result<(redb::AccessGuard<'_, &'static [u8]>, _), redb::StorageError>>| {
+            row.transpose()
+                .map(|row| row.and_then(|(key, _)| keys::history_bucket_of(key.value(), gateway_prefix.len())))
+                .map_err(unavailable)
+        };
+        let mut gateway_rows =
+            self.table.range::<&[u8]>(Scan::prefix(gateway_prefix.clone()).bounds()).map_err(unavailable)?;
+        let (Some(oldest_bucket), Some(newest_bucket)) =
+            (bucket_of(gateway_rows.next())?, bucket_of(gateway_rows.next_back())?)
+        else {
+            return Ok(());
+        };
+        let from = bound_time(&scan.lower).unwrap_or(i64::MIN).max(self.first_seen.unwrap_or(i64::MIN));
+        let Some(last) = bound_time(&scan.upper).unwrap_or(i64::MAX).checked_sub(1) else { return Ok(()) };
+        let first_bucket = from.div_euclid(keys::HISTORY_BUCKET_MS).max(oldest_bucket);
+        let last_bucket = last.div_euclid(keys::HISTORY_BUCKET_MS).min(newest_bucket);
+        let timeline_prefix = keys::org(self.org).bytes(self.key.as_bytes());
+        let mut found = 0;
+        for bucket in first_bucket..=last_bucket {
+            let peer_rows =
+                keys::history_bucket(self.org, self.gateway, bucket).bytes(self.key.as_bytes()).into_bytes();
+            for row in self.table.range::<&[u8]>(Scan::prefix(peer_rows).bounds()).map_err(unavailable)? {
+                let (history_key, value) = row.map_err(unavailable)?;
+                let Some(at) = keys::history_time(history_key.value()) else { continue };
+                let timeline_key = timeline_prefix.clone().time(at).bytes(self.gateway).into_bytes();
+                if !scan.contains(&timeline_key) {
+                    continue;
+                }
+                if let Some(row) = visible::history(value.value(), max_clearance)? {
+                    rows.push((timeline_key, row));
+                    found += 1;
+                    if found >= wanted {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -289,10 +403,34 @@ impl ProjectionStore for EmbeddedStore {
         max_clearance: Clearance,
         page: &PageRequest,
     ) -> Result<Page<HistoryRow>, StoreError> {
+        // listed in timeline order (time, then gateway) with timeline cursors; stored by gateway
+        // and bucket, so each gateway that lists the key is read a bucket at a time and merged
         let scan = timeline_scan(org, key, range, page.after.as_ref())?;
-        self.read_table(PEER_HISTORY, |table| {
-            scan_page(&scan, table, page.first, |bytes| visible::history(bytes, max_clearance))
-        })
+        let transaction = self.database.begin_read().map_err(unavailable)?;
+        let by_key = transaction.open_table(PEERS_BY_KEY).map_err(unavailable)?;
+        let history = transaction.open_table(PEER_HISTORY).map_err(unavailable)?;
+        let key_prefix = keys::org(org).bytes(key.as_bytes()).into_bytes();
+        let mut rows = Vec::new();
+        for entry in by_key.range(key_prefix.as_slice()..).map_err(unavailable)? {
+            let (index_key, first_seen) = entry.map_err(unavailable)?;
+            let Some(gateway) = index_key.value().strip_prefix(key_prefix.as_slice()) else { break };
+            let gateway = GatewayHistory {
+                table: &history,
+                org,
+                gateway,
+                key,
+                first_seen: keys::time_from_value(first_seen.value()),
+            };
+            gateway.read(&scan, max_clearance, page.first.saturating_add(1), &mut rows)?;
+        }
+        rows.sort_by(|(left, _), (right, _)| left.cmp(right));
+        let mut listing = PageBuilder::new(page.first);
+        for (timeline_key, row) in rows {
+            if !listing.offer(&timeline_key, Some(row)) {
+                break;
+            }
+        }
+        Ok(listing.finish())
     }
 
     async fn endpoint_changes(
@@ -384,5 +522,74 @@ impl ProjectionStore for EmbeddedStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use argus_core::FoldState;
+    use argus_core::synthetic::{Fleet, FleetSpec};
+
+    use super::*;
+
+    /// Writes one scan of a small fleet.
+    fn write_peers(path: &Path) {
+        let mut fleet = Fleet::new(FleetSpec {
+            org: "acme".parse().expect("org"),
+            hosts: 1,
+            peers_per_host: 3,
+            scan_interval_ms: 10_000,
+            start: 1_780_000_000_000,
+        });
+        let (mut events, mut effects, mut state) = (Vec::new(), Vec::new(), FoldState::default());
+        fleet.next_scan(&mut events);
+        for event in &events {
+            state.apply(event, event.header().observed_at, &mut effects);
+        }
+        let store = EmbeddedStore::open(path).expect("open");
+        store.write_blocking(&Batch { effects, ..Batch::default() }).expect("write");
+    }
+
+    fn set_row_format(path: &Path, format: Option<u8>) {
+        let database = Database::open(path).expect("redb");
+        let transaction = database.begin_write().expect("transaction");
+        {
+            let mut meta = transaction.open_table(META).expect("meta");
+            match format {
+                Some(format) => meta.insert(ROW_FORMAT_KEY, [format].as_slice()).map(drop),
+                None => meta.remove(ROW_FORMAT_KEY).map(drop),
+            }
+            .expect("row format");
+        }
+        transaction.commit().expect("commit");
+    }
+
+    #[test]
+    fn a_file_in_another_row_format_is_refused_with_the_way_out() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("store");
+        write_peers(&path);
+        drop(EmbeddedStore::open(&path).expect("the format this version wrote opens again"));
+
+        // rows written before the marker existed
+        set_row_format(&path, None);
+        let error = EmbeddedStore::open(&path).expect_err("format 1 refused");
+        assert!(matches!(error, StoreError::Format { found: 1, expected: ROW_FORMAT }), "{error:?}");
+        assert!(error.to_string().contains("argus replay"), "{error}");
+
+        set_row_format(&path, Some(ROW_FORMAT + 1));
+        let error = EmbeddedStore::open(&path).expect_err("a newer format refused");
+        assert!(matches!(error, StoreError::Format { found, .. } if found == ROW_FORMAT + 1), "{error:?}");
+    }
+
+    #[test]
+    fn a_file_without_rows_takes_this_versions_format() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("store");
+        drop(EmbeddedStore::open(&path).expect("create"));
+        set_row_format(&path, None);
+        drop(EmbeddedStore::open(&path).expect("an empty file takes the current format"));
+        write_peers(&path);
+        drop(EmbeddedStore::open(&path).expect("and keeps it"));
     }
 }

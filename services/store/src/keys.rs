@@ -44,7 +44,6 @@ pub(crate) fn peer_by_key(org_id: &OrgId, key: &PublicKey, host: &HostId, interf
     org(org_id).bytes(key.as_bytes()).text(host.as_str()).text(interface.as_str())
 }
 
-/// History and endpoint changes: by peer key, then time, then gateway.
 /// The `peers` key that a `peers_by_key` row (`org, key, host, interface`) points at.
 pub(crate) fn peer_from_index(org_id: &OrgId, key: &PublicKey, index_key: &[u8]) -> Option<Vec<u8>> {
     let location = index_key.strip_prefix(org(org_id).bytes(key.as_bytes()).into_bytes().as_slice())?;
@@ -52,6 +51,46 @@ pub(crate) fn peer_from_index(org_id: &OrgId, key: &PublicKey, index_key: &[u8])
     Some(org(org_id).bytes(location).bytes(key.as_bytes()).into_bytes())
 }
 
+/// How much time one bucket of the embedded store's history spans. Scans every 10 s leave about six
+/// rows of a peer in a bucket, so one scan's rows fill a few hundred neighbouring pages instead of
+/// one page per peer, and a peer's rows are still found a minute at a time.
+pub(crate) const HISTORY_BUCKET_MS: i64 = 60_000;
+
+/// The gateway part of a key (`host\0interface\0`), as a `peers_by_key` row ends with it.
+pub(crate) fn gateway(host: &HostId, interface: &InterfaceName) -> Key {
+    Key::new().text(host.as_str()).text(interface.as_str())
+}
+
+/// The embedded store's history rows of one gateway in one bucket: `org, gateway, bucket`.
+pub(crate) fn history_bucket(org_id: &OrgId, gateway: &[u8], bucket: i64) -> Key {
+    org(org_id).bytes(gateway).time(bucket)
+}
+
+/// An embedded store history row: by gateway, then bucket, then peer key and time.
+pub(crate) fn history(org_id: &OrgId, gateway: &[u8], key: &PublicKey, at: UnixMillis) -> Key {
+    history_bucket(org_id, gateway, at.div_euclid(HISTORY_BUCKET_MS)).bytes(key.as_bytes()).time(at)
+}
+
+/// The time at the end of a history key.
+pub(crate) fn history_time(key: &[u8]) -> Option<UnixMillis> {
+    time_at(key, key.len().checked_sub(8)?)
+}
+
+/// The bucket in a history key whose gateway part is `prefix_len` bytes long (with the organisation).
+pub(crate) fn history_bucket_of(key: &[u8], prefix_len: usize) -> Option<i64> {
+    time_at(key, prefix_len)
+}
+
+/// A time on its own, as `peers_by_key` values hold the first observation on that gateway.
+pub(crate) fn time_value(at: UnixMillis) -> Vec<u8> {
+    Key::new().time(at).into_bytes()
+}
+
+pub(crate) fn time_from_value(value: &[u8]) -> Option<UnixMillis> {
+    time_at(value, 0)
+}
+
+/// Timelines (history read order, endpoint changes): by peer key, then time, then gateway.
 pub(crate) fn peer_timeline(
     org_id: &OrgId,
     key: &PublicKey,

@@ -16,7 +16,9 @@ pub struct Checkpoint {
     pub partition: String,
     /// The next offset to consume.
     pub next_offset: u64,
-    /// Fold state snapshot as of `next_offset`, opaque to the store.
+    /// Fold state snapshot as of `next_offset`, opaque to the store (encoded as one byte string:
+    /// megabytes for a large fleet, which serde would otherwise visit a byte at a time).
+    #[serde(with = "serde_bytes")]
     pub snapshot: Vec<u8>,
 }
 
@@ -307,4 +309,10 @@ pub enum StoreError {
     /// Stored bytes do not decode: a bug or a damaged store; do not retry.
     #[error("stored row in {table} does not decode: {reason}")]
     Corrupt { table: &'static str, reason: String },
+    /// The store file was written by a version that lays rows out differently; do not retry.
+    #[error(
+        "the store file holds rows in format {found}, this version reads format {expected}: rebuild it from the \
+         log with `argus replay`, or start on an empty data directory"
+    )]
+    Format { found: u8, expected: u8 },
 }

@@ -119,6 +119,15 @@ impl Scan {
         Ok(self)
     }
 
+    /// The bounds as borrowed slices, for a range over a table.
+    pub(crate) fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (self.lower.as_ref().map(Vec::as_slice), self.upper.as_ref().map(Vec::as_slice))
+    }
+
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
+        <_ as std::ops::RangeBounds<&[u8]>>::contains(&self.bounds(), &key)
+    }
+
     /// The lower bound as a value for `key >= ?`, and whether a row equal to it must be skipped.
     pub(crate) fn lower_inclusive(&self) -> (Vec<u8>, bool) {
         match &self.lower {

@@ -302,6 +302,49 @@ mod checks {
         assert_eq!(times, expected);
     }
 
+    pub async fn history_merges_every_gateway_in_time_order<S: ProjectionStore>(store: &S) {
+        // one key on two gateways, several rows a minute, a gap of hours, and the oldest row of
+        // "spoke" written last (its first observation there moves back)
+        let at =
+            |host: &str, offset: i64| record("acme", host, 1, PeerStatus::Active, Clearance::Unclassified, T0 + offset);
+        let mut hub: Vec<_> = (0..12).map(|step| at("hub", step * 20_000)).collect();
+        hub.extend((0..3).map(|step| at("hub", 5 * 3_600_000 + step * 20_000)));
+        let spoke: Vec<_> = (1..8).map(|step| at("spoke", step * 30_000)).collect();
+        store.write(peers_batch(hub.clone())).await.expect("hub");
+        store.write(peers_batch(spoke.clone())).await.expect("spoke");
+        store.write(peers_batch(vec![at("spoke", 0), at("spoke", -3_600_000)])).await.expect("older spoke rows");
+        let mut expected: Vec<_> = hub
+            .iter()
+            .chain(&spoke)
+            .chain([&at("spoke", 0)])
+            .map(|row| (row.observed_at, row.host.to_string()))
+            .collect();
+        expected.sort();
+        let listed = |range: TimeRange, first: usize| async move {
+            let mut request = PageRequest::first(first);
+            let mut rows = Vec::new();
+            for _ in 0..MAX_PAGES {
+                let page =
+                    store.history(&org("acme"), &key(1), range, Clearance::TopSecret, &request).await.expect("history");
+                rows.extend(page.items.iter().map(|row| (row.observed_at, row.host.to_string())));
+                match page.next {
+                    Some(cursor) => request.after = Some(cursor),
+                    None => return rows,
+                }
+            }
+            panic!("history never ended");
+        };
+        let range = TimeRange { from: T0, to: T0 + 6 * 3_600_000 };
+        for first in [1, 4, 100] {
+            assert_eq!(listed(range, first).await, expected, "pages of {first}");
+        }
+        let everything = listed(TimeRange::default(), 5).await;
+        assert_eq!(everything.len(), expected.len() + 1, "the unbounded range holds the row an hour before");
+        let tail = TimeRange { from: T0 + 60_000, to: T0 + 5 * 3_600_000 + 20_000 };
+        let within: Vec<_> = expected.iter().filter(|(time, _)| tail.contains(*time)).cloned().collect();
+        assert_eq!(listed(tail, 3).await, within);
+    }
+
     pub async fn alerts_raise_resolve_acknowledge_and_filter<S: ProjectionStore>(store: &S) {
         let raised = alert("acme", 1, AlertState::Raised, T0, Clearance::Unclassified);
         let other = alert("acme", 2, AlertState::Raised, T0 + 1_000, Clearance::Unclassified);
@@ -649,6 +692,7 @@ macro_rules! every_check {
                 peers_filter_by_host_interface_status_stale_and_text,
                 a_key_is_found_on_every_gateway_that_lists_it,
                 history_covers_a_time_range_and_pages,
+                history_merges_every_gateway_in_time_order,
                 alerts_raise_resolve_acknowledge_and_filter,
                 manifests_are_replaced_whole_per_interface,
                 hosts_and_statistics_come_from_their_rows,
