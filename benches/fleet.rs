@@ -7,6 +7,8 @@ use argus_store::Batch;
 
 pub const HOSTS: u32 = 100;
 pub const PEERS_PER_HOST: u32 = 1_000;
+/// When the synthetic fleet's first scan happens; scans follow every 10 s.
+pub const FLEET_START: i64 = 1_780_272_000_000;
 /// Peer rows per store batch.
 pub const BATCH_ROWS: usize = 1_000;
 
@@ -31,12 +33,17 @@ impl Default for BatchSource {
 
 impl BatchSource {
     pub fn new() -> Self {
+        Self::with_hosts(HOSTS)
+    }
+
+    /// A fleet of `hosts` gateways of `PEERS_PER_HOST` peers each.
+    pub fn with_hosts(hosts: u32) -> Self {
         let fleet = Fleet::new(FleetSpec {
             org: org(),
-            hosts: HOSTS,
+            hosts,
             peers_per_host: PEERS_PER_HOST,
             scan_interval_ms: 10_000,
-            start: 1_780_272_000_000,
+            start: FLEET_START,
         });
         Self { fleet, state: FoldState::default(), pending: Vec::new() }
     }

@@ -4,9 +4,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use argus_benches::{BatchSource, HOSTS, PEERS_PER_HOST, org};
+use argus_benches::{BatchSource, FLEET_START, HOSTS, PEERS_PER_HOST, org};
 use argus_core::Clearance;
-use argus_store::{EmbeddedStore, PageRequest, PeerFilter, ProjectionStore};
+use argus_core::synthetic::Fleet;
+use argus_store::{EmbeddedStore, PageRequest, PeerFilter, ProjectionStore, TimeRange};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 
 const BATCH_ROWS: usize = argus_benches::BATCH_ROWS;
@@ -73,6 +74,32 @@ fn read_latency() {
     let stale_only = PeerFilter { stale: Some(true), ..PeerFilter::default() };
     report(&runtime, "first page of stale peers (none: scans all 100,000)", 50, || {
         store.peers(&org, &stale_only, Clearance::TopSecret, &first_page)
+    });
+    history_latency(&runtime);
+}
+
+/// A peer's history: one gateway of 1,000 peers scanned every 10 s for an hour (360,000 rows).
+fn history_latency(runtime: &tokio::runtime::Runtime) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(&directory.path().join("bench-store")).expect("open");
+    let mut source = BatchSource::with_hosts(1);
+    for _ in 0..360 {
+        store.write_blocking(&source.next_batch()).expect("load");
+    }
+    let (org, key) = (org(), Fleet::peer_key(0, 7));
+    let day = TimeRange { from: FLEET_START - 12 * 3_600_000, to: FLEET_START + 12 * 3_600_000 };
+    let first_page = PageRequest::first(100);
+    let second_page = runtime
+        .block_on(store.history(&org, &key, day, Clearance::TopSecret, &first_page))
+        .expect("history")
+        .next
+        .map(|after| PageRequest { first: 100, after: Some(after) })
+        .expect("a second page");
+    report(runtime, "history of one peer over a day (its 360 rows among 360,000), first page of 100", 5_000, || {
+        store.history(&org, &key, day, Clearance::TopSecret, &first_page)
+    });
+    report(runtime, "the same history, second page of 100", 5_000, || {
+        store.history(&org, &key, day, Clearance::TopSecret, &second_page)
     });
 }
 
