@@ -291,7 +291,7 @@ struct GatewayHistory<'a> {
     gateway: &'a [u8],
     key: &'a PublicKey,
     /// The peer's first observation on the gateway.
-    first_seen: Option<UnixMillis>,
+    first_seen: UnixMillis,
 }
 
 impl GatewayHistory<'_> {
@@ -311,23 +311,20 @@ impl GatewayHistory<'_> {
             Bound::Included(key) | Bound::Excluded(key) => keys::timeline_time(key),
             Bound::Unbounded => None,
         };
-        // the gateway's oldest and newest buckets bound the walk whatever the range asked
+        // the gateway's newest bucket bounds the walk whatever the range asked
         let gateway_prefix = keys::org(self.org).bytes(self.gateway).into_bytes();
-        let bucket_of = |row: Option<Result<(redb::AccessGuard<'_, &'static [u8]>, _), redb::StorageError>>| {
-            row.transpose()
-                .map(|row| row.and_then(|(key, _)| keys::history_bucket_of(key.value(), gateway_prefix.len())))
-                .map_err(unavailable)
-        };
-        let mut gateway_rows =
-            self.table.range::<&[u8]>(Scan::prefix(gateway_prefix.clone()).bounds()).map_err(unavailable)?;
-        let (Some(oldest_bucket), Some(newest_bucket)) =
-            (bucket_of(gateway_rows.next())?, bucket_of(gateway_rows.next_back())?)
+        let newest =
+            self.table.range::<&[u8]>(Scan::prefix(gateway_prefix.clone()).bounds()).map_err(unavailable)?.next_back();
+        let Some(newest_bucket) = newest
+            .transpose()
+            .map_err(unavailable)?
+            .and_then(|(key, _)| keys::history_bucket_of(key.value(), gateway_prefix.len()))
         else {
             return Ok(());
         };
-        let from = bound_time(&scan.lower).unwrap_or(i64::MIN).max(self.first_seen.unwrap_or(i64::MIN));
+        let from = bound_time(&scan.lower).unwrap_or(i64::MIN).max(self.first_seen);
         let Some(last) = bound_time(&scan.upper).unwrap_or(i64::MAX).checked_sub(1) else { return Ok(()) };
-        let first_bucket = from.div_euclid(keys::HISTORY_BUCKET_MS).max(oldest_bucket);
+        let first_bucket = from.div_euclid(keys::HISTORY_BUCKET_MS);
         let last_bucket = last.div_euclid(keys::HISTORY_BUCKET_MS).min(newest_bucket);
         let timeline_prefix = keys::org(self.org).bytes(self.key.as_bytes());
         let mut found = 0;
@@ -414,13 +411,12 @@ impl ProjectionStore for EmbeddedStore {
         for entry in by_key.range(key_prefix.as_slice()..).map_err(unavailable)? {
             let (index_key, first_seen) = entry.map_err(unavailable)?;
             let Some(gateway) = index_key.value().strip_prefix(key_prefix.as_slice()) else { break };
-            let gateway = GatewayHistory {
-                table: &history,
-                org,
-                gateway,
-                key,
-                first_seen: keys::time_from_value(first_seen.value()),
-            };
+            // every row of this format holds one; without it the walk would have no start
+            let first_seen = keys::time_from_value(first_seen.value()).ok_or_else(|| StoreError::Corrupt {
+                table: "peers_by_key",
+                reason: "no first observation in the index row".into(),
+            })?;
+            let gateway = GatewayHistory { table: &history, org, gateway, key, first_seen };
             gateway.read(&scan, max_clearance, page.first.saturating_add(1), &mut rows)?;
         }
         rows.sort_by(|(left, _), (right, _)| left.cmp(right));
