@@ -1,11 +1,13 @@
 //! HTTP: `/graphql` (POST queries and mutations, GET GraphiQL), `/graphql/ws` (subscriptions),
 //! `/healthz`, `/readyz` and `/metrics`; bearer authentication before any GraphQL runs.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql_poem::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use poem::http::{HeaderValue, StatusCode, header};
@@ -34,6 +36,37 @@ struct HttpState {
     schema: ApiSchema,
     authenticator: Authenticator,
     context: ApiContext,
+    parsed_queries: ParsedQueries,
+}
+
+/// Parsed documents by query text: dashboards send the same few queries over and over, and
+/// parsing was a tenth of a page's cost. Bounded in entries and in the text kept.
+#[derive(Default)]
+struct ParsedQueries(Mutex<HashMap<String, Arc<ExecutableDocument>>>);
+
+impl ParsedQueries {
+    const MOST_KEPT: usize = 256;
+    const LONGEST_KEPT: usize = 4 * 1024;
+
+    /// Gives `request` its parsed document, from the cache or parsed now (and kept). A query that
+    /// does not parse is left for execution to report.
+    fn attach(&self, request: &mut async_graphql::Request) {
+        let cached = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&request.query).cloned();
+        if let Some(document) = cached {
+            request.set_parsed_query(ExecutableDocument::clone(&document));
+            return;
+        }
+        if request.query.len() > Self::LONGEST_KEPT {
+            return;
+        }
+        let Ok(document) = request.parsed_query() else { return };
+        let document = Arc::new(document.clone());
+        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= Self::MOST_KEPT {
+            cache.clear();
+        }
+        cache.insert(request.query.clone(), document);
+    }
 }
 
 /// Every route of the API, ready for [`crate::serve`].
@@ -45,7 +78,12 @@ pub fn metrics_routes() -> impl Endpoint {
 
 pub fn routes(context: ApiContext, authenticator: Authenticator) -> impl Endpoint {
     let max_body_bytes = context.config.max_body_bytes;
-    let state = Arc::new(HttpState { schema: schema::build(context.clone()), authenticator, context });
+    let state = Arc::new(HttpState {
+        schema: schema::build(context.clone()),
+        authenticator,
+        context,
+        parsed_queries: ParsedQueries::default(),
+    });
     prometheus();
     Route::new()
         .at("/graphql", get(graphiql).post(graphql.with(SizeLimit::new(max_body_bytes))))
@@ -83,13 +121,14 @@ async fn graphql(request: &Request, body: poem::Body, state: poem::web::Data<&Ar
             return refusal(&error);
         }
     };
-    let graphql_request = match GraphQLRequest::from_request(request, &mut RequestBody::new(body)).await {
+    let mut graphql_request = match GraphQLRequest::from_request(request, &mut RequestBody::new(body)).await {
         Ok(GraphQLRequest(graphql_request)) => graphql_request,
         Err(error) => {
             metrics::counter!("argus_api_requests_total", "outcome" => "bad_request").increment(1);
             return error.into_response();
         }
     };
+    state.parsed_queries.attach(&mut graphql_request);
     let response = state.schema.execute(graphql_request.data(caller)).await;
     let insufficient = response.errors.iter().find_map(|error| {
         let code = error.extensions.as_ref().and_then(|extensions| extensions.get("code"));
@@ -190,4 +229,42 @@ async fn readyz(state: poem::web::Data<&Arc<HttpState>>) -> Response {
 #[handler]
 fn metrics_text() -> Response {
     prometheus().render().with_content_type("text/plain; version=0.0.4").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ParsedQueries;
+
+    fn kept(cache: &ParsedQueries) -> usize {
+        cache.0.lock().expect("lock").len()
+    }
+
+    #[test]
+    fn a_query_is_parsed_once_and_the_cache_stays_bounded() {
+        let cache = ParsedQueries::default();
+        let mut request = async_graphql::Request::new("{ wireguardStats { peers { total } } }");
+        cache.attach(&mut request);
+        let mut again = async_graphql::Request::new("{ wireguardStats { peers { total } } }");
+        cache.attach(&mut again);
+        assert_eq!(kept(&cache), 1);
+        assert_eq!(
+            format!("{:?}", request.parsed_query().expect("parsed")),
+            format!("{:?}", again.parsed_query().expect("parsed"))
+        );
+        for n in 0..ParsedQueries::MOST_KEPT + 10 {
+            cache.attach(&mut async_graphql::Request::new(format!("{{ a{n} }}")));
+        }
+        assert!(kept(&cache) <= ParsedQueries::MOST_KEPT);
+    }
+
+    #[test]
+    fn a_query_that_does_not_parse_or_is_long_is_not_kept() {
+        let cache = ParsedQueries::default();
+        let mut broken = async_graphql::Request::new("{ wireguardStats { ");
+        cache.attach(&mut broken);
+        assert!(broken.parsed_query().is_err(), "execution still reports the syntax error");
+        let long = format!("{{ wireguardStats {{ peers {{ total }} }} }} #{}", "x".repeat(ParsedQueries::LONGEST_KEPT));
+        cache.attach(&mut async_graphql::Request::new(long));
+        assert_eq!(kept(&cache), 0);
+    }
 }

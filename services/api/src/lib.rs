@@ -8,6 +8,7 @@ mod events;
 mod export;
 mod http;
 mod live;
+mod plain;
 pub mod schema;
 mod types;
 

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::{AuthError, Caller, Role};
 use crate::events::PublishError;
+use crate::plain::Plain;
 use crate::types::*;
 use crate::{ApiConfig, ApiContext};
 
@@ -113,7 +114,7 @@ impl QueryRoot {
         filter: Option<WireguardPeerFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, WireguardPeer>> {
+    ) -> async_graphql::Result<Connection<String, Plain<WireguardPeer>>> {
         let caller = caller(context)?;
         let api = api(context);
         let filter = filter.unwrap_or_default();
@@ -131,7 +132,7 @@ impl QueryRoot {
         let request = page_request(&api.config, first, after)?;
         let after_given = request.after.is_some();
         let page = api.store.peers(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
-        Ok(connection(page, after_given, |item| WireguardPeer::from(item)))
+        Ok(connection(page, after_given, |item| Plain(WireguardPeer::from(item))))
     }
 
     /// One public key on every gateway interface that lists it.
@@ -139,11 +140,11 @@ impl QueryRoot {
         &self,
         context: &Context<'_>,
         public_key: String,
-    ) -> async_graphql::Result<Vec<WireguardPeer>> {
+    ) -> async_graphql::Result<Vec<Plain<WireguardPeer>>> {
         let caller = caller(context)?;
         let key = parse::<PublicKey>("publicKey", &public_key)?;
         let records = api(context).store.peer(&caller.org, &key, caller.clearance).await.map_err(store_error)?;
-        Ok(records.iter().map(WireguardPeer::from).collect())
+        Ok(records.iter().map(|record| Plain(WireguardPeer::from(record))).collect())
     }
 
     /// Counts by status, traffic totals and rates, per host: only peers the caller may see.

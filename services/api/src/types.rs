@@ -3,6 +3,8 @@
 use argus_core::{Alert, EndpointChange, HostRecord, PeerRecord, UnixMillis};
 use argus_store::{AlertRow, HistoryRow, HostStatsSummary, Stats};
 use async_graphql::{Enum, InputObject, SimpleObject};
+
+use crate::plain::Plain;
 use chrono::{DateTime, Utc};
 
 /// Event time as a GraphQL `DateTime` (RFC 3339, UTC).
@@ -318,7 +320,7 @@ impl From<&argus_core::StatusCounts> for PeerCounts {
 #[derive(SimpleObject, Debug, Clone)]
 pub struct HostTraffic {
     pub host: String,
-    pub peers: PeerCounts,
+    pub peers: Plain<PeerCounts>,
     pub transfer_rx: u64,
     pub transfer_tx: u64,
     pub rx_bytes_per_second: f64,
@@ -329,7 +331,7 @@ impl From<&HostStatsSummary> for HostTraffic {
     fn from(summary: &HostStatsSummary) -> Self {
         Self {
             host: summary.host.to_string(),
-            peers: (&summary.peers).into(),
+            peers: Plain((&summary.peers).into()),
             transfer_rx: summary.rx_total_bytes,
             transfer_tx: summary.tx_total_bytes,
             rx_bytes_per_second: summary.rx_bytes_per_s,
@@ -341,23 +343,23 @@ impl From<&HostStatsSummary> for HostTraffic {
 /// Statistics of every peer the caller may see.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct WireguardStats {
-    pub peers: PeerCounts,
+    pub peers: Plain<PeerCounts>,
     pub transfer_rx: u64,
     pub transfer_tx: u64,
     pub rx_bytes_per_second: f64,
     pub tx_bytes_per_second: f64,
-    pub hosts: Vec<HostTraffic>,
+    pub hosts: Vec<Plain<HostTraffic>>,
 }
 
 impl From<&Stats> for WireguardStats {
     fn from(stats: &Stats) -> Self {
         Self {
-            peers: (&stats.peers).into(),
+            peers: Plain((&stats.peers).into()),
             transfer_rx: stats.rx_total_bytes,
             transfer_tx: stats.tx_total_bytes,
             rx_bytes_per_second: stats.rx_bytes_per_s,
             tx_bytes_per_second: stats.tx_bytes_per_s,
-            hosts: stats.hosts.iter().map(HostTraffic::from).collect(),
+            hosts: stats.hosts.iter().map(|host| Plain(HostTraffic::from(host))).collect(),
         }
     }
 }
