@@ -82,3 +82,25 @@ fn bad_snapshots_are_refused_with_the_reason() {
     snapshot.truncate(snapshot.len() / 2);
     assert!(matches!(FoldState::restore(RuleConfig::default(), &snapshot), Err(SnapshotError::Malformed { .. })));
 }
+
+/// Every event decodes names of its own; the fold keeps one copy per interface, before a snapshot
+/// and after a restore (a million peers would otherwise hold a million copies).
+#[test]
+fn the_peers_of_an_interface_share_its_names() {
+    let mut gateway = Gateway::new("hub");
+    let events: Vec<Event> = (1..=3).map(|n| gateway.observe(T0, n, Some(T0), 1, 1)).collect();
+    let mut state = FoldState::default();
+    apply_all(&mut state, &events);
+    let shared = |state: &FoldState| {
+        let first = gateway.peer(state, 1);
+        (2..=3).all(|n| {
+            let other = gateway.peer(state, n);
+            std::ptr::eq(first.org_id.as_str(), other.org_id.as_str())
+                && std::ptr::eq(first.host.as_str(), other.host.as_str())
+                && std::ptr::eq(first.interface.as_str(), other.interface.as_str())
+        })
+    };
+    assert!(shared(&state), "peers folded from separate events");
+    let restored = FoldState::restore(RuleConfig::default(), &state.snapshot()).expect("restore");
+    assert!(shared(&restored), "peers restored from a snapshot");
+}

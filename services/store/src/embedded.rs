@@ -242,9 +242,11 @@ impl EmbeddedStore {
                 host_stats.insert(key.as_slice(), encode(stats).as_slice()).map_err(unavailable)?;
             }
             if let Some(checkpoint) = &batch.checkpoint {
-                checkpoints
-                    .insert(checkpoint.partition.as_bytes(), encode(checkpoint).as_slice())
-                    .map_err(unavailable)?;
+                // encoded straight into its page: a snapshot of a million peers is hundreds of MB
+                let length = postcard::experimental::serialized_size(checkpoint).expect("rows serialise to postcard");
+                let mut row =
+                    checkpoints.insert_reserve(checkpoint.partition.as_bytes(), length).map_err(unavailable)?;
+                postcard::to_slice(checkpoint, row.as_mut()).expect("the row has the length postcard computed");
             }
         }
         transaction.commit().map_err(unavailable)

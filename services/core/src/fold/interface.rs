@@ -4,7 +4,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::config::{RuleConfig, StalenessWindow, millis};
-use super::peer::PeerState;
+use super::peer::{PeerAlert, PeerState};
 use super::{HostRecord, OpenAlert, PeerStatus};
 use crate::alert::ProbableCause;
 use crate::event::{ManifestEntry, UnixMillis};
@@ -107,8 +107,10 @@ impl InterfaceState {
         config: &RuleConfig,
     ) -> (ProbableCause, QuietPeers) {
         let quiet = self.quiet_peers(key, at);
-        let suspicious =
-            self.peers.get(key).is_some_and(|peer| peer.rotation_alert.is_some() || peer.roamed_recently(at, config));
+        let suspicious = self
+            .peers
+            .get(key)
+            .is_some_and(|peer| peer.alerts.is_open(PeerAlert::Rotation) || peer.roamed_recently(at, config));
         let cause = if suspicious {
             ProbableCause::Security
         } else if quiet.connected > 0 && quiet.quiet as f64 >= config.uplink_quiet_share * quiet.connected as f64 {

@@ -21,7 +21,7 @@ use self::config::millis;
 pub use self::config::{AnomalyConfig, RuleConfig, StalenessWindow};
 use self::interface::{HeartbeatSeen, InterfaceState, KeyVerdict, Manifest};
 pub use self::peer::PeerMetadata;
-use self::peer::{ObservationOutcome, PeerState};
+use self::peer::{ObservationOutcome, PeerAlert, PeerState};
 use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 use crate::event::{
     AlertAcknowledged, Event, EventHeader, Heartbeat, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet,
@@ -342,6 +342,21 @@ impl FoldState {
         }
     }
 
+    /// Points every peer's names at its gateway's (decoding gave each peer copies of its own).
+    fn share_names(&mut self) {
+        for (org_id, hosts) in &mut self.gateways {
+            for (host, gateway) in hosts.iter_mut() {
+                for (interface, state) in &mut gateway.interfaces {
+                    for peer in state.peers.values_mut() {
+                        peer.record.org_id = org_id.clone();
+                        peer.record.host = host.clone();
+                        peer.record.interface = interface.clone();
+                    }
+                }
+            }
+        }
+    }
+
     /// The state as bytes, for a checkpoint (the rule configuration is not included).
     pub fn snapshot(&self) -> Vec<u8> {
         let bytes = vec![SNAPSHOT_FORMAT];
@@ -352,8 +367,9 @@ impl FoldState {
     pub fn restore(config: RuleConfig, snapshot: &[u8]) -> Result<Self, SnapshotError> {
         match snapshot.split_first() {
             Some((&SNAPSHOT_FORMAT, body)) => {
-                let state: FoldState = postcard::from_bytes(body)
+                let mut state: FoldState = postcard::from_bytes(body)
                     .map_err(|error| SnapshotError::Malformed { reason: error.to_string() })?;
+                state.share_names();
                 Ok(Self { config, ..state })
             }
             Some((&found, _)) => Err(SnapshotError::UnknownFormat { found }),
@@ -525,9 +541,18 @@ fn observe(
     let (check_key, outcome) = match interface.peers.get_mut(&key) {
         Some(peer) => (peer.record.status == PeerStatus::Removed, peer.observe(observation, &window, config)),
         None => {
+            // the peers of an interface share one copy of its names (a million peers would
+            // otherwise hold a million copies of a few hundred names)
             let header = &observation.header;
-            let (peer, outcome) =
-                PeerState::first_seen(&header.org_id, &header.host, &header.interface, observation, &window, config);
+            let names = interface.peers.values().next().map(|sibling| &sibling.record);
+            let (peer, outcome) = PeerState::first_seen(
+                names.map_or(&header.org_id, |names| &names.org_id),
+                names.map_or(&header.host, |names| &names.host),
+                names.map_or(&header.interface, |names| &names.interface),
+                observation,
+                &window,
+                config,
+            );
             interface.peers.insert(key, Box::new(peer));
             (true, outcome)
         }
@@ -554,9 +579,9 @@ fn observe(
             ("connected_peers", quiet.connected as f64),
         ]);
         let (open, alert) = subject.raise(AlertKind::PeerStale, severity, Some(cause), at, at, evidence);
-        peer.stale_alert = Some(open);
+        peer.alerts.set(PeerAlert::Stale, Some(open));
         effects.push(alert);
-    } else if became_fresh && let Some(open) = peer.stale_alert.take() {
+    } else if became_fresh && let Some(open) = peer.alerts.take(PeerAlert::Stale) {
         let evidence = Evidence::from([("handshake_age_s", handshake_age_s)]);
         effects.push(subject.resolve(AlertKind::PeerStale, open, at, evidence));
     }
@@ -568,16 +593,16 @@ fn observe(
                 ("raise_factor", config.anomaly.raise_factor),
             ])
         };
-        match (verdict, peer.anomaly_alert) {
+        match (verdict, peer.alerts.get(PeerAlert::Anomaly)) {
             (AnomalyVerdict::Anomalous, None) => {
                 let (open, alert) =
                     subject.raise(AlertKind::TrafficAnomaly, Severity::Warning, None, at, at, evidence());
-                peer.anomaly_alert = Some(open);
+                peer.alerts.set(PeerAlert::Anomaly, Some(open));
                 effects.push(alert);
             }
             (AnomalyVerdict::Normal, Some(open)) => {
                 let resolved = subject.resolve(AlertKind::TrafficAnomaly, open, at, evidence());
-                peer.anomaly_alert = None;
+                peer.alerts.set(PeerAlert::Anomaly, None);
                 effects.push(resolved);
             }
             _ => {}
@@ -590,9 +615,9 @@ fn check_rotation(interface: &mut InterfaceState, key: &PublicKey, at: UnixMilli
     let verdict = interface.manifest.as_ref().map_or(KeyVerdict::Expected, |manifest| manifest.verdict(key));
     let Some(peer) = interface.peers.get_mut(key) else { return };
     let subject = AlertSubject::of_peer(&peer.record);
-    match (verdict, peer.rotation_alert) {
+    match (verdict, peer.alerts.get(PeerAlert::Rotation)) {
         (KeyVerdict::Expected, Some(open)) => {
-            peer.rotation_alert = None;
+            peer.alerts.set(PeerAlert::Rotation, None);
             effects.push(subject.resolve(AlertKind::KeyRotation, open, at, Evidence::new()));
         }
         (KeyVerdict::Retired | KeyVerdict::Unlisted, None) if peer.record.status != PeerStatus::Removed => {
@@ -606,7 +631,7 @@ fn check_rotation(interface: &mut InterfaceState, key: &PublicKey, at: UnixMilli
                 at,
                 evidence,
             );
-            peer.rotation_alert = Some(open);
+            peer.alerts.set(PeerAlert::Rotation, Some(open));
             effects.push(alert);
         }
         _ => {}
@@ -650,9 +675,9 @@ fn remove(interface: &mut InterfaceState, removal: &PeerRemoved, effects: &mut V
     effects.push(Effect::PeerUpdated(peer.record.clone()));
     let subject = AlertSubject::of_peer(&peer.record);
     for (kind, open) in [
-        (AlertKind::PeerStale, peer.stale_alert.take()),
-        (AlertKind::TrafficAnomaly, peer.anomaly_alert.take()),
-        (AlertKind::KeyRotation, peer.rotation_alert.take()),
+        (AlertKind::PeerStale, peer.alerts.take(PeerAlert::Stale)),
+        (AlertKind::TrafficAnomaly, peer.alerts.take(PeerAlert::Anomaly)),
+        (AlertKind::KeyRotation, peer.alerts.take(PeerAlert::Rotation)),
     ] {
         if let Some(open) = open {
             effects.push(subject.resolve(kind, open, at, Evidence::from([("removed", 1.0)])));

@@ -49,9 +49,67 @@ pub(crate) struct PeerState {
     pub(crate) baseline: TrafficBaseline,
     endpoint_networks: Vec<Cidr>,
     roamed_to_new_network_at: Option<UnixMillis>,
-    pub(crate) stale_alert: Option<OpenAlert>,
-    pub(crate) anomaly_alert: Option<OpenAlert>,
-    pub(crate) rotation_alert: Option<OpenAlert>,
+    pub(crate) alerts: OpenAlerts,
+}
+
+/// Which of a peer's own alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PeerAlert {
+    Stale = 0,
+    Anomaly = 1,
+    Rotation = 2,
+}
+
+/// A peer's open alerts. Boxed, as almost every peer has none: three inline slots were a quarter
+/// of a peer's state (96 of 408 bytes). Serialised as the three optional alerts in a row, the
+/// snapshot layout of three separate fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct OpenAlerts(Option<Box<[Option<OpenAlert>; 3]>>);
+
+impl OpenAlerts {
+    pub(crate) fn get(&self, which: PeerAlert) -> Option<OpenAlert> {
+        self.0.as_ref().and_then(|slots| slots[which as usize])
+    }
+
+    pub(crate) fn is_open(&self, which: PeerAlert) -> bool {
+        self.get(which).is_some()
+    }
+
+    pub(crate) fn set(&mut self, which: PeerAlert, alert: Option<OpenAlert>) {
+        let slots = self.0.get_or_insert_with(Box::default);
+        slots[which as usize] = alert;
+        if slots.iter().all(Option::is_none) {
+            self.0 = None;
+        }
+    }
+
+    pub(crate) fn take(&mut self, which: PeerAlert) -> Option<OpenAlert> {
+        let alert = self.get(which);
+        self.set(which, None);
+        alert
+    }
+
+    fn slots(&self) -> [Option<OpenAlert>; 3] {
+        self.0.as_deref().copied().unwrap_or_default()
+    }
+
+    fn from_slots(slots: [Option<OpenAlert>; 3]) -> Self {
+        Self(slots.iter().any(Option::is_some).then(|| Box::new(slots)))
+    }
+}
+
+impl Serialize for OpenAlerts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let [stale, anomaly, rotation] = self.slots();
+        (stale, anomaly, rotation).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for OpenAlerts {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (stale, anomaly, rotation) = Deserialize::deserialize(deserializer)?;
+        Ok(Self::from_slots([stale, anomaly, rotation]))
+    }
 }
 
 /// What an observation changed that the fold must turn into alerts.
@@ -129,9 +187,7 @@ impl PeerState {
             baseline: TrafficBaseline::default(),
             endpoint_networks,
             roamed_to_new_network_at: None,
-            stale_alert: None,
-            anomaly_alert: None,
-            rotation_alert: None,
+            alerts: OpenAlerts::default(),
         };
         let outcome = ObservationOutcome { became_stale: status == PeerStatus::Stale, ..ObservationOutcome::default() };
         (state, outcome)
@@ -205,7 +261,7 @@ impl PeerState {
             record.latest_handshake = observation.latest_handshake;
         }
         record.handshake_age_ms = record.latest_handshake.map(|handshake| (observed_at - handshake).max(0));
-        let was_stale = self.stale_alert.is_some();
+        let was_stale = self.alerts.is_open(PeerAlert::Stale);
         record.status = status_for(record.handshake_age_ms, was_stale, window);
         outcome.became_stale = !was_stale && record.status == PeerStatus::Stale;
         outcome.became_fresh = was_stale && record.status != PeerStatus::Stale;
@@ -214,7 +270,7 @@ impl PeerState {
             let rate = per_second(rx_delta.saturating_add(tx_delta), elapsed_ms);
             let verdict = self.baseline.judge(rate, &config.anomaly);
             let keep_out_of_baseline = verdict == AnomalyVerdict::Anomalous
-                || (self.anomaly_alert.is_some() && verdict != AnomalyVerdict::Normal);
+                || (self.alerts.is_open(PeerAlert::Anomaly) && verdict != AnomalyVerdict::Normal);
             if !keep_out_of_baseline {
                 self.baseline.learn(rate, elapsed_ms, &config.anomaly);
             }
@@ -245,6 +301,49 @@ mod tests {
         assert_eq!(counter_delta(100, 100), (0, false));
         assert_eq!(counter_delta(100, 30), (30, true));
         assert_eq!(counter_delta(100, 0), (0, true));
+    }
+
+    fn open_alert(at: UnixMillis) -> OpenAlert {
+        let (org, host, interface) =
+            ("acme".parse().expect("org"), "hub".parse().expect("host"), "wg0".parse().expect("if"));
+        OpenAlert {
+            id: crate::alert::AlertId::derive(crate::alert::AlertKind::PeerStale, &org, &host, &interface, None, at),
+            raised_at: at,
+            severity: crate::alert::Severity::Warning,
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn open_alerts_keep_the_snapshot_layout_of_three_fields() {
+        #[derive(Serialize)]
+        struct ThreeFields {
+            stale: Option<OpenAlert>,
+            anomaly: Option<OpenAlert>,
+            rotation: Option<OpenAlert>,
+        }
+        let (one, two) = (Some(open_alert(1)), Some(open_alert(2)));
+        for [stale, anomaly, rotation] in [[None, None, None], [one, None, None], [None, one, two], [one, two, one]] {
+            let bytes = postcard::to_allocvec(&ThreeFields { stale, anomaly, rotation }).expect("encode");
+            let alerts = OpenAlerts::from_slots([stale, anomaly, rotation]);
+            assert_eq!(postcard::to_allocvec(&alerts).expect("encode"), bytes);
+            let decoded: OpenAlerts = postcard::from_bytes(&bytes).expect("decode");
+            assert_eq!(decoded, alerts);
+            assert_eq!(decoded.0.is_none(), stale.is_none() && anomaly.is_none() && rotation.is_none());
+        }
+    }
+
+    #[test]
+    fn a_peer_without_open_alerts_holds_no_box() {
+        let mut alerts = OpenAlerts::default();
+        alerts.set(PeerAlert::Anomaly, Some(open_alert(5)));
+        alerts.set(PeerAlert::Rotation, Some(open_alert(6)));
+        assert!(alerts.is_open(PeerAlert::Anomaly) && !alerts.is_open(PeerAlert::Stale));
+        assert_eq!(alerts.take(PeerAlert::Anomaly), Some(open_alert(5)));
+        assert_eq!(alerts.get(PeerAlert::Rotation), Some(open_alert(6)));
+        assert!(alerts.0.is_some());
+        alerts.set(PeerAlert::Rotation, None);
+        assert_eq!(alerts, OpenAlerts(None));
     }
 
     #[test]
