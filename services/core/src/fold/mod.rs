@@ -359,7 +359,11 @@ impl FoldState {
 
     /// The state as bytes, for a checkpoint (the rule configuration is not included).
     pub fn snapshot(&self) -> Vec<u8> {
-        let bytes = vec![SNAPSHOT_FORMAT];
+        // sized first: grown by doubling, a snapshot of a million peers (200 MB) would need up to
+        // three times that while it is copied
+        let length = postcard::experimental::serialized_size(self).expect("fold state serialises to postcard");
+        let mut bytes = Vec::with_capacity(1 + length);
+        bytes.push(SNAPSHOT_FORMAT);
         postcard::to_extend(self, bytes).expect("fold state serialises to postcard")
     }
 
