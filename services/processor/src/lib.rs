@@ -3,8 +3,8 @@
 //! this loop owns the clock, the I/O and the order of effects.
 //!
 //! Exactly-once effect on at-least-once delivery: a checkpoint (fold snapshot and next offset) is
-//! written in the same batch as the rows it covers, every `checkpoint_interval` and on shutdown or
-//! revocation; on assignment a partition resumes from its checkpoint, and the records replayed
+//! written in the same batch as the rows it covers, every `checkpoint_interval`, on shutdown or
+//! revocation, and (in a replay) when a partition reaches the end it replays to; on assignment a partition resumes from its checkpoint, and the records replayed
 //! from there rewrite the same rows (every write is an idempotent upsert). Alerts and dead letters
 //! are published before the batch that covers them is written, so a crash between the two replays
 //! them (the same alert ids) rather than losing them.
@@ -109,6 +109,18 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
     config: &ProcessorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProcessorError> {
+    run_towards(log, store, config, shutdown, &BTreeMap::new()).await
+}
+
+/// [`run`], checkpointing a partition as soon as it reaches its offset in `ends` (instead of when
+/// the next `checkpoint_interval` is due).
+async fn run_towards<L: EventLog, S: ProjectionStore>(
+    log: &L,
+    store: &S,
+    config: &ProcessorConfig,
+    shutdown: impl Future<Output = ()>,
+    ends: &BTreeMap<u32, u64>,
+) -> Result<(), ProcessorError> {
     let mut consumer = log.subscribe(&config.observations_topic, &config.group).await?;
     let mut partitions: BTreeMap<u32, PartitionState> = BTreeMap::new();
     tokio::pin!(shutdown);
@@ -170,7 +182,10 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
         let now = now_millis();
         for (&partition, state) in &mut partitions {
             state.fold.tick(now, &mut state.effects);
-            flush(log, store, config, &mut consumer, partition, state, Checkpointing::WhenDue).await?;
+            let reached_end =
+                ends.get(&partition).is_some_and(|&end| state.checkpointed_offset < end && state.next_offset >= end);
+            let checkpointing = if reached_end { Checkpointing::Now } else { Checkpointing::WhenDue };
+            flush(log, store, config, &mut consumer, partition, state, checkpointing).await?;
         }
         if lag_checked_at.elapsed() >= config.lag_check_interval {
             lag_checked_at = Instant::now();
@@ -209,7 +224,7 @@ pub async fn run_until_caught_up<L: EventLog, S: ProjectionStore>(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    run(log, store, config, caught_up).await
+    run_towards(log, store, config, caught_up, end).await
 }
 
 fn checkpoint_name(config: &ProcessorConfig, partition: u32) -> String {

@@ -225,6 +225,28 @@ async fn on_the_embedded_log_a_restart_mid_stream_changes_nothing() {
     assert!(outcomes[0].0 == outcomes[1].0, "same projections after a restart");
 }
 
+/// A replay (`argus replay`, `loadgen`) stops when every partition's checkpoint reaches the end it
+/// was given: each partition checkpoints as it gets there, without waiting for the interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_checkpoints_each_partition_as_it_reaches_its_end() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let log = EmbeddedLog::open(&directory.path().join("log"), PARTITIONS).expect("log");
+    let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
+    let config = ProcessorConfig { checkpoint_interval: Duration::from_secs(3_600), ..config() };
+    let recorded = record(&log, &config.observations_topic).await;
+    let replay = argus_processor::run_until_caught_up(&log, &store, &config, &recorded.end, |_, _| {});
+    tokio::time::timeout(Duration::from_secs(60), replay)
+        .await
+        .expect("the replay ends long before the checkpoint interval")
+        .expect("replay");
+    for (&partition, &end) in &recorded.end {
+        let name = format!("{}/{partition}", config.observations_topic);
+        let checkpoint = store.checkpoint(&name).await.expect("checkpoint").expect("a checkpoint");
+        assert!(checkpoint.next_offset >= end, "partition {partition} checkpointed at its end");
+    }
+    assert!(outcome(&log, &config, &store, &recorded).await == golden().await, "the golden projections");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_kafka_a_restart_mid_stream_changes_nothing_and_matches_the_embedded_log() {
     let mut outcomes = Vec::new();
