@@ -121,9 +121,10 @@ impl std::fmt::Debug for EmbeddedStore {
 }
 
 /// redb's page cache: bounded, so a process holding a million peers stays within its memory
-/// budget (redb's default is 1 GiB). 128 MiB writes as fast as 256 MiB in the store and processor
-/// benchmarks (the pages a batch touches are few and neighbours; the OS page cache holds the rest).
-const CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// budget (redb's default is 1 GiB). Measured on the benches: 96 MiB writes as fast as 256 MiB in
+/// the store bench and within about 5% in the processor's (100,000 peers); 64 MiB is 20% slower.
+/// The pages a batch touches are few and neighbours, and the OS page cache holds the rest.
+const CACHE_BYTES: usize = 96 * 1024 * 1024;
 
 impl EmbeddedStore {
     /// Opens the store file, creating it first if it does not exist; every table exists afterwards.
