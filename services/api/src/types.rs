@@ -394,7 +394,7 @@ pub struct SyncWireguardPeerInput {
     pub interface: String,
     /// Curve25519 public key, base64 (44 characters) or hex (64).
     pub public_key: String,
-    /// `ip:port` or `[ipv6]:port`.
+    /// `ip:port` or `[ipv6]:port` (`[fe80::1%3]:port`: a link-local address and its interface index).
     pub endpoint: Option<String>,
     /// CIDR prefixes, v4 or v6.
     #[graphql(default)]

@@ -1,7 +1,7 @@
 //! Network values a peer carries: allowed-IP prefixes (CIDR, v4 and v6) and endpoints (`ip:port`, `[ip6]:port`).
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -129,6 +129,8 @@ pub enum EndpointError {
     BadPort { input: String },
     #[error("endpoint {input:?} does not hold an IP address (host names are not resolved)")]
     BadAddress { input: String },
+    #[error("endpoint {input:?}: an IPv6 scope must be an interface index, as [fe80::1%3]:port")]
+    BadScope { input: String },
 }
 
 impl Endpoint {
@@ -155,8 +157,16 @@ impl FromStr for Endpoint {
         let (host, port) = if let Some(rest) = input.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or_else(|| EndpointError::BadAddress { input: owned() })?;
             let port = after.strip_prefix(':').ok_or_else(|| EndpointError::MissingPort { input: owned() })?;
+            // a link-local address carries its scope (interface index), as `Display` writes it
+            let (host, scope_id) = match host.split_once('%') {
+                Some((host, scope)) => {
+                    (host, scope.parse::<u32>().map_err(|_| EndpointError::BadScope { input: owned() })?)
+                }
+                None => (host, 0),
+            };
             let address: Ipv6Addr = host.parse().map_err(|_| EndpointError::BadAddress { input: owned() })?;
-            (IpAddr::V6(address), port)
+            let port = parse_port(port).ok_or_else(|| EndpointError::BadPort { input: owned() })?;
+            return Ok(Self(SocketAddr::V6(SocketAddrV6::new(address, port, 0, scope_id))));
         } else {
             let (host, port) = input.rsplit_once(':').ok_or_else(|| EndpointError::MissingPort { input: owned() })?;
             if host.contains(':') {
@@ -165,13 +175,13 @@ impl FromStr for Endpoint {
             let address: Ipv4Addr = host.parse().map_err(|_| EndpointError::BadAddress { input: owned() })?;
             (IpAddr::V4(address), port)
         };
-        let port = port
-            .parse::<u16>()
-            .ok()
-            .filter(|port| *port != 0)
-            .ok_or_else(|| EndpointError::BadPort { input: owned() })?;
+        let port = parse_port(port).ok_or_else(|| EndpointError::BadPort { input: owned() })?;
         Ok(Self(SocketAddr::new(host, port)))
     }
+}
+
+fn parse_port(text: &str) -> Option<u16> {
+    text.parse::<u16>().ok().filter(|port| *port != 0)
 }
 
 impl fmt::Display for Endpoint {
@@ -262,5 +272,20 @@ mod tests {
             Err(EndpointError::BadAddress { input: "gw.example:51820".into() })
         );
         assert_eq!("[::1]51820".parse::<Endpoint>(), Err(EndpointError::MissingPort { input: "[::1]51820".into() }));
+        assert_eq!(
+            "[fe80::1%eth0]:51820".parse::<Endpoint>(),
+            Err(EndpointError::BadScope { input: "[fe80::1%eth0]:51820".into() })
+        );
+    }
+
+    /// A link-local endpoint read from the kernel carries its interface index; its text form (in
+    /// events and stored rows) must read back, or the observation would become a dead letter.
+    #[test]
+    fn a_scoped_ipv6_endpoint_reads_back_from_its_text() {
+        let scoped = Endpoint::from(SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().expect("v6"), 51820, 0, 3)));
+        assert_eq!(scoped.to_string(), "[fe80::1%3]:51820");
+        assert_eq!(scoped.to_string().parse::<Endpoint>(), Ok(scoped));
+        let json = serde_json::to_string(&scoped).expect("serialise");
+        assert_eq!(serde_json::from_str::<Endpoint>(&json).expect("deserialise"), scoped);
     }
 }
