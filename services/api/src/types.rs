@@ -3,9 +3,9 @@
 use argus_core::{Alert, EndpointChange, HostRecord, PeerRecord, UnixMillis};
 use argus_store::{AlertRow, HistoryRow, HostStatsSummary, Stats};
 use async_graphql::{Enum, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
 
 use crate::plain::Plain;
-use chrono::{DateTime, Utc};
 
 /// Event time as a GraphQL `DateTime` (RFC 3339, UTC).
 pub fn date_time(millis: UnixMillis) -> DateTime<Utc> {

@@ -154,7 +154,8 @@ impl FromStr for Endpoint {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let owned = || input.to_owned();
-        let (host, port) = if let Some(rest) = input.strip_prefix('[') {
+        let bad_port = || EndpointError::BadPort { input: owned() };
+        let address = if let Some(rest) = input.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or_else(|| EndpointError::BadAddress { input: owned() })?;
             let port = after.strip_prefix(':').ok_or_else(|| EndpointError::MissingPort { input: owned() })?;
             // a link-local address carries its scope (interface index), as `Display` writes it
@@ -165,18 +166,16 @@ impl FromStr for Endpoint {
                 None => (host, 0),
             };
             let address: Ipv6Addr = host.parse().map_err(|_| EndpointError::BadAddress { input: owned() })?;
-            let port = parse_port(port).ok_or_else(|| EndpointError::BadPort { input: owned() })?;
-            return Ok(Self(SocketAddr::V6(SocketAddrV6::new(address, port, 0, scope_id))));
+            SocketAddr::V6(SocketAddrV6::new(address, parse_port(port).ok_or_else(bad_port)?, 0, scope_id))
         } else {
             let (host, port) = input.rsplit_once(':').ok_or_else(|| EndpointError::MissingPort { input: owned() })?;
             if host.contains(':') {
                 return Err(EndpointError::UnbracketedIpv6 { input: owned() });
             }
             let address: Ipv4Addr = host.parse().map_err(|_| EndpointError::BadAddress { input: owned() })?;
-            (IpAddr::V4(address), port)
+            SocketAddr::new(IpAddr::V4(address), parse_port(port).ok_or_else(bad_port)?)
         };
-        let port = parse_port(port).ok_or_else(|| EndpointError::BadPort { input: owned() })?;
-        Ok(Self(SocketAddr::new(host, port)))
+        Ok(Self(address))
     }
 }
 

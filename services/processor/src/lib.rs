@@ -4,10 +4,11 @@
 //!
 //! Exactly-once effect on at-least-once delivery: a checkpoint (fold snapshot and next offset) is
 //! written in the same batch as the rows it covers, every `checkpoint_interval`, on shutdown or
-//! revocation, and (in a replay) when a partition reaches the end it replays to; on assignment a partition resumes from its checkpoint, and the records replayed
-//! from there rewrite the same rows (every write is an idempotent upsert). Alerts and dead letters
-//! are published before the batch that covers them is written, so a crash between the two replays
-//! them (the same alert ids) rather than losing them.
+//! revocation, and (in a replay) when a partition reaches the end it replays to; on assignment a
+//! partition resumes from its checkpoint, and the records replayed from there rewrite the same rows
+//! (every write is an idempotent upsert). Alerts and dead letters are published before the batch
+//! that covers them is written, so a crash between the two replays them (the same alert ids)
+//! rather than losing them.
 //!
 //! An unreachable log is waited out with backoff (polls, and publishes for up to
 //! `PUBLISH_PATIENCE`); group commits only feed lag monitoring, so a failed one is logged and

@@ -317,12 +317,12 @@ impl GatewayHistory<'_> {
         };
         // the gateway's newest bucket bounds the walk whatever the range asked
         let gateway_prefix = keys::org(self.org).bytes(self.gateway).into_bytes();
-        let newest =
-            self.table.range::<&[u8]>(Scan::prefix(gateway_prefix.clone()).bounds()).map_err(unavailable)?.next_back();
+        let prefix_len = gateway_prefix.len();
+        let newest = self.table.range::<&[u8]>(Scan::prefix(gateway_prefix).bounds()).map_err(unavailable)?.next_back();
         let Some(newest_bucket) = newest
             .transpose()
             .map_err(unavailable)?
-            .and_then(|(key, _)| keys::history_bucket_of(key.value(), gateway_prefix.len()))
+            .and_then(|(key, _)| keys::history_bucket_of(key.value(), prefix_len))
         else {
             return Ok(());
         };

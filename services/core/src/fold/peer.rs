@@ -76,6 +76,9 @@ impl OpenAlerts {
     }
 
     pub(crate) fn set(&mut self, which: PeerAlert, alert: Option<OpenAlert>) {
+        if self.0.is_none() && alert.is_none() {
+            return; // nothing open, nothing to open: no box to make and drop
+        }
         let slots = self.0.get_or_insert_with(Box::default);
         slots[which as usize] = alert;
         if slots.iter().all(Option::is_none) {
