@@ -7,6 +7,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::packed::PackedVisitor;
+
 /// Length of a Curve25519 public key in bytes.
 pub const KEY_LEN: usize = 32;
 
@@ -106,7 +108,8 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-/// Human-readable formats (JSON) carry base64; binary formats (Avro) carry the 32 raw bytes.
+/// Human-readable formats (JSON) carry base64; binary formats (postcard: store rows, snapshots)
+/// carry the 32 raw bytes.
 impl Serialize for PublicKey {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() { serializer.collect_str(self) } else { serializer.serialize_bytes(&self.0) }
@@ -119,8 +122,8 @@ impl<'de> Deserialize<'de> for PublicKey {
             let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
             text.parse().map_err(serde::de::Error::custom)
         } else {
-            let bytes = <Vec<u8>>::deserialize(deserializer)?;
-            Self::try_from_slice(&bytes).map_err(serde::de::Error::custom)
+            let unpack = |bytes: &[u8]| Self::try_from_slice(bytes).map_err(|error| error.to_string());
+            deserializer.deserialize_bytes(PackedVisitor::new("32 key bytes", unpack))
         }
     }
 }

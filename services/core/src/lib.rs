@@ -10,6 +10,7 @@ pub mod fold;
 pub mod ids;
 pub mod key;
 pub mod net;
+pub mod packed;
 pub mod synthetic;
 
 pub use alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};

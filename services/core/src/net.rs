@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::packed::{Packable, Packed};
+
 /// An IPv4 or IPv6 prefix such as `10.8.0.0/24` or `fd00::/64`, with no host bits set.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cidr {
@@ -195,7 +197,67 @@ impl fmt::Debug for Endpoint {
     }
 }
 
-/// Both types travel as their text form, in Avro and in JSON alike.
+impl Packable for Cidr {
+    const EXPECTING: &'static str = "a packed prefix";
+
+    /// 4 or 16 address bytes, then the prefix length.
+    fn pack(&self) -> Packed {
+        let packed = match self.address {
+            IpAddr::V4(v4) => Packed::new().push(&v4.octets()),
+            IpAddr::V6(v6) => Packed::new().push(&v6.octets()),
+        };
+        packed.push(&[self.prefix_len])
+    }
+
+    fn unpack(bytes: &[u8]) -> Result<Self, String> {
+        let address = match bytes.len() {
+            5 => IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            17 => IpAddr::V6(ipv6_from(bytes)),
+            length => return Err(format!("a packed prefix is 5 or 17 bytes, not {length}")),
+        };
+        Self::new(address, bytes[bytes.len() - 1]).map_err(|error| error.to_string())
+    }
+}
+
+impl Packable for Endpoint {
+    const EXPECTING: &'static str = "a packed endpoint";
+
+    /// 4 address bytes and the port, or 16 address bytes, the port and the scope id.
+    fn pack(&self) -> Packed {
+        match self.0 {
+            SocketAddr::V4(v4) => Packed::new().push(&v4.ip().octets()).push(&v4.port().to_be_bytes()),
+            SocketAddr::V6(v6) => {
+                Packed::new().push(&v6.ip().octets()).push(&v6.port().to_be_bytes()).push(&v6.scope_id().to_be_bytes())
+            }
+        }
+    }
+
+    fn unpack(bytes: &[u8]) -> Result<Self, String> {
+        let port = |at: usize| u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+        let address = match bytes.len() {
+            6 => SocketAddr::new(IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]]), port(4)),
+            22 => {
+                let scope_id = u32::from_be_bytes([bytes[18], bytes[19], bytes[20], bytes[21]]);
+                SocketAddr::V6(SocketAddrV6::new(ipv6_from(bytes), port(16), 0, scope_id))
+            }
+            length => return Err(format!("a packed endpoint is 6 or 22 bytes, not {length}")),
+        };
+        if address.port() == 0 {
+            return Err(format!("packed endpoint {address} has port 0"));
+        }
+        Ok(Self(address))
+    }
+}
+
+/// The IPv6 address in a packed value's first 16 bytes (the caller checked the length).
+fn ipv6_from(bytes: &[u8]) -> Ipv6Addr {
+    let mut octets = [0; 16];
+    octets.copy_from_slice(&bytes[..16]);
+    Ipv6Addr::from(octets)
+}
+
+/// Both types travel as their text form (events in Avro and JSON alike); rows and snapshots carry
+/// them packed, through [`crate::packed`].
 macro_rules! serde_as_text {
     ($type:ty) => {
         impl Serialize for $type {
@@ -286,5 +348,39 @@ mod tests {
         assert_eq!(scoped.to_string().parse::<Endpoint>(), Ok(scoped));
         let json = serde_json::to_string(&scoped).expect("serialise");
         assert_eq!(serde_json::from_str::<Endpoint>(&json).expect("deserialise"), scoped);
+    }
+
+    #[test]
+    fn binary_formats_carry_packed_bytes_that_read_back() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Row {
+            #[serde(with = "crate::packed::list")]
+            endpoints: Vec<Endpoint>,
+            #[serde(with = "crate::packed::option")]
+            scoped: Option<Endpoint>,
+            #[serde(with = "crate::packed::list")]
+            cidrs: std::sync::Arc<[Cidr]>,
+        }
+        let scoped = Endpoint::from(SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().expect("v6"), 51820, 0, 3)));
+        let row = Row {
+            endpoints: vec!["203.0.113.7:51820".parse().expect("v4"), "[2001:db8::7]:443".parse().expect("v6")],
+            scoped: Some(scoped),
+            cidrs: ["10.8.0.0/24", "fd00:1::/64", "0.0.0.0/0"].map(|text| text.parse().expect("cidr")).into(),
+        };
+        let bytes = postcard::to_allocvec(&row).expect("serialise");
+        // counts, option tag, lengths, then 6 + 22 + 22 endpoint bytes and 5 + 17 + 5 prefix bytes: no text
+        assert_eq!(bytes.len(), 3 + 6 + 50 + 27);
+        assert_eq!(postcard::from_bytes::<Row>(&bytes).expect("deserialise"), row);
+        // human-readable formats keep the text
+        let json = serde_json::to_value(&row).expect("json");
+        assert_eq!(json["scoped"], "[fe80::1%3]:51820");
+        assert_eq!(json["cidrs"][1], "fd00:1::/64");
+        assert_eq!(serde_json::from_value::<Row>(json).expect("from json"), row);
+        let packed = |bytes: &[u8]| postcard::to_allocvec(&(0_u8, 1_u8, bytes, 0_u8)).expect("serialise");
+        for (bytes, what) in [(&[1_u8, 2, 3][..], "too short"), (&[192, 0, 2, 1, 0, 0], "port 0")] {
+            assert!(postcard::from_bytes::<Row>(&packed(bytes)).is_err(), "{what}");
+        }
+        let cidr_row = postcard::to_allocvec(&(0_u8, 0_u8, 1_u8, [10_u8, 8, 0, 1, 24].as_slice())).expect("serialise");
+        assert!(postcard::from_bytes::<Row>(&cidr_row).is_err(), "host bits set");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argus_core::fold::Effect;
-use argus_core::{AlertId, Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey, UnixMillis};
+use argus_core::{AlertId, Clearance, EndpointChange, HostRecord, HostStats, OrgId, PeerRecord, PublicKey};
 use async_trait::async_trait;
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
@@ -14,7 +14,7 @@ use redb::{
 };
 
 use crate::ProjectionStore;
-use crate::keys;
+use crate::keys::{self, SeenSpan};
 use crate::model::{
     AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, ManifestRow, Page, PageRequest, PeerFilter, Stats,
     StoreError, TimeRange,
@@ -52,8 +52,9 @@ const ALL_TABLES: [Table; 11] = [
 
 /// How rows are laid out, bumped whenever that changes, so a file written by another version is
 /// refused when opened rather than misread. 1: before the marker (history by peer key and time);
-/// 2: history by gateway and minute, `peers_by_key` holding the first observation.
-const ROW_FORMAT: u8 = 2;
+/// 2: history by gateway and minute, `peers_by_key` holding the first observation; 3: history by
+/// gateway and time, `peers_by_key` holding a [`SeenSpan`], endpoints and prefixes packed as bytes.
+const ROW_FORMAT: u8 = 3;
 const ROW_FORMAT_KEY: &[u8] = b"row_format";
 
 /// Opens every table (a file made by an earlier version gains the tables added since) and checks
@@ -177,16 +178,19 @@ impl EmbeddedStore {
                         let PeerRecord { org_id, host, interface, public_key, observed_at, .. } = record;
                         let peer_key = keys::peer(org_id, host, interface, public_key).into_bytes();
                         peers.insert(peer_key.as_slice(), encode(record).as_slice()).map_err(unavailable)?;
-                        // the index row holds the first observation on this gateway, so it rarely
-                        // changes: a lookup is far cheaper than a copy-on-write insert
+                        // the index row bounds the peer's observations on this gateway to the hour,
+                        // so it rarely changes: a lookup is far cheaper than a copy-on-write insert
                         let by_key = keys::peer_by_key(org_id, public_key, host, interface).into_bytes();
-                        let first_seen = peers_by_key
+                        let seen = peers_by_key
                             .get(by_key.as_slice())
                             .map_err(unavailable)?
-                            .and_then(|first_seen| keys::time_from_value(first_seen.value()));
-                        if first_seen.is_none_or(|first_seen| *observed_at < first_seen) {
-                            let value = keys::time_value(*observed_at);
-                            peers_by_key.insert(by_key.as_slice(), value.as_slice()).map_err(unavailable)?;
+                            .and_then(|seen| SeenSpan::from_value(seen.value()));
+                        let grown = match seen {
+                            Some(seen) => seen.covering(*observed_at),
+                            None => Some(SeenSpan::at(*observed_at)),
+                        };
+                        if let Some(grown) = grown {
+                            peers_by_key.insert(by_key.as_slice(), grown.to_value().as_slice()).map_err(unavailable)?;
                         }
                         let gateway = keys::gateway(host, interface).into_bytes();
                         let history_key = keys::history(org_id, &gateway, public_key, *observed_at).into_bytes();
@@ -287,23 +291,24 @@ fn scan_page<T>(
     Ok(page.finish())
 }
 
-/// One peer's history rows on one gateway, read a bucket at a time.
+/// One peer's history rows on one gateway, found scan by scan.
 struct GatewayHistory<'a> {
     table: &'a redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     org: &'a OrgId,
     /// `host\0interface\0`
     gateway: &'a [u8],
     key: &'a PublicKey,
-    /// The peer's first observation on the gateway.
-    first_seen: UnixMillis,
+    /// When the peer was seen on the gateway: no row of it lies outside.
+    seen: SeenSpan,
 }
 
 impl GatewayHistory<'_> {
     /// Appends up to `wanted` visible rows inside `scan` (a timeline scan of this key), oldest
-    /// first, each with its timeline key. Buckets are walked from the later of the scan's start and
-    /// the peer's first observation there to the earlier of the scan's end and the gateway's newest
-    /// row, stopping once `wanted` rows are found: a wide range costs at most one lookup per minute
-    /// since the peer first appeared on the gateway.
+    /// first, each with its timeline key. The gateway's rows are ordered by time, then peer key, so
+    /// the walk goes from scan time to scan time, within both the range and the span the peer was
+    /// seen in there: one seek finds the gateway's next scan time, one lookup the peer's row in
+    /// that scan. A page of 100 rows costs about 200 B-tree descents; a peer removed from a gateway
+    /// that keeps reporting costs at most an hour of its scans (two descents each) past its last row.
     fn read(
         &self,
         scan: &Scan,
@@ -315,39 +320,38 @@ impl GatewayHistory<'_> {
             Bound::Included(key) | Bound::Excluded(key) => keys::timeline_time(key),
             Bound::Unbounded => None,
         };
-        // the gateway's newest bucket bounds the walk whatever the range asked
-        let gateway_prefix = keys::org(self.org).bytes(self.gateway).into_bytes();
-        let prefix_len = gateway_prefix.len();
-        let newest = self.table.range::<&[u8]>(Scan::prefix(gateway_prefix).bounds()).map_err(unavailable)?.next_back();
-        let Some(newest_bucket) = newest
-            .transpose()
-            .map_err(unavailable)?
-            .and_then(|(key, _)| keys::history_bucket_of(key.value(), prefix_len))
-        else {
-            return Ok(());
-        };
-        let from = bound_time(&scan.lower).unwrap_or(i64::MIN).max(self.first_seen);
         let Some(last) = bound_time(&scan.upper).unwrap_or(i64::MAX).checked_sub(1) else { return Ok(()) };
-        let first_bucket = from.div_euclid(keys::HISTORY_BUCKET_MS);
-        let last_bucket = last.div_euclid(keys::HISTORY_BUCKET_MS).min(newest_bucket);
+        let last = last.min(self.seen.until);
+        let gateway = keys::gateway_history(self.org, self.gateway);
+        let gateway_prefix = gateway.clone().into_bytes();
+        let gateway_end = Scan::prefix(gateway_prefix.clone()).upper;
         let timeline_prefix = keys::org(self.org).bytes(self.key.as_bytes());
+        let mut next = Some(bound_time(&scan.lower).unwrap_or(i64::MIN).max(self.seen.first));
         let mut found = 0;
-        for bucket in first_bucket..=last_bucket {
-            let peer_rows =
-                keys::history_bucket(self.org, self.gateway, bucket).bytes(self.key.as_bytes()).into_bytes();
-            for row in self.table.range::<&[u8]>(Scan::prefix(peer_rows).bounds()).map_err(unavailable)? {
-                let (history_key, value) = row.map_err(unavailable)?;
-                let Some(at) = keys::history_time(history_key.value()) else { continue };
-                let timeline_key = timeline_prefix.clone().time(at).bytes(self.gateway).into_bytes();
-                if !scan.contains(&timeline_key) {
-                    continue;
-                }
-                if let Some(row) = visible::history(value.value(), max_clearance)? {
-                    rows.push((timeline_key, row));
-                    found += 1;
-                    if found >= wanted {
-                        return Ok(());
-                    }
+        while let Some(from) = next.filter(|from| *from <= last) {
+            let lower = gateway.clone().time(from).into_bytes();
+            let bounds = (Bound::Included(lower.as_slice()), gateway_end.as_ref().map(Vec::as_slice));
+            let Some(scan_row) = self.table.range::<&[u8]>(bounds).map_err(unavailable)?.next() else {
+                return Ok(());
+            };
+            let Some(at) = keys::history_time(scan_row.map_err(unavailable)?.0.value(), gateway_prefix.len()) else {
+                return Ok(());
+            };
+            next = at.checked_add(1);
+            if at > last {
+                return Ok(());
+            }
+            let timeline_key = timeline_prefix.clone().time(at).bytes(self.gateway).into_bytes();
+            if !scan.contains(&timeline_key) {
+                continue;
+            }
+            let history_key = keys::history(self.org, self.gateway, self.key, at).into_bytes();
+            let Some(value) = self.table.get(history_key.as_slice()).map_err(unavailable)? else { continue };
+            if let Some(row) = visible::history(value.value(), max_clearance)? {
+                rows.push((timeline_key, row));
+                found += 1;
+                if found >= wanted {
+                    return Ok(());
                 }
             }
         }
@@ -405,7 +409,7 @@ impl ProjectionStore for EmbeddedStore {
         page: &PageRequest,
     ) -> Result<Page<HistoryRow>, StoreError> {
         // listed in timeline order (time, then gateway) with timeline cursors; stored by gateway
-        // and bucket, so each gateway that lists the key is read a bucket at a time and merged
+        // and time, so each gateway that lists the key is walked scan by scan and the rows merged
         let scan = timeline_scan(org, key, range, page.after.as_ref())?;
         let transaction = self.database.begin_read().map_err(unavailable)?;
         let by_key = transaction.open_table(PEERS_BY_KEY).map_err(unavailable)?;
@@ -413,14 +417,14 @@ impl ProjectionStore for EmbeddedStore {
         let key_prefix = keys::org(org).bytes(key.as_bytes()).into_bytes();
         let mut rows = Vec::new();
         for entry in by_key.range(key_prefix.as_slice()..).map_err(unavailable)? {
-            let (index_key, first_seen) = entry.map_err(unavailable)?;
+            let (index_key, seen) = entry.map_err(unavailable)?;
             let Some(gateway) = index_key.value().strip_prefix(key_prefix.as_slice()) else { break };
-            // every row of this format holds one; without it the walk would have no start
-            let first_seen = keys::time_from_value(first_seen.value()).ok_or_else(|| StoreError::Corrupt {
+            // every row of this format holds one; without it the walk would have no ends
+            let seen = SeenSpan::from_value(seen.value()).ok_or_else(|| StoreError::Corrupt {
                 table: "peers_by_key",
-                reason: "no first observation in the index row".into(),
+                reason: "no span of observations in the index row".into(),
             })?;
-            let gateway = GatewayHistory { table: &history, org, gateway, key, first_seen };
+            let gateway = GatewayHistory { table: &history, org, gateway, key, seen };
             gateway.read(&scan, max_clearance, page.first.saturating_add(1), &mut rows)?;
         }
         rows.sort_by(|(left, _), (right, _)| left.cmp(right));

@@ -51,43 +51,61 @@ pub(crate) fn peer_from_index(org_id: &OrgId, key: &PublicKey, index_key: &[u8])
     Some(org(org_id).bytes(location).bytes(key.as_bytes()).into_bytes())
 }
 
-/// How much time one bucket of the embedded store's history spans. Scans every 10 s leave about six
-/// rows of a peer in a bucket, so one scan's rows fill a few hundred neighbouring pages instead of
-/// one page per peer, and a peer's rows are still found a minute at a time.
-pub(crate) const HISTORY_BUCKET_MS: i64 = 60_000;
-
 /// The gateway part of a key (`host\0interface\0`), as a `peers_by_key` row ends with it.
 pub(crate) fn gateway(host: &HostId, interface: &InterfaceName) -> Key {
     Key::new().text(host.as_str()).text(interface.as_str())
 }
 
-/// The embedded store's history rows of one gateway in one bucket: `org, gateway, bucket`.
-pub(crate) fn history_bucket(org_id: &OrgId, gateway: &[u8], bucket: i64) -> Key {
-    org(org_id).bytes(gateway).time(bucket)
+/// The embedded store's history rows of one gateway: `org, gateway`.
+pub(crate) fn gateway_history(org_id: &OrgId, gateway: &[u8]) -> Key {
+    org(org_id).bytes(gateway)
 }
 
-/// An embedded store history row: by gateway, then bucket, then peer key and time.
+/// An embedded store history row: by gateway, then time, then peer key. A gateway's scans follow
+/// each other, so one scan's rows fill new neighbouring pages instead of landing between older
+/// rows of the same peers.
 pub(crate) fn history(org_id: &OrgId, gateway: &[u8], key: &PublicKey, at: UnixMillis) -> Key {
-    history_bucket(org_id, gateway, at.div_euclid(HISTORY_BUCKET_MS)).bytes(key.as_bytes()).time(at)
+    gateway_history(org_id, gateway).time(at).bytes(key.as_bytes())
 }
 
-/// The time at the end of a history key.
-pub(crate) fn history_time(key: &[u8]) -> Option<UnixMillis> {
-    time_at(key, key.len().checked_sub(8)?)
-}
-
-/// The bucket in a history key whose gateway part is `prefix_len` bytes long (with the organisation).
-pub(crate) fn history_bucket_of(key: &[u8], prefix_len: usize) -> Option<i64> {
+/// The time in a history key whose gateway part is `prefix_len` bytes long (with the organisation).
+pub(crate) fn history_time(key: &[u8], prefix_len: usize) -> Option<UnixMillis> {
     time_at(key, prefix_len)
 }
 
-/// A time on its own, as `peers_by_key` values hold the first observation on that gateway.
-pub(crate) fn time_value(at: UnixMillis) -> Vec<u8> {
-    Key::new().time(at).into_bytes()
+/// A `peers_by_key` value's bound on a peer's observations on one gateway: the hour after the
+/// latest, so the row changes about once an hour instead of on every observation.
+pub(crate) const SEEN_UNTIL_STEP_MS: i64 = 3_600_000;
+
+/// The times a peer was seen on one gateway, as its `peers_by_key` value holds them: its first
+/// observation there, and a time no observation there is later than.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeenSpan {
+    pub(crate) first: UnixMillis,
+    pub(crate) until: UnixMillis,
 }
 
-pub(crate) fn time_from_value(value: &[u8]) -> Option<UnixMillis> {
-    time_at(value, 0)
+impl SeenSpan {
+    /// The span of one observation at `at`.
+    pub(crate) fn at(at: UnixMillis) -> Self {
+        let until = at.div_euclid(SEEN_UNTIL_STEP_MS).saturating_add(1).saturating_mul(SEEN_UNTIL_STEP_MS);
+        Self { first: at, until }
+    }
+
+    /// This span grown to cover an observation at `at`, or `None` when it already does. Whatever
+    /// order observations arrive in, the span ends as that of the earliest and the latest.
+    pub(crate) fn covering(self, at: UnixMillis) -> Option<Self> {
+        let grown = Self { first: self.first.min(at), until: self.until.max(Self::at(at).until) };
+        (grown != self).then_some(grown)
+    }
+
+    pub(crate) fn to_value(self) -> Vec<u8> {
+        Key::new().time(self.first).time(self.until).into_bytes()
+    }
+
+    pub(crate) fn from_value(value: &[u8]) -> Option<Self> {
+        Some(Self { first: time_at(value, 0)?, until: time_at(value, 8)? })
+    }
 }
 
 /// Timelines (history read order, endpoint changes): by peer key, then time, then gateway.
@@ -162,6 +180,28 @@ mod tests {
         );
         assert_eq!(timeline_time(&timeline.into_bytes()), Some(1_780_000_000_000));
         assert_eq!(timeline_time(b"acme\0short"), None);
+    }
+
+    #[test]
+    fn a_seen_span_ends_the_same_whatever_order_observations_arrive_in() {
+        let times = [1_780_000_000_000_i64, 1_780_000_010_000, 1_779_990_000_000, 1_780_007_200_000, -5];
+        let fold = |order: &[i64]| {
+            let mut span = SeenSpan::at(order[0]);
+            for at in &order[1..] {
+                span = span.covering(*at).unwrap_or(span);
+            }
+            span
+        };
+        let mut reversed = times;
+        reversed.reverse();
+        let span = fold(&times);
+        assert_eq!(span, fold(&reversed));
+        assert_eq!(span.first, -5);
+        assert!(span.until > 1_780_007_200_000 && span.until <= 1_780_007_200_000 + SEEN_UNTIL_STEP_MS);
+        assert_eq!(span.until % SEEN_UNTIL_STEP_MS, 0);
+        assert_eq!(span.covering(1_780_007_200_001), None, "inside the span: the row is not rewritten");
+        assert_eq!(SeenSpan::from_value(&span.to_value()), Some(span));
+        assert_eq!(SeenSpan::at(i64::MAX).until, i64::MAX);
     }
 
     #[test]

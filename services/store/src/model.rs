@@ -63,6 +63,7 @@ pub struct HistoryRow {
     pub public_key: PublicKey,
     pub observed_at: UnixMillis,
     pub status: PeerStatus,
+    #[serde(with = "argus_core::packed::option")]
     pub endpoint: Option<argus_core::Endpoint>,
     pub latest_handshake: Option<UnixMillis>,
     pub handshake_age_ms: Option<i64>,

@@ -63,7 +63,9 @@ pub struct PeerRecord {
     pub public_key: PublicKey,
     pub observed_at: UnixMillis,
     pub status: PeerStatus,
+    #[serde(with = "crate::packed::option")]
     pub endpoint: Option<Endpoint>,
+    #[serde(with = "crate::packed::list")]
     pub allowed_ips: Arc<[Cidr]>,
     /// Latest handshake known (kept across an interface restart that reports "never").
     pub latest_handshake: Option<UnixMillis>,
@@ -155,7 +157,9 @@ pub struct EndpointChange {
     pub host: HostId,
     pub interface: InterfaceName,
     pub public_key: PublicKey,
+    #[serde(with = "crate::packed::option")]
     pub from: Option<Endpoint>,
+    #[serde(with = "crate::packed::one")]
     pub to: Endpoint,
     pub changed_at: UnixMillis,
     /// The new endpoint lies in a network this peer was never seen in.
@@ -313,8 +317,9 @@ pub enum SnapshotError {
     Malformed { reason: String },
 }
 
-/// First byte of every snapshot; bumped when the state's layout changes.
-pub const SNAPSHOT_FORMAT: u8 = 1;
+/// First byte of every snapshot; bumped when the state's layout changes (2: endpoints and
+/// prefixes packed as bytes instead of text).
+pub const SNAPSHOT_FORMAT: u8 = 2;
 
 impl FoldState {
     pub fn new(config: RuleConfig) -> Self {

@@ -47,6 +47,7 @@ const REMEMBERED_NETWORKS: usize = 8;
 pub(crate) struct PeerState {
     pub(crate) record: PeerRecord,
     pub(crate) baseline: TrafficBaseline,
+    #[serde(with = "crate::packed::list")]
     endpoint_networks: Vec<Cidr>,
     roamed_to_new_network_at: Option<UnixMillis>,
     pub(crate) alerts: OpenAlerts,
