@@ -8,7 +8,9 @@
 //! partition resumes from its checkpoint, and the records replayed from there rewrite the same rows
 //! (every write is an idempotent upsert). Alerts and dead letters are published before the batch
 //! that covers them is written, so a crash between the two replays them (the same alert ids)
-//! rather than losing them.
+//! rather than losing them. The batches prepared at the end of one turn are written (one after
+//! another, so a partition's batches keep their order) while the next poll is read and folded: on
+//! the embedded store the write runs on a blocking thread, so the two use both cores.
 //!
 //! An unreachable log is waited out with backoff (polls, and publishes for up to
 //! `PUBLISH_PATIENCE`); group commits only feed lag monitoring, so a failed one is logged and
@@ -129,22 +131,52 @@ async fn run_towards<L: EventLog, S: ProjectionStore>(
     let mut backoff = Duration::from_millis(100);
     let mut log_was_unavailable = false;
     let mut lag_checked_at = Instant::now();
+    // batches prepared at the end of one turn are written while the next poll is read and folded
+    let mut in_flight: Vec<PreparedWrite> = Vec::new();
     loop {
-        let polled = tokio::select! {
-            () = &mut shutdown => break,
-            polled = consumer.poll(config.max_batch_records, config.poll_timeout) => polled,
-        };
-        let delivery = match polled {
-            Ok(delivery) => {
-                backoff = Duration::from_millis(100);
-                if std::mem::take(&mut log_was_unavailable) {
-                    let now = now_millis();
-                    partitions.values_mut().for_each(|state| state.fold.restart_silence_clocks(now));
+        let writing = write_prepared(store, &mut in_flight);
+        let polling = async {
+            let polled = tokio::select! {
+                () = &mut shutdown => return Polled::Shutdown,
+                polled = consumer.poll(config.max_batch_records, config.poll_timeout) => polled,
+            };
+            let delivery = match polled {
+                Ok(delivery) => delivery,
+                Err(LogError::Unavailable(reason)) => {
+                    log_was_unavailable = true;
+                    return Polled::Unavailable(reason);
                 }
-                delivery
+                Err(error) => return Polled::Failed(error),
+            };
+            if std::mem::take(&mut log_was_unavailable) {
+                let now = now_millis();
+                partitions.values_mut().for_each(|state| state.fold.restart_silence_clocks(now));
             }
-            Err(LogError::Unavailable(reason)) => {
-                log_was_unavailable = true;
+            match delivery {
+                Delivery::Records(records) => {
+                    let now = now_millis();
+                    for record in records {
+                        if let Some(state) = partitions.get_mut(&record.partition) {
+                            state.delivered = true;
+                            fold_record(config, state, record, now);
+                        }
+                    }
+                    Polled::Folded
+                }
+                Delivery::Assigned(assigned) => Polled::Assigned(assigned),
+                Delivery::Revoked(revoked) => Polled::Revoked(revoked),
+            }
+        };
+        let (written, polled) = tokio::join!(writing, polling);
+        written?;
+        for prepared in in_flight.drain(..) {
+            if let Some(state) = partitions.get_mut(&prepared.partition) {
+                finish_write(&mut consumer, state, prepared).await;
+            }
+        }
+        match polled {
+            Polled::Shutdown => break,
+            Polled::Unavailable(reason) => {
                 warn!(%reason, retry_in_ms = backoff.as_millis(), "event log unavailable; polling again");
                 tokio::select! {
                     () = &mut shutdown => break,
@@ -153,10 +185,9 @@ async fn run_towards<L: EventLog, S: ProjectionStore>(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
-            Err(error) => return Err(error.into()),
-        };
-        match delivery {
-            Delivery::Assigned(assigned) => {
+            Polled::Failed(error) => return Err(error.into()),
+            Polled::Folded => {}
+            Polled::Assigned(assigned) => {
                 for partition in assigned {
                     let state = resume(store, config, partition).await?;
                     consumer.seek(Position { partition, offset: state.next_offset }).await?;
@@ -164,30 +195,22 @@ async fn run_towards<L: EventLog, S: ProjectionStore>(
                     partitions.insert(partition, state);
                 }
             }
-            Delivery::Revoked(revoked) => {
+            Polled::Revoked(revoked) => {
                 for partition in revoked {
                     if let Some(mut state) = partitions.remove(&partition) {
                         flush(log, store, config, &mut consumer, partition, &mut state, Checkpointing::Now).await?;
                     }
                 }
             }
-            Delivery::Records(records) => {
-                let now = now_millis();
-                for record in records {
-                    if let Some(state) = partitions.get_mut(&record.partition) {
-                        state.delivered = true;
-                        fold_record(config, state, record, now);
-                    }
-                }
-            }
         }
+        backoff = Duration::from_millis(100);
         let now = now_millis();
         for (&partition, state) in &mut partitions {
             state.fold.tick(now, &mut state.effects);
             let reached_end =
                 ends.get(&partition).is_some_and(|&end| state.checkpointed_offset < end && state.next_offset >= end);
             let checkpointing = if reached_end { Checkpointing::Now } else { Checkpointing::WhenDue };
-            flush(log, store, config, &mut consumer, partition, state, checkpointing).await?;
+            in_flight.extend(prepare_write(log, config, partition, state, checkpointing).await?);
         }
         if lag_checked_at.elapsed() >= config.lag_check_interval {
             lag_checked_at = Instant::now();
@@ -200,6 +223,17 @@ async fn run_towards<L: EventLog, S: ProjectionStore>(
         flush(log, store, config, &mut consumer, partition, state, Checkpointing::Now).await?;
     }
     Ok(())
+}
+
+/// What one turn's poll came to.
+enum Polled {
+    Shutdown,
+    /// Records, already folded into their partitions.
+    Folded,
+    Assigned(Vec<u32>),
+    Revoked(Vec<u32>),
+    Unavailable(String),
+    Failed(LogError),
 }
 
 /// Runs until every partition's checkpoint reaches its offset in `end` (a replay, a load test),
@@ -302,6 +336,16 @@ enum Checkpointing {
     Now,
 }
 
+/// A partition's batch, its alerts and dead letters already published, waiting to be written.
+#[derive(Debug)]
+struct PreparedWrite {
+    partition: u32,
+    batch: Option<Batch>,
+    /// The partition's position the batch covers, and whether the batch checkpoints it.
+    next_offset: u64,
+    checkpoint_due: bool,
+}
+
 /// Publishes the partition's alerts and dead letters, then writes its pending effects (with a
 /// checkpoint when one is due), then commits the group position.
 async fn flush<L: EventLog, S: ProjectionStore>(
@@ -313,11 +357,27 @@ async fn flush<L: EventLog, S: ProjectionStore>(
     state: &mut PartitionState,
     checkpointing: Checkpointing,
 ) -> Result<(), ProcessorError> {
+    if let Some(mut prepared) = prepare_write(log, config, partition, state, checkpointing).await? {
+        write_prepared(store, std::slice::from_mut(&mut prepared)).await?;
+        finish_write(consumer, state, prepared).await;
+    }
+    Ok(())
+}
+
+/// Takes the partition's pending effects into a batch (with a checkpoint when one is due) and
+/// publishes its alerts and dead letters; `None` when there is nothing to write.
+async fn prepare_write<L: EventLog>(
+    log: &L,
+    config: &ProcessorConfig,
+    partition: u32,
+    state: &mut PartitionState,
+    checkpointing: Checkpointing,
+) -> Result<Option<PreparedWrite>, ProcessorError> {
     let progressed = state.next_offset > state.checkpointed_offset;
     let checkpoint_due = progressed
         && (checkpointing == Checkpointing::Now || state.checkpointed_at.elapsed() >= config.checkpoint_interval);
     if state.effects.is_empty() && state.dead_letters.is_empty() && state.touched.is_empty() && !checkpoint_due {
-        return Ok(());
+        return Ok(None);
     }
     let effects = std::mem::take(&mut state.effects);
     let host_stats =
@@ -349,21 +409,41 @@ async fn flush<L: EventLog, S: ProjectionStore>(
     for (key, letter) in std::mem::take(&mut state.dead_letters) {
         append_patiently(log, &config.dead_letter_topic, &key, &letter).await?;
     }
-    let writing = Instant::now();
-    store.write(Batch { effects, host_stats, checkpoint }).await?;
-    metrics::histogram!("argus_processor_batch_seconds").record(writing.elapsed().as_secs_f64());
+    Ok(Some(PreparedWrite {
+        partition,
+        batch: Some(Batch { effects, host_stats, checkpoint }),
+        next_offset: state.next_offset,
+        checkpoint_due,
+    }))
+}
+
+/// Writes prepared batches one after another, in order: a partition's batches never overtake
+/// each other.
+async fn write_prepared<S: ProjectionStore>(store: &S, prepared: &mut [PreparedWrite]) -> Result<(), ProcessorError> {
+    for write in prepared {
+        if let Some(batch) = write.batch.take() {
+            let writing = Instant::now();
+            store.write(batch).await?;
+            metrics::histogram!("argus_processor_batch_seconds").record(writing.elapsed().as_secs_f64());
+        }
+    }
+    Ok(())
+}
+
+/// After a batch is written: its checkpoint counts, and the group position follows.
+async fn finish_write<C: LogConsumer>(consumer: &mut C, state: &mut PartitionState, prepared: PreparedWrite) {
+    let PreparedWrite { partition, next_offset, checkpoint_due, .. } = prepared;
     if checkpoint_due {
-        state.checkpointed_offset = state.next_offset;
+        state.checkpointed_offset = next_offset;
         state.checkpointed_at = Instant::now();
     }
     metrics::gauge!("argus_processor_checkpoint_age_seconds", "partition" => partition.to_string())
         .set(state.checkpointed_at.elapsed().as_secs_f64());
-    if let Err(error) = consumer.commit(&[Position { partition, offset: state.next_offset }]).await {
+    if let Err(error) = consumer.commit(&[Position { partition, offset: next_offset }]).await {
         // group offsets only feed lag monitoring: the checkpoint in the store is the position
         warn!(partition, %error, "group commit failed");
     }
-    record_position(partition, state.next_offset);
-    Ok(())
+    record_position(partition, next_offset);
 }
 
 /// Sets the partition's lag gauge. A partition with records waiting that delivered none since the
