@@ -347,7 +347,7 @@ struct PreparedWrite {
 }
 
 /// Publishes the partition's alerts and dead letters, then writes its pending effects (with a
-/// checkpoint when one is due), then commits the group position.
+/// checkpoint when one is due), then commits the group position with that checkpoint.
 async fn flush<L: EventLog, S: ProjectionStore>(
     log: &L,
     store: &S,
@@ -430,19 +430,21 @@ async fn write_prepared<S: ProjectionStore>(store: &S, prepared: &mut [PreparedW
     Ok(())
 }
 
-/// After a batch is written: its checkpoint counts, and the group position follows.
+/// After a batch is written: its checkpoint counts, and the group position follows it. Group
+/// offsets only feed lag monitoring (the checkpoint in the store is the position), so they are
+/// committed with checkpoints, not with every batch: a commit is a round trip, and on a broker
+/// such as tansu a write of its own.
 async fn finish_write<C: LogConsumer>(consumer: &mut C, state: &mut PartitionState, prepared: PreparedWrite) {
     let PreparedWrite { partition, next_offset, checkpoint_due, .. } = prepared;
     if checkpoint_due {
         state.checkpointed_offset = next_offset;
         state.checkpointed_at = Instant::now();
+        if let Err(error) = consumer.commit(&[Position { partition, offset: next_offset }]).await {
+            warn!(partition, %error, "group commit failed");
+        }
     }
     metrics::gauge!("argus_processor_checkpoint_age_seconds", "partition" => partition.to_string())
         .set(state.checkpointed_at.elapsed().as_secs_f64());
-    if let Err(error) = consumer.commit(&[Position { partition, offset: next_offset }]).await {
-        // group offsets only feed lag monitoring: the checkpoint in the store is the position
-        warn!(partition, %error, "group commit failed");
-    }
     record_position(partition, next_offset);
 }
 

@@ -109,8 +109,9 @@ async fn process<L: EventLog>(
     run(log, store, config, done).await.expect("processor runs");
 }
 
-async fn drain<L: EventLog>(log: &L, topic: &str) -> Vec<Vec<u8>> {
-    let mut consumer = log.subscribe(topic, "test-reader").await.expect("subscribe");
+/// Every record `group` has not consumed yet (a new group: every record of the topic).
+async fn drain<L: EventLog>(log: &L, topic: &str, group: &str) -> Vec<Vec<u8>> {
+    let mut consumer = log.subscribe(topic, group).await.expect("subscribe");
     let mut values = Vec::new();
     let mut idle = 0;
     let mut assigned = false;
@@ -139,7 +140,7 @@ async fn outcome<L: EventLog>(
     store: &EmbeddedStore,
     recorded: &Recorded,
 ) -> (String, BTreeSet<String>) {
-    let letters: Vec<_> = drain(log, &config.dead_letter_topic)
+    let letters: Vec<_> = drain(log, &config.dead_letter_topic, "test-reader")
         .await
         .iter()
         .map(|bytes| decode_dead_letter(bytes).expect("dead letter"))
@@ -147,7 +148,7 @@ async fn outcome<L: EventLog>(
     let refused: BTreeSet<Vec<u8>> = letters.iter().map(|letter| letter.value.clone()).collect();
     assert_eq!(refused, recorded.malformed.iter().cloned().collect(), "every malformed record, with its bytes");
     assert!(letters.iter().all(|letter| letter.reason.contains("marker") || letter.reason.contains("shorter")));
-    let alert_ids: BTreeSet<String> = drain(log, &config.alerts_topic)
+    let alert_ids: BTreeSet<String> = drain(log, &config.alerts_topic, "test-reader")
         .await
         .iter()
         .map(|bytes| decode_alert(bytes).expect("alert").alert_id.to_string())
@@ -244,6 +245,9 @@ async fn a_replay_checkpoints_each_partition_as_it_reaches_its_end() {
         let checkpoint = store.checkpoint(&name).await.expect("checkpoint").expect("a checkpoint");
         assert!(checkpoint.next_offset >= end, "partition {partition} checkpointed at its end");
     }
+    // group offsets are committed with checkpoints, so the group has nothing left to read
+    let unread = drain(&log, &config.observations_topic, &config.group).await;
+    assert!(unread.is_empty(), "{} records the group had not committed", unread.len());
     assert!(outcome(&log, &config, &store, &recorded).await == golden().await, "the golden projections");
 }
 
