@@ -113,18 +113,22 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
     config: &ProcessorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProcessorError> {
-    run_towards(log, store, config, shutdown, &BTreeMap::new()).await
+    run_towards(log, store, config, shutdown, &BTreeMap::new(), |_, _| {}).await
 }
 
 /// [`run`], checkpointing a partition as soon as it reaches its offset in `ends` (instead of when
-/// the next `checkpoint_interval` is due).
+/// the next `checkpoint_interval` is due), and stopping as on shutdown once every partition in a
+/// non-empty `ends` has a checkpoint there; `progress(done, total)` hears how many records the
+/// checkpoints cover after each turn's writes.
 async fn run_towards<L: EventLog, S: ProjectionStore>(
     log: &L,
     store: &S,
     config: &ProcessorConfig,
     shutdown: impl Future<Output = ()>,
     ends: &BTreeMap<u32, u64>,
+    mut progress: impl FnMut(u64, u64),
 ) -> Result<(), ProcessorError> {
+    let total: u64 = ends.values().sum();
     let mut consumer = log.subscribe(&config.observations_topic, &config.group).await?;
     let mut partitions: BTreeMap<u32, PartitionState> = BTreeMap::new();
     tokio::pin!(shutdown);
@@ -172,6 +176,16 @@ async fn run_towards<L: EventLog, S: ProjectionStore>(
         for prepared in in_flight.drain(..) {
             if let Some(state) = partitions.get_mut(&prepared.partition) {
                 finish_write(&mut consumer, state, prepared).await;
+            }
+        }
+        if !ends.is_empty() {
+            let covered = |(partition, end): (&u32, &u64)| {
+                partitions.get(partition).map_or(0, |state| state.checkpointed_offset.min(*end))
+            };
+            let done: u64 = ends.iter().map(covered).sum();
+            progress(done, total);
+            if done >= total {
+                break;
             }
         }
         match polled {
@@ -243,24 +257,12 @@ pub async fn run_until_caught_up<L: EventLog, S: ProjectionStore>(
     store: &S,
     config: &ProcessorConfig,
     end: &BTreeMap<u32, u64>,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<(), ProcessorError> {
-    let total: u64 = end.values().sum();
-    let caught_up = async {
-        loop {
-            let mut done = 0;
-            for (&partition, &offset) in end {
-                let checkpoint = store.checkpoint(&checkpoint_name(config, partition)).await.ok().flatten();
-                done += checkpoint.map_or(0, |checkpoint| checkpoint.next_offset.min(offset));
-            }
-            progress(done, total);
-            if done >= total {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    run_towards(log, store, config, caught_up, end).await
+    if end.is_empty() {
+        return Ok(());
+    }
+    run_towards(log, store, config, std::future::pending(), end, progress).await
 }
 
 fn checkpoint_name(config: &ProcessorConfig, partition: u32) -> String {
