@@ -34,6 +34,10 @@ use tracing::warn;
 const PUBLISH_PATIENCE: Duration = Duration::from_secs(300);
 /// Longest wait between retries while the log is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Once one turn's checkpoints hold this many snapshot bytes, the other partitions' checkpoints
+/// wait for the next turn: snapshots of a million peers are tens of MB a partition, and all of a
+/// turn's batches are held while they are written.
+const SNAPSHOT_BYTES_IN_FLIGHT: usize = 32 * 1024 * 1024;
 
 /// Topics, group and pacing of one processor.
 #[derive(Debug, Clone)]
@@ -219,12 +223,20 @@ async fn run_towards<L: EventLog, S: ProjectionStore>(
         }
         backoff = Duration::from_millis(100);
         let now = now_millis();
+        let mut snapshot_room = SNAPSHOT_BYTES_IN_FLIGHT;
         for (&partition, state) in &mut partitions {
             state.fold.tick(now, &mut state.effects);
             let reached_end =
                 ends.get(&partition).is_some_and(|&end| state.checkpointed_offset < end && state.next_offset >= end);
-            let checkpointing = if reached_end { Checkpointing::Now } else { Checkpointing::WhenDue };
-            in_flight.extend(prepare_write(log, config, partition, state, checkpointing).await?);
+            let checkpointing = match (snapshot_room, reached_end) {
+                (0, _) => Checkpointing::NotThisTurn,
+                (_, true) => Checkpointing::Now,
+                (_, false) => Checkpointing::WhenDue,
+            };
+            if let Some(prepared) = prepare_write(log, config, partition, state, checkpointing).await? {
+                snapshot_room = snapshot_room.saturating_sub(prepared.snapshot_bytes());
+                in_flight.push(prepared);
+            }
         }
         if lag_checked_at.elapsed() >= config.lag_check_interval {
             lag_checked_at = Instant::now();
@@ -334,8 +346,10 @@ fn fold_record(config: &ProcessorConfig, state: &mut PartitionState, record: Rec
 enum Checkpointing {
     /// When `checkpoint_interval` has passed since the last one.
     WhenDue,
-    /// Always (shutdown, revocation).
+    /// Always (shutdown, revocation, a replay's end).
     Now,
+    /// Not in this turn: other partitions' snapshots already fill [`SNAPSHOT_BYTES_IN_FLIGHT`].
+    NotThisTurn,
 }
 
 /// A partition's batch, its alerts and dead letters already published, waiting to be written.
@@ -346,6 +360,13 @@ struct PreparedWrite {
     /// The partition's position the batch covers, and whether the batch checkpoints it.
     next_offset: u64,
     checkpoint_due: bool,
+}
+
+impl PreparedWrite {
+    fn snapshot_bytes(&self) -> usize {
+        let checkpoint = self.batch.as_ref().and_then(|batch| batch.checkpoint.as_ref());
+        checkpoint.map_or(0, |checkpoint| checkpoint.snapshot.len())
+    }
 }
 
 /// Publishes the partition's alerts and dead letters, then writes its pending effects (with a
@@ -377,7 +398,11 @@ async fn prepare_write<L: EventLog>(
 ) -> Result<Option<PreparedWrite>, ProcessorError> {
     let progressed = state.next_offset > state.checkpointed_offset;
     let checkpoint_due = progressed
-        && (checkpointing == Checkpointing::Now || state.checkpointed_at.elapsed() >= config.checkpoint_interval);
+        && match checkpointing {
+            Checkpointing::Now => true,
+            Checkpointing::WhenDue => state.checkpointed_at.elapsed() >= config.checkpoint_interval,
+            Checkpointing::NotThisTurn => false,
+        };
     if state.effects.is_empty() && state.dead_letters.is_empty() && state.touched.is_empty() && !checkpoint_due {
         return Ok(None);
     }
