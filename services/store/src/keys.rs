@@ -56,6 +56,13 @@ pub(crate) fn gateway(host: &HostId, interface: &InterfaceName) -> Key {
     Key::new().text(host.as_str()).text(interface.as_str())
 }
 
+/// The host and interface of a gateway part (`host\0interface\0`).
+pub(crate) fn gateway_names(gateway: &[u8]) -> Option<(HostId, InterfaceName)> {
+    let text = std::str::from_utf8(gateway.strip_suffix(b"\0")?).ok()?;
+    let (host, interface) = text.split_once('\0')?;
+    Some((host.parse().ok()?, interface.parse().ok()?))
+}
+
 /// The embedded store's history rows of one gateway: `org, gateway`.
 pub(crate) fn gateway_history(org_id: &OrgId, gateway: &[u8]) -> Key {
     org(org_id).bytes(gateway)
