@@ -274,13 +274,13 @@ async fn on_kafka_a_restart_mid_stream_changes_nothing_and_matches_the_embedded_
 /// checkpoints. Nothing is lost and no delta is counted twice: the projections are the golden ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_kafka_two_processors_share_the_partitions_and_one_dying_loses_nothing() {
-    // tiny batches: the stream takes seconds, so the death lands mid-stream
+    // tiny batches, each one fsynced: the stream takes seconds, so the death lands mid-stream
     let config = ProcessorConfig { max_batch_records: 2, ..config() };
     let broker = argus_testkit::Tansu::start();
     let first_log = Arc::new(kafka(&broker, &config).await);
     let second_log = Arc::new(KafkaLog::connect(broker.bootstrap()).expect("connect"));
     let directory = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
+    let store = EmbeddedStore::open_with_sync_interval(&directory.path().join("store"), Duration::ZERO).expect("store");
     let recorded = record(&*first_log, &config.observations_topic).await;
 
     let first = {
