@@ -121,14 +121,15 @@ impl Run {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
         let config = data_dir.join("argus.toml");
         // small polls: the stream lasts long enough for random kills to land mid-stream (the
-        // default, 4,000, gets through it in about four seconds), with many batches to land between
+        // default, 4,000, gets through it in about four seconds; 250, once writes overlapped the
+        // fold, in about ten, when most kills landed after its end), with many batches to land between
         std::fs::write(
             &config,
             format!(
                 "data_dir = \"{}\"\nlisten = \"127.0.0.1:{port}\"\npartitions = {PARTITIONS}\n\
                  [auth]\nhs256_secret = \"golden-secret-of-at-least-32-bytes!\"\n\
                  [collector]\nenabled = false\n[rules]\nanomaly_warmup_s = 300\n\
-                 [processor]\ncheckpoint_interval_ms = 400\nmax_batch_records = 250\n",
+                 [processor]\ncheckpoint_interval_ms = 400\nmax_batch_records = 50\n",
                 data_dir.display()
             ),
         )
