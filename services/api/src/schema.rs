@@ -377,8 +377,9 @@ async fn activity(
             .await
             .map_err(store_error)?;
         for row in page.items.iter().filter(|row| row.host == peer.host && row.interface == peer.interface) {
-            let handshook = row.latest_handshake.is_some_and(|at| range.contains(at));
-            if !handshook && row.rx_delta_bytes == 0 && row.tx_delta_bytes == 0 {
+            let reading = &row.reading;
+            let handshook = reading.latest_handshake.is_some_and(|at| range.contains(at));
+            if !handshook && reading.rx_delta_bytes == 0 && reading.tx_delta_bytes == 0 {
                 continue;
             }
             let entry = active.get_or_insert_with(|| ActivePeer {
@@ -392,8 +393,8 @@ async fn activity(
                 tx_bytes: 0,
             });
             entry.last_seen_active = date_time(row.observed_at);
-            entry.rx_bytes += row.rx_delta_bytes;
-            entry.tx_bytes += row.tx_delta_bytes;
+            entry.rx_bytes += reading.rx_delta_bytes;
+            entry.tx_bytes += reading.tx_delta_bytes;
         }
         match page.next {
             Some(next) => request.after = Some(next),

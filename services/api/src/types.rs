@@ -160,21 +160,22 @@ pub struct PeerHistoryEntry {
 
 impl From<&HistoryRow> for PeerHistoryEntry {
     fn from(row: &HistoryRow) -> Self {
+        let reading = &row.reading;
         Self {
             host: row.host.to_string(),
             interface: row.interface.to_string(),
             observed_at: date_time(row.observed_at),
-            status: row.status.into(),
-            endpoint: row.endpoint.map(|endpoint| endpoint.to_string()),
-            latest_handshake: row.latest_handshake.map(date_time),
-            handshake_age_seconds: row.handshake_age_ms.map(|age| age as f64 / 1000.0),
-            rx_delta_bytes: row.rx_delta_bytes,
-            tx_delta_bytes: row.tx_delta_bytes,
-            transfer_rx: row.rx_total_bytes,
-            transfer_tx: row.tx_total_bytes,
-            rx_bytes_per_second: row.rx_bytes_per_s,
-            tx_bytes_per_second: row.tx_bytes_per_s,
-            counter_reset: row.counter_reset,
+            status: reading.status.into(),
+            endpoint: reading.endpoint.map(|endpoint| endpoint.to_string()),
+            latest_handshake: reading.latest_handshake.map(date_time),
+            handshake_age_seconds: reading.handshake_age_ms.map(|age| age as f64 / 1000.0),
+            rx_delta_bytes: reading.rx_delta_bytes,
+            tx_delta_bytes: reading.tx_delta_bytes,
+            transfer_rx: reading.rx_total_bytes,
+            transfer_tx: reading.tx_total_bytes,
+            rx_bytes_per_second: reading.rx_bytes_per_s,
+            tx_bytes_per_second: reading.tx_bytes_per_s,
+            counter_reset: reading.counter_reset,
         }
     }
 }

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use argus_core::fold::Effect;
 use argus_core::{
-    AlertId, Clearance, Endpoint, EndpointChange, HostId, HostRecord, HostStats, InterfaceName, OrgId, PeerRecord,
-    PeerStatus, PublicKey, UnixMillis,
+    AlertId, Clearance, EndpointChange, HostId, HostRecord, HostStats, InterfaceName, OrgId, PeerRecord, PublicKey,
 };
 use async_trait::async_trait;
 use redb::{
@@ -16,13 +15,11 @@ use redb::{
     WriteTransaction,
 };
 
-use serde::{Deserialize, Serialize};
-
 use crate::ProjectionStore;
 use crate::keys::{self, SeenSpan};
 use crate::model::{
-    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, ManifestRow, Page, PageRequest, PeerFilter, Stats,
-    StoreError, TimeRange,
+    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, ManifestRow, Page, PageRequest, PeerFilter, PeerReading,
+    Stats, StoreError, TimeRange,
 };
 use crate::scan::{PageBuilder, Scan, alerts_scan, decode, encode, peers_scan, timeline_scan, unavailable, visible};
 
@@ -200,7 +197,8 @@ impl EmbeddedStore {
                         }
                         let gateway = keys::gateway(host, interface).into_bytes();
                         let history_key = keys::history(org_id, &gateway, public_key, *observed_at).into_bytes();
-                        let row = encode(&HistoryValue::from(record));
+                        // the key holds the rest of the row
+                        let row = encode(&PeerReading::from(record));
                         history.insert(history_key.as_slice(), row.as_slice()).map_err(unavailable)?;
                     }
                     Effect::HostUpdated(record) => {
@@ -297,49 +295,11 @@ fn scan_page<T>(
     Ok(page.finish())
 }
 
-/// A `peer_history` value: a [`HistoryRow`] without what its key holds (organisation, gateway,
-/// time and public key: a third of the row), so a batch writes fewer pages.
-#[derive(Debug, Serialize, Deserialize)]
-struct HistoryValue {
-    status: PeerStatus,
-    #[serde(with = "argus_core::packed::option")]
-    endpoint: Option<Endpoint>,
-    latest_handshake: Option<UnixMillis>,
-    handshake_age_ms: Option<i64>,
-    rx_delta_bytes: u64,
-    tx_delta_bytes: u64,
-    rx_total_bytes: u64,
-    tx_total_bytes: u64,
-    rx_bytes_per_s: f64,
-    tx_bytes_per_s: f64,
-    counter_reset: bool,
-    clearance: Clearance,
-}
-
-impl From<&PeerRecord> for HistoryValue {
-    fn from(record: &PeerRecord) -> Self {
-        Self {
-            status: record.status,
-            endpoint: record.endpoint,
-            latest_handshake: record.latest_handshake,
-            handshake_age_ms: record.handshake_age_ms,
-            rx_delta_bytes: record.rx_delta_bytes,
-            tx_delta_bytes: record.tx_delta_bytes,
-            rx_total_bytes: record.rx_total_bytes,
-            tx_total_bytes: record.tx_total_bytes,
-            rx_bytes_per_s: record.rx_bytes_per_s,
-            tx_bytes_per_s: record.tx_bytes_per_s,
-            counter_reset: record.counter_reset,
-            clearance: record.clearance,
-        }
-    }
-}
-
 /// One peer's history rows on one gateway, found scan by scan.
 struct GatewayHistory<'a> {
     table: &'a redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     org: &'a OrgId,
-    /// `host\0interface\0`, and the same as names
+    /// `host\0interface\0`, and the same two as names
     gateway: &'a [u8],
     host: HostId,
     interface: InterfaceName,
@@ -349,43 +309,6 @@ struct GatewayHistory<'a> {
 }
 
 impl GatewayHistory<'_> {
-    /// The row a stored value of this peer at `at` stands for.
-    fn row(&self, value: HistoryValue, at: UnixMillis) -> HistoryRow {
-        let HistoryValue {
-            status,
-            endpoint,
-            latest_handshake,
-            handshake_age_ms,
-            rx_delta_bytes,
-            tx_delta_bytes,
-            rx_total_bytes,
-            tx_total_bytes,
-            rx_bytes_per_s,
-            tx_bytes_per_s,
-            counter_reset,
-            clearance,
-        } = value;
-        HistoryRow {
-            org_id: self.org.clone(),
-            host: self.host.clone(),
-            interface: self.interface.clone(),
-            public_key: *self.key,
-            observed_at: at,
-            status,
-            endpoint,
-            latest_handshake,
-            handshake_age_ms,
-            rx_delta_bytes,
-            tx_delta_bytes,
-            rx_total_bytes,
-            tx_total_bytes,
-            rx_bytes_per_s,
-            tx_bytes_per_s,
-            counter_reset,
-            clearance,
-        }
-    }
-
     /// Appends up to `wanted` visible rows inside `scan` (a timeline scan of this key), oldest
     /// first, each with its timeline key. The gateway's rows are ordered by time, then peer key, so
     /// the walk goes from scan time to scan time, within both the range and the span the peer was
@@ -430,9 +353,17 @@ impl GatewayHistory<'_> {
             }
             let history_key = keys::history(self.org, self.gateway, self.key, at).into_bytes();
             let Some(value) = self.table.get(history_key.as_slice()).map_err(unavailable)? else { continue };
-            let value: HistoryValue = decode("peer_history", value.value())?;
-            if value.clearance <= max_clearance {
-                rows.push((timeline_key, self.row(value, at)));
+            let reading: PeerReading = decode("peer_history", value.value())?;
+            if reading.clearance <= max_clearance {
+                let row = HistoryRow {
+                    org_id: self.org.clone(),
+                    host: self.host.clone(),
+                    interface: self.interface.clone(),
+                    public_key: *self.key,
+                    observed_at: at,
+                    reading,
+                };
+                rows.push((timeline_key, row));
                 found += 1;
                 if found >= wanted {
                     return Ok(());

@@ -62,6 +62,14 @@ pub struct HistoryRow {
     pub interface: InterfaceName,
     pub public_key: PublicKey,
     pub observed_at: UnixMillis,
+    /// The embedded store stores this alone, its key holding the rest; postcard writes a nested
+    /// struct as its fields in a row, so a whole row's bytes are as if these fields were inline.
+    pub reading: PeerReading,
+}
+
+/// What one observation left of a peer, without where and when: a history row's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerReading {
     pub status: PeerStatus,
     #[serde(with = "argus_core::packed::option")]
     pub endpoint: Option<argus_core::Endpoint>,
@@ -85,6 +93,14 @@ impl From<&PeerRecord> for HistoryRow {
             interface: record.interface.clone(),
             public_key: record.public_key,
             observed_at: record.observed_at,
+            reading: PeerReading::from(record),
+        }
+    }
+}
+
+impl From<&PeerRecord> for PeerReading {
+    fn from(record: &PeerRecord) -> Self {
+        Self {
             status: record.status,
             endpoint: record.endpoint,
             latest_handshake: record.latest_handshake,

@@ -64,7 +64,7 @@ pub(crate) mod visible {
 
     pub(crate) fn history(bytes: &[u8], max: Clearance) -> Result<Option<HistoryRow>, StoreError> {
         let row: HistoryRow = decode("peer_history", bytes)?;
-        Ok((row.clearance <= max).then_some(row))
+        Ok((row.reading.clearance <= max).then_some(row))
     }
 
     pub(crate) fn endpoint_change(bytes: &[u8], max: Clearance) -> Result<Option<EndpointChange>, StoreError> {
