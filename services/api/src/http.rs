@@ -1,8 +1,9 @@
 //! HTTP: `/graphql` (POST queries and mutations, GET GraphiQL), `/graphql/ws` (subscriptions),
 //! `/healthz`, `/readyz` and `/metrics`; bearer authentication before any GraphQL runs.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_graphql::Data;
@@ -15,6 +16,7 @@ use poem::middleware::SizeLimit;
 use poem::web::websocket::WebSocket;
 use poem::web::{Html, Json};
 use poem::{Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get, handler};
+use thread_local::ThreadLocal;
 
 use crate::auth::{AuthError, Authenticator, Caller};
 use crate::schema::ApiSchema;
@@ -41,8 +43,12 @@ struct HttpState {
 
 /// Parsed documents by query text: dashboards send the same few queries over and over, and
 /// parsing was a tenth of a page's cost. Bounded in entries and in the text kept.
+///
+/// One cache per thread: every name in a document is reference-counted, and a request gets a
+/// clone of the cached document, so a document shared by all threads had the cores take turns on
+/// the same counters for every field of every object of every answer.
 #[derive(Default)]
-struct ParsedQueries(Mutex<HashMap<String, Arc<ExecutableDocument>>>);
+struct ParsedQueries(ThreadLocal<RefCell<HashMap<String, ExecutableDocument>>>);
 
 impl ParsedQueries {
     const MOST_KEPT: usize = 256;
@@ -51,17 +57,18 @@ impl ParsedQueries {
     /// Gives `request` its parsed document, from the cache or parsed now (and kept). A query that
     /// does not parse is left for execution to report.
     fn attach(&self, request: &mut async_graphql::Request) {
-        let cached = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&request.query).cloned();
+        let cache = self.0.get_or_default();
+        let cached = cache.borrow().get(&request.query).cloned();
         if let Some(document) = cached {
-            request.set_parsed_query(ExecutableDocument::clone(&document));
+            request.set_parsed_query(document);
             return;
         }
         if request.query.len() > Self::LONGEST_KEPT {
             return;
         }
         let Ok(document) = request.parsed_query() else { return };
-        let document = Arc::new(document.clone());
-        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let document = document.clone();
+        let mut cache = cache.borrow_mut();
         if cache.len() >= Self::MOST_KEPT {
             cache.clear();
         }
@@ -236,7 +243,7 @@ mod tests {
     use super::ParsedQueries;
 
     fn kept(cache: &ParsedQueries) -> usize {
-        cache.0.lock().expect("lock").len()
+        cache.0.get().map_or(0, |cache| cache.borrow().len())
     }
 
     #[test]
