@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::{AuthError, Caller, Role};
 use crate::events::PublishError;
-use crate::plain::Plain;
+use crate::plain::{Plain, PlainConnection};
 use crate::types::*;
 use crate::{ApiConfig, ApiContext};
 
@@ -76,16 +76,19 @@ fn page_request(config: &ApiConfig, first: Option<i32>, after: Option<String>) -
     Ok(PageRequest { first: first as usize, after })
 }
 
-fn connection<T, N: async_graphql::OutputType>(
+fn connection<T, N: async_graphql::ContainerType>(
     page: Page<T>,
     after_given: bool,
     node: impl Fn(&T) -> N,
-) -> Connection<String, N> {
+) -> PlainConnection<N> {
     let mut connection = Connection::new(after_given, page.next.is_some());
     connection.edges.extend(
-        page.items.iter().zip(&page.cursors).map(|(item, cursor)| Edge::new(cursor.as_str().to_owned(), node(item))),
+        page.items
+            .iter()
+            .zip(&page.cursors)
+            .map(|(item, cursor)| Edge::new(cursor.as_str().to_owned(), Plain(node(item)))),
     );
-    connection
+    PlainConnection(connection)
 }
 
 fn parse<T: std::str::FromStr>(field: &str, text: &str) -> async_graphql::Result<T>
@@ -114,7 +117,7 @@ impl QueryRoot {
         filter: Option<WireguardPeerFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Plain<WireguardPeer>>> {
+    ) -> async_graphql::Result<PlainConnection<WireguardPeer>> {
         let caller = caller(context)?;
         let api = api(context);
         let filter = filter.unwrap_or_default();
@@ -132,7 +135,7 @@ impl QueryRoot {
         let request = page_request(&api.config, first, after)?;
         let after_given = request.after.is_some();
         let page = api.store.peers(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
-        Ok(connection(page, after_given, |item| Plain(WireguardPeer::from(item))))
+        Ok(connection(page, after_given, |item| WireguardPeer::from(item)))
     }
 
     /// One public key on every gateway interface that lists it.
@@ -163,7 +166,7 @@ impl QueryRoot {
         to: DateTime<Utc>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, PeerHistoryEntry>> {
+    ) -> async_graphql::Result<PlainConnection<PeerHistoryEntry>> {
         let caller = caller(context)?;
         let api = api(context);
         let key = parse::<PublicKey>("publicKey", &public_key)?;
@@ -201,7 +204,7 @@ impl QueryRoot {
         filter: Option<WireguardAlertFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, WireguardAlert>> {
+    ) -> async_graphql::Result<PlainConnection<WireguardAlert>> {
         let caller = caller(context)?;
         let api = api(context);
         let filter = filter.unwrap_or_default();
@@ -237,7 +240,7 @@ impl QueryRoot {
         host: Option<String>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, ActivePeer>> {
+    ) -> async_graphql::Result<PlainConnection<ActivePeer>> {
         let caller = caller(context)?;
         let api = api(context);
         let range = time_range(&from, &to)?;
