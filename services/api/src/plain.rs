@@ -34,6 +34,34 @@ impl<T: ContainerType> OutputType for Plain<T> {
     }
 }
 
+/// A list of plain-data objects (`[T!]!` in the schema), resolved in order, each in one pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlainList<T>(pub Vec<T>);
+
+impl<T> FromIterator<T> for PlainList<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        Self(items.into_iter().collect())
+    }
+}
+
+impl<T: ContainerType> OutputType for PlainList<T> {
+    fn type_name() -> Cow<'static, str> {
+        <Vec<Plain<T>> as OutputType>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        <Vec<Plain<T>> as OutputType>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <Vec<Plain<T>> as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> ServerResult<Value> {
+        resolve_in_order(ctx, self.0.iter().map(Derived)).await
+    }
+}
+
 /// A Relay connection of plain-data nodes (`…Connection`, `…Edge`, `PageInfo`: async-graphql's
 /// in the schema) whose page information, edges and nodes are all resolved in one pass.
 pub struct PlainConnection<N: ContainerType>(pub Connection<String, Plain<N>>);
@@ -73,11 +101,11 @@ impl<T: ContainerType> Fields for Derived<'_, T> {
     }
 }
 
-struct ConnectionFields<'a, N: OutputType>(&'a Connection<String, N>);
+struct ConnectionFields<'a, N: ContainerType>(&'a Connection<String, Plain<N>>);
 
-impl<N: OutputType> Fields for ConnectionFields<'_, N> {
+impl<N: ContainerType> Fields for ConnectionFields<'_, N> {
     fn type_name(&self) -> Cow<'static, str> {
-        <Connection<String, N> as TypeName>::type_name()
+        <Connection<String, Plain<N>> as TypeName>::type_name()
     }
 
     async fn field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
@@ -94,45 +122,44 @@ impl<N: OutputType> Fields for ConnectionFields<'_, N> {
                 };
                 resolve_object(&selected, &Derived(&page_info)).await?
             }
-            "edges" => {
-                let mut items = Vec::with_capacity(edges.len());
-                for (index, edge) in edges.iter().enumerate() {
-                    let item = selected.with_index(index);
-                    items.push(
-                        resolve_object(&item, &EdgeFields(edge)).await.map_err(|error| item.set_error_path(error))?,
-                    );
-                }
-                Value::List(items)
-            }
-            "nodes" => {
-                let mut items = Vec::with_capacity(edges.len());
-                for (index, edge) in edges.iter().enumerate() {
-                    let item = selected.with_index(index);
-                    items.push(edge.node.resolve(&item, field).await.map_err(|error| item.set_error_path(error))?);
-                }
-                Value::List(items)
-            }
+            "edges" => resolve_in_order(&selected, edges.iter().map(EdgeFields)).await?,
+            "nodes" => resolve_in_order(&selected, edges.iter().map(|edge| Derived(&edge.node.0))).await?,
             _ => return Ok(None),
         };
         Ok(Some(value))
     }
 }
 
-struct EdgeFields<'a, N: OutputType>(&'a Edge<String, N, EmptyFields>);
+struct EdgeFields<'a, N: ContainerType>(&'a Edge<String, Plain<N>, EmptyFields>);
 
-impl<N: OutputType> Fields for EdgeFields<'_, N> {
+impl<N: ContainerType> Fields for EdgeFields<'_, N> {
     fn type_name(&self) -> Cow<'static, str> {
-        <Edge<String, N, EmptyFields> as TypeName>::type_name()
+        <Edge<String, Plain<N>, EmptyFields> as TypeName>::type_name()
     }
 
     async fn field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
         let field = ctx.item;
         Ok(match field.node.name.node.as_str() {
             "cursor" => Some(Value::String(self.0.cursor.clone())),
-            "node" => Some(self.0.node.resolve(&ctx.with_selection_set(&field.node.selection_set), field).await?),
+            "node" => Some(
+                resolve_object(&ctx.with_selection_set(&field.node.selection_set), &Derived(&self.0.node.0)).await?,
+            ),
             _ => None,
         })
     }
+}
+
+/// Each of `objects` in order, as a response list; an error names the item's index in its path.
+async fn resolve_in_order<F: Fields>(
+    ctx: &ContextSelectionSet<'_>,
+    objects: impl ExactSizeIterator<Item = F> + Send,
+) -> ServerResult<Value> {
+    let mut items = Vec::with_capacity(objects.len());
+    for (index, object) in objects.enumerate() {
+        let item = ctx.with_index(index);
+        items.push(resolve_object(&item, &object).await.map_err(|error| item.set_error_path(error))?);
+    }
+    Ok(Value::List(items))
 }
 
 /// The selected fields of `object`, in order, as one response object.
@@ -220,7 +247,7 @@ mod tests {
     use async_graphql::connection::{Connection, Edge};
     use async_graphql::{EmptyMutation, EmptySubscription, Object, ObjectType, Schema, SimpleObject, Value};
 
-    use super::{Plain, PlainConnection};
+    use super::{Plain, PlainConnection, PlainList};
 
     #[derive(SimpleObject, Debug, Clone)]
     struct Counts {
@@ -257,8 +284,8 @@ mod tests {
         async fn derived(&self) -> Vec<Row> {
             vec![row("one"), row("two")]
         }
-        async fn plain(&self) -> Vec<Plain<Row>> {
-            vec![Plain(row("one")), Plain(row("two"))]
+        async fn plain(&self) -> PlainList<Row> {
+            PlainList(vec![row("one"), row("two")])
         }
     }
 

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::{AuthError, Caller, Role};
 use crate::events::PublishError;
-use crate::plain::{Plain, PlainConnection};
+use crate::plain::{Plain, PlainConnection, PlainList};
 use crate::types::*;
 use crate::{ApiConfig, ApiContext};
 
@@ -143,11 +143,11 @@ impl QueryRoot {
         &self,
         context: &Context<'_>,
         public_key: String,
-    ) -> async_graphql::Result<Vec<Plain<WireguardPeer>>> {
+    ) -> async_graphql::Result<PlainList<WireguardPeer>> {
         let caller = caller(context)?;
         let key = parse::<PublicKey>("publicKey", &public_key)?;
         let records = api(context).store.peer(&caller.org, &key, caller.clearance).await.map_err(store_error)?;
-        Ok(records.iter().map(|record| Plain(WireguardPeer::from(record))).collect())
+        Ok(records.iter().map(WireguardPeer::from).collect())
     }
 
     /// Counts by status, traffic totals and rates, per host: only peers the caller may see.
@@ -185,7 +185,7 @@ impl QueryRoot {
         public_key: String,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> async_graphql::Result<Vec<EndpointMove>> {
+    ) -> async_graphql::Result<PlainList<EndpointMove>> {
         let caller = caller(context)?;
         let key = parse::<PublicKey>("publicKey", &public_key)?;
         let range = time_range(&from, &to)?;
@@ -223,7 +223,7 @@ impl QueryRoot {
     }
 
     /// Gateway interfaces and whether they are heard from.
-    async fn wireguard_hosts(&self, context: &Context<'_>) -> async_graphql::Result<Vec<WireguardHost>> {
+    async fn wireguard_hosts(&self, context: &Context<'_>) -> async_graphql::Result<PlainList<WireguardHost>> {
         let caller = caller(context)?;
         let hosts = api(context).store.hosts(&caller.org, caller.clearance).await.map_err(store_error)?;
         Ok(hosts.iter().map(WireguardHost::from).collect())
@@ -271,7 +271,7 @@ impl QueryRoot {
     async fn wireguard_rotation_status(
         &self,
         context: &Context<'_>,
-    ) -> async_graphql::Result<Vec<RotationStatusEntry>> {
+    ) -> async_graphql::Result<PlainList<RotationStatusEntry>> {
         let caller = caller(context)?;
         let api = api(context);
         let manifests = api.store.manifests(&caller.org).await.map_err(store_error)?;
@@ -328,7 +328,7 @@ impl QueryRoot {
                 });
             }
         }
-        Ok(entries)
+        Ok(PlainList(entries))
     }
 
     /// The interface's configuration in `wg` format, for backup and audit: `[Interface]` without a

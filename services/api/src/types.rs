@@ -5,7 +5,7 @@ use argus_store::{AlertRow, HistoryRow, HostStatsSummary, Stats};
 use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::plain::Plain;
+use crate::plain::{Plain, PlainList};
 
 /// Event time as a GraphQL `DateTime` (RFC 3339, UTC).
 pub fn date_time(millis: UnixMillis) -> DateTime<Utc> {
@@ -349,7 +349,7 @@ pub struct WireguardStats {
     pub transfer_tx: u64,
     pub rx_bytes_per_second: f64,
     pub tx_bytes_per_second: f64,
-    pub hosts: Vec<Plain<HostTraffic>>,
+    pub hosts: PlainList<HostTraffic>,
 }
 
 impl From<&Stats> for WireguardStats {
@@ -360,7 +360,7 @@ impl From<&Stats> for WireguardStats {
             transfer_tx: stats.tx_total_bytes,
             rx_bytes_per_second: stats.rx_bytes_per_s,
             tx_bytes_per_second: stats.tx_bytes_per_s,
-            hosts: stats.hosts.iter().map(|host| Plain(HostTraffic::from(host))).collect(),
+            hosts: stats.hosts.iter().map(HostTraffic::from).collect(),
         }
     }
 }
