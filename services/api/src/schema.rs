@@ -79,14 +79,14 @@ fn page_request(config: &ApiConfig, first: Option<i32>, after: Option<String>) -
 fn connection<T, N: async_graphql::ContainerType>(
     page: Page<T>,
     after_given: bool,
-    node: impl Fn(&T) -> N,
+    node: impl Fn(T) -> N,
 ) -> PlainConnection<N> {
     let mut connection = Connection::new(after_given, page.next.is_some());
     connection.edges.extend(
         page.items
-            .iter()
-            .zip(&page.cursors)
-            .map(|(item, cursor)| Edge::new(cursor.as_str().to_owned(), Plain(node(item)))),
+            .into_iter()
+            .zip(page.cursors)
+            .map(|(item, cursor)| Edge::new(cursor.into_string(), Plain(node(item)))),
     );
     PlainConnection(connection)
 }
@@ -117,7 +117,7 @@ impl QueryRoot {
         filter: Option<WireguardPeerFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<PlainConnection<WireguardPeer>> {
+    ) -> async_graphql::Result<PlainConnection<PeerView>> {
         let caller = caller(context)?;
         let api = api(context);
         let filter = filter.unwrap_or_default();
@@ -135,7 +135,7 @@ impl QueryRoot {
         let request = page_request(&api.config, first, after)?;
         let after_given = request.after.is_some();
         let page = api.store.peers(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
-        Ok(connection(page, after_given, |item| WireguardPeer::from(item)))
+        Ok(connection(page, after_given, PeerView))
     }
 
     /// One public key on every gateway interface that lists it.
@@ -143,11 +143,11 @@ impl QueryRoot {
         &self,
         context: &Context<'_>,
         public_key: String,
-    ) -> async_graphql::Result<PlainList<WireguardPeer>> {
+    ) -> async_graphql::Result<PlainList<PeerView>> {
         let caller = caller(context)?;
         let key = parse::<PublicKey>("publicKey", &public_key)?;
         let records = api(context).store.peer(&caller.org, &key, caller.clearance).await.map_err(store_error)?;
-        Ok(records.iter().map(WireguardPeer::from).collect())
+        Ok(records.into_iter().map(PeerView).collect())
     }
 
     /// Counts by status, traffic totals and rates, per host: only peers the caller may see.
@@ -175,7 +175,7 @@ impl QueryRoot {
         let after_given = request.after.is_some();
         let page =
             api.store.history(&caller.org, &key, range, caller.clearance, &request).await.map_err(store_error)?;
-        Ok(connection(page, after_given, |item| PeerHistoryEntry::from(item)))
+        Ok(connection(page, after_given, |item| PeerHistoryEntry::from(&item)))
     }
 
     /// A peer's endpoint moves in `[from, to)`, oldest first (roaming audit).
@@ -219,7 +219,7 @@ impl QueryRoot {
         let request = page_request(&api.config, first, after)?;
         let after_given = request.after.is_some();
         let page = api.store.alerts(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
-        Ok(connection(page, after_given, |item| WireguardAlert::from(item)))
+        Ok(connection(page, after_given, |item| WireguardAlert::from(&item)))
     }
 
     /// Gateway interfaces and whether they are heard from.
@@ -264,7 +264,7 @@ impl QueryRoot {
                 found.cursors.push(cursor.clone());
             }
         }
-        Ok(connection(found, after_given, Clone::clone))
+        Ok(connection(found, after_given, |peer| peer))
     }
 
     /// Where each key of the rotation manifests stands on its interface.

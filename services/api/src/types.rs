@@ -2,7 +2,15 @@
 
 use argus_core::{Alert, EndpointChange, HostRecord, PeerRecord, UnixMillis};
 use argus_store::{AlertRow, HistoryRow, HostStatsSummary, Stats};
-use async_graphql::{Enum, InputObject, SimpleObject};
+use std::borrow::Cow;
+
+use async_graphql::parser::types::Field;
+use async_graphql::registry::Registry;
+use async_graphql::resolver_utils::{ContainerType, resolve_container};
+use async_graphql::{
+    Context, ContextSelectionSet, Enum, InputObject, InputType, OutputType, Positioned, ServerResult, SimpleObject,
+    Value,
+};
 use chrono::{DateTime, Utc};
 
 use crate::plain::{Plain, PlainList};
@@ -112,29 +120,74 @@ pub struct WireguardPeer {
     pub observed_at: DateTime<Utc>,
 }
 
-impl From<&PeerRecord> for WireguardPeer {
-    fn from(record: &PeerRecord) -> Self {
-        Self {
-            public_key: record.public_key.to_string(),
-            host: record.host.to_string(),
-            interface: record.interface.to_string(),
-            status: record.status.into(),
-            endpoint: record.endpoint.map(|endpoint| endpoint.to_string()),
-            allowed_ips: record.allowed_ips.iter().map(ToString::to_string).collect(),
-            latest_handshake: record.latest_handshake.map(date_time),
-            handshake_age_seconds: record.handshake_age_ms.map(|age| age as f64 / 1000.0),
-            transfer_rx: record.rx_total_bytes,
-            transfer_tx: record.tx_total_bytes,
-            rx_bytes_per_second: record.rx_bytes_per_s,
-            tx_bytes_per_second: record.tx_bytes_per_s,
-            persistent_keepalive: record.persistent_keepalive,
-            source: record.source.into(),
-            clearance: record.clearance.into(),
-            display_name: record.metadata.display_name.clone(),
-            owner: record.metadata.owner.clone(),
-            tags: record.metadata.tags.clone(),
-            observed_at: date_time(record.observed_at),
+/// Each of `WireguardPeer`'s fields as computed from a [`PeerRecord`], listed once for both ways
+/// of answering: a whole [`WireguardPeer`], and a [`PeerView`] field by field.
+macro_rules! wireguard_peer_fields {
+    ($($field:ident ($name:literal) = |$record:ident| $value:expr,)*) => {
+        impl From<&PeerRecord> for WireguardPeer {
+            fn from(record: &PeerRecord) -> Self {
+                Self { $($field: { let $record = record; $value },)* }
+            }
         }
+
+        impl PeerView {
+            /// The value of the field named `name` (its GraphQL name), `None` for no such field.
+            fn field_value(&self, name: &str) -> Option<Value> {
+                let record = &self.0;
+                match name {
+                    $($name => Some(InputType::to_value(&{ let $record = record; $value })),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+wireguard_peer_fields! {
+    public_key("publicKey") = |record| record.public_key.to_string(),
+    host("host") = |record| record.host.to_string(),
+    interface("interface") = |record| record.interface.to_string(),
+    status("status") = |record| WireguardPeerStatus::from(record.status),
+    endpoint("endpoint") = |record| record.endpoint.map(|endpoint| endpoint.to_string()),
+    allowed_ips("allowedIps") = |record| record.allowed_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    latest_handshake("latestHandshake") = |record| record.latest_handshake.map(date_time),
+    handshake_age_seconds("handshakeAgeSeconds") = |record| record.handshake_age_ms.map(|age| age as f64 / 1000.0),
+    transfer_rx("transferRx") = |record| record.rx_total_bytes,
+    transfer_tx("transferTx") = |record| record.tx_total_bytes,
+    rx_bytes_per_second("rxBytesPerSecond") = |record| record.rx_bytes_per_s,
+    tx_bytes_per_second("txBytesPerSecond") = |record| record.tx_bytes_per_s,
+    persistent_keepalive("persistentKeepalive") = |record| record.persistent_keepalive,
+    source("source") = |record| ObservationSource::from(record.source),
+    clearance("clearance") = |record| ClearanceLevel::from(record.clearance),
+    display_name("displayName") = |record| record.metadata.display_name.clone(),
+    owner("owner") = |record| record.metadata.owner.clone(),
+    tags("tags") = |record| record.metadata.tags.clone(),
+    observed_at("observedAt") = |record| date_time(record.observed_at),
+}
+
+/// A peer record answered as a `WireguardPeer` (the same type in the schema) without building
+/// one: only the selected fields are computed, each straight into its answer. A page of peers is
+/// the API's hottest answer.
+#[derive(Debug, Clone)]
+pub struct PeerView(pub PeerRecord);
+
+impl OutputType for PeerView {
+    fn type_name() -> Cow<'static, str> {
+        <WireguardPeer as OutputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <WireguardPeer as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> ServerResult<Value> {
+        resolve_container(ctx, self).await
+    }
+}
+
+impl ContainerType for PeerView {
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
+        Ok(self.field_value(&ctx.item.node.name.node))
     }
 }
 
@@ -481,4 +534,89 @@ pub struct ActivePeer {
     pub last_seen_active: DateTime<Utc>,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use argus_core::fold::PeerMetadata;
+    use argus_core::{Clearance, PeerSource, PeerStatus, PublicKey};
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    use super::*;
+    use crate::plain::Plain;
+
+    fn record() -> PeerRecord {
+        PeerRecord {
+            org_id: "acme".parse().expect("org"),
+            host: "gw-paris".parse().expect("host"),
+            interface: "wg0".parse().expect("interface"),
+            public_key: PublicKey::from_bytes([9; 32]),
+            observed_at: 1_780_000_000_123,
+            status: PeerStatus::Active,
+            endpoint: Some("203.0.113.7:51820".parse().expect("endpoint")),
+            allowed_ips: ["10.0.0.2/32".parse().expect("cidr"), "fd00::2/128".parse().expect("cidr")].into(),
+            latest_handshake: Some(1_779_999_990_000),
+            handshake_age_ms: Some(10_123),
+            rx_bytes: 1,
+            tx_bytes: 2,
+            rx_delta_bytes: 3,
+            tx_delta_bytes: 4,
+            rx_total_bytes: 5_000_000_000_000,
+            tx_total_bytes: 6,
+            rx_bytes_per_s: 1.25,
+            tx_bytes_per_s: 0.5,
+            counter_reset: false,
+            persistent_keepalive: Some(25),
+            source: PeerSource::Userspace,
+            clearance: Clearance::Secret,
+            metadata: Arc::new(PeerMetadata {
+                display_name: Some("Paris \"core\"".into()),
+                owner: Some("noc@example.org".into()),
+                tags: vec!["site:paris".into(), "tier:1".into()],
+            }),
+        }
+    }
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn whole(&self) -> WireguardPeer {
+            WireguardPeer::from(&record())
+        }
+        async fn view(&self) -> PeerView {
+            PeerView(record())
+        }
+        async fn plain_view(&self) -> Plain<PeerView> {
+            Plain(PeerView(record()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_view_answers_every_field_exactly_as_the_whole_peer() {
+        let schema = Schema::new(Query, EmptyMutation, EmptySubscription);
+        // every field of the type, as the schema lists it
+        let listed = schema.execute(r#"{ __type(name: "WireguardPeer") { fields { name } } }"#).await;
+        let listed = listed.data.into_json().expect("json");
+        let fields: Vec<&str> = listed["__type"]["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .map(|field| field["name"].as_str().expect("a name"))
+            .collect();
+        assert_eq!(fields.len(), 19, "{fields:?}");
+        let selection = format!("{{ __typename {} }}", fields.join(" "));
+        let mut answers = Vec::new();
+        for root in ["whole", "view", "plainView"] {
+            let response = schema.execute(format!("{{ {root} {selection} }}")).await;
+            assert!(response.errors.is_empty(), "{root}: {:?}", response.errors);
+            let async_graphql::Value::Object(mut data) = response.data else { panic!("{root}: no data") };
+            answers.push(data.swap_remove(root).expect("the field").to_string());
+        }
+        assert!(!answers[0].contains("null"), "every field has a value: {}", answers[0]);
+        assert_eq!(answers[0], answers[1]);
+        assert_eq!(answers[0], answers[2]);
+    }
 }

@@ -235,6 +235,10 @@ impl Cursor {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// How much of a listing to return.
