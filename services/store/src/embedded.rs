@@ -273,6 +273,24 @@ impl EmbeddedStore {
     }
 }
 
+/// Visits the rows (key, value) of a scan over a redb table in its direction, while `visit` says
+/// to go on.
+fn visit_rows(
+    scan: &Scan,
+    table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let range = table.range::<&[u8]>(scan.bounds()).map_err(unavailable)?;
+    let rows: Box<dyn Iterator<Item = _>> = if scan.newest_first { Box::new(range.rev()) } else { Box::new(range) };
+    for row in rows {
+        let (key, value) = row.map_err(unavailable)?;
+        if !visit(key.value(), value.value())? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Runs a scan over a redb table, offering rows to `keep` until the page is full.
 fn scan_page<T>(
     scan: &Scan,
@@ -281,18 +299,24 @@ fn scan_page<T>(
     mut keep: impl FnMut(&[u8]) -> Result<Option<T>, StoreError>,
 ) -> Result<Page<T>, StoreError> {
     let mut page = PageBuilder::new(first);
-    if page.is_full() {
-        return Ok(page.finish());
-    }
-    let range = table.range::<&[u8]>(scan.bounds()).map_err(unavailable)?;
-    let rows: Box<dyn Iterator<Item = _>> = if scan.newest_first { Box::new(range.rev()) } else { Box::new(range) };
-    for row in rows {
-        let (key, value) = row.map_err(unavailable)?;
-        if !page.offer(key.value(), keep(value.value())?) {
-            break;
-        }
+    if !page.is_full() {
+        visit_rows(scan, table, |key, value| Ok(page.offer(key, keep(value)?)))?;
     }
     Ok(page.finish())
+}
+
+/// Every row of a scan that `keep` keeps: a listing without pages, hence without cursors.
+fn scan_all<T>(
+    scan: &Scan,
+    table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    mut keep: impl FnMut(&[u8]) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut kept = Vec::new();
+    visit_rows(scan, table, |_, value| {
+        kept.extend(keep(value)?);
+        Ok(true)
+    })?;
+    Ok(kept)
 }
 
 /// One peer's history rows on one gateway, found scan by scan.
@@ -465,9 +489,8 @@ impl ProjectionStore for EmbeddedStore {
     ) -> Result<Vec<EndpointChange>, StoreError> {
         let scan = timeline_scan(org, key, range, None)?;
         self.read_table(ENDPOINT_CHANGES, |table| {
-            scan_page(&scan, table, usize::MAX, |bytes| visible::endpoint_change(bytes, max_clearance))
+            scan_all(&scan, table, |bytes| visible::endpoint_change(bytes, max_clearance))
         })
-        .map(|page| page.items)
     }
 
     async fn alerts(
@@ -502,29 +525,25 @@ impl ProjectionStore for EmbeddedStore {
 
     async fn manifests(&self, org: &OrgId) -> Result<Vec<ManifestRow>, StoreError> {
         self.read_table(MANIFESTS, |table| {
-            scan_page(&Scan::prefix(keys::org(org).into_bytes()), table, usize::MAX, |bytes| {
+            scan_all(&Scan::prefix(keys::org(org).into_bytes()), table, |bytes| {
                 decode::<ManifestRow>("manifests", bytes).map(Some)
             })
         })
-        .map(|page| page.items)
     }
 
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError> {
         self.read_table(HOSTS, |table| {
-            scan_page(&Scan::prefix(keys::org(org).into_bytes()), table, usize::MAX, |bytes| {
-                visible::host(bytes, max_clearance)
-            })
+            scan_all(&Scan::prefix(keys::org(org).into_bytes()), table, |bytes| visible::host(bytes, max_clearance))
         })
-        .map(|page| page.items)
     }
 
     async fn stats(&self, org: &OrgId, max_clearance: Clearance) -> Result<Stats, StoreError> {
         let rows = self.read_table(HOST_STATS, |table| {
-            scan_page(&Scan::prefix(keys::org(org).into_bytes()), table, usize::MAX, |bytes| {
+            scan_all(&Scan::prefix(keys::org(org).into_bytes()), table, |bytes| {
                 decode::<HostStats>("host_stats", bytes).map(Some)
             })
         })?;
-        Ok(Stats::from_rows(&rows.items, max_clearance))
+        Ok(Stats::from_rows(&rows, max_clearance))
     }
 
     async fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {
