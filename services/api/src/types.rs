@@ -1,9 +1,9 @@
 //! GraphQL output and input types: the projections as NOC screens and analysts see them.
 
-use argus_core::{Alert, EndpointChange, HostRecord, PeerRecord, UnixMillis};
-use argus_store::{AlertRow, HistoryRow, HostStatsSummary, Stats};
 use std::borrow::Cow;
 
+use argus_core::{Alert, EndpointChange, HostRecord, PeerRecord, UnixMillis};
+use argus_store::{AlertRow, HistoryRow, HostStatsSummary, Stats};
 use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::{ContainerType, resolve_container};
