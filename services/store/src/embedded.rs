@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use argus_core::fold::Effect;
 use argus_core::{
     AlertId, Clearance, EndpointChange, HostId, HostRecord, HostStats, InterfaceName, OrgId, PeerRecord, PublicKey,
+    UnixMillis,
 };
 use async_trait::async_trait;
 use redb::{
@@ -180,20 +181,33 @@ impl EmbeddedStore {
                     Effect::PeerUpdated(record) => {
                         let PeerRecord { org_id, host, interface, public_key, observed_at, .. } = record;
                         let peer_key = keys::peer(org_id, host, interface, public_key).into_bytes();
-                        peers.insert(peer_key.as_slice(), encode(record).as_slice()).map_err(unavailable)?;
-                        // the index row bounds the peer's observations on this gateway to the hour,
-                        // so it rarely changes: a lookup is far cheaper than a copy-on-write insert
-                        let by_key = keys::peer_by_key(org_id, public_key, host, interface).into_bytes();
-                        let seen = peers_by_key
-                            .get(by_key.as_slice())
+                        let previous_at = peers
+                            .insert(peer_key.as_slice(), encode(record).as_slice())
                             .map_err(unavailable)?
-                            .and_then(|seen| SeenSpan::from_value(seen.value()));
-                        let grown = match seen {
-                            Some(seen) => seen.covering(*observed_at),
-                            None => Some(SeenSpan::at(*observed_at)),
-                        };
-                        if let Some(grown) = grown {
-                            peers_by_key.insert(by_key.as_slice(), grown.to_value().as_slice()).map_err(unavailable)?;
+                            .and_then(|previous| previous_observed_at(previous.value(), record));
+                        // the index row bounds the peer's observations on this gateway to the hour,
+                        // so it rarely changes; it already covers this observation when the row it
+                        // replaces is of the same hour and not later (that row's index update was
+                        // written with it), else a lookup tells, far cheaper than an insert
+                        let covered = previous_at.is_some_and(|previous_at| {
+                            previous_at <= *observed_at
+                                && SeenSpan::at(previous_at).until == SeenSpan::at(*observed_at).until
+                        });
+                        if !covered {
+                            let by_key = keys::peer_by_key(org_id, public_key, host, interface).into_bytes();
+                            let seen = peers_by_key
+                                .get(by_key.as_slice())
+                                .map_err(unavailable)?
+                                .and_then(|seen| SeenSpan::from_value(seen.value()));
+                            let grown = match seen {
+                                Some(seen) => seen.covering(*observed_at),
+                                None => Some(SeenSpan::at(*observed_at)),
+                            };
+                            if let Some(grown) = grown {
+                                peers_by_key
+                                    .insert(by_key.as_slice(), grown.to_value().as_slice())
+                                    .map_err(unavailable)?;
+                            }
                         }
                         let gateway = keys::gateway(host, interface).into_bytes();
                         let history_key = keys::history(org_id, &gateway, public_key, *observed_at).into_bytes();
@@ -271,6 +285,15 @@ impl EmbeddedStore {
         let opened = transaction.open_table(table).map_err(unavailable)?;
         read(&opened)
     }
+}
+
+/// The observation time of a `peers` row of `record`'s own peer, read without decoding the row: a
+/// row begins with the peer's organisation, host, interface and public key, the same bytes as
+/// `record`'s, and its observation time follows them.
+fn previous_observed_at(row: &[u8], record: &PeerRecord) -> Option<UnixMillis> {
+    let identity = (&record.org_id, &record.host, &record.interface, &record.public_key);
+    let identity_len = postcard::experimental::serialized_size(&identity).ok()?;
+    postcard::from_bytes(row.get(identity_len..)?).ok()
 }
 
 /// Visits the rows (key, value) of a scan over a redb table in its direction, while `visit` says
@@ -604,6 +627,62 @@ mod tests {
             .expect("row format");
         }
         transaction.commit().expect("commit");
+    }
+
+    /// One peer's observations at `times`, each written in a batch of its own.
+    fn observe_at(store: &EmbeddedStore, times: &[UnixMillis]) -> PeerRecord {
+        let mut fleet = Fleet::new(FleetSpec {
+            org: "acme".parse().expect("org"),
+            hosts: 1,
+            peers_per_host: 1,
+            scan_interval_ms: 10_000,
+            start: 1_780_000_000_000,
+        });
+        let (mut events, mut effects, mut state) = (Vec::new(), Vec::new(), FoldState::default());
+        fleet.next_scan(&mut events);
+        for event in &events {
+            state.apply(event, event.header().observed_at, &mut effects);
+        }
+        let record = effects
+            .into_iter()
+            .find_map(|effect| match effect {
+                Effect::PeerUpdated(record) => Some(record),
+                _ => None,
+            })
+            .expect("a peer");
+        for at in times {
+            let effects = vec![Effect::PeerUpdated(PeerRecord { observed_at: *at, ..record.clone() })];
+            store.write_blocking(&Batch { effects, ..Batch::default() }).expect("write");
+        }
+        record
+    }
+
+    fn seen_span(store: &EmbeddedStore, record: &PeerRecord) -> Option<SeenSpan> {
+        let transaction = store.database.begin_read().expect("read");
+        let by_key = transaction.open_table(PEERS_BY_KEY).expect("table");
+        let key = keys::peer_by_key(&record.org_id, &record.public_key, &record.host, &record.interface).into_bytes();
+        by_key.get(key.as_slice()).expect("get").and_then(|seen| SeenSpan::from_value(seen.value()))
+    }
+
+    #[test]
+    fn the_index_spans_every_observation_whether_or_not_it_is_looked_up() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(&directory.path().join("store")).expect("open");
+        let hour = keys::SEEN_UNTIL_STEP_MS;
+        let start = 1_780_000_000_000 / hour * hour;
+        // the same hour as the row each replaces and later (no lookup), the next hour, an earlier
+        // hour (out of order), then the same hour as the row it replaces but earlier than it
+        let times = [start + 60_000, start + 600_000, start + hour + 5_000, start - 2 * hour + 1_000, start - 2 * hour];
+        let record = observe_at(&store, &times[..2]);
+        assert_eq!(seen_span(&store, &record), Some(SeenSpan { first: times[0], until: start + hour }));
+        observe_at(&store, &times[2..3]);
+        assert_eq!(seen_span(&store, &record), Some(SeenSpan { first: times[0], until: start + 2 * hour }));
+        observe_at(&store, &times[3..4]);
+        assert_eq!(seen_span(&store, &record), Some(SeenSpan { first: times[3], until: start + 2 * hour }));
+        observe_at(&store, &times[4..]);
+        assert_eq!(seen_span(&store, &record), Some(SeenSpan { first: times[4], until: start + 2 * hour }));
+        let row = encode(&PeerRecord { observed_at: times[4], ..record.clone() });
+        assert_eq!(previous_observed_at(&row, &record), Some(times[4]));
     }
 
     #[test]
