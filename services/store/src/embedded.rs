@@ -22,7 +22,9 @@ use crate::model::{
     AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, ManifestRow, Page, PageRequest, PeerFilter, PeerReading,
     Stats, StoreError, TimeRange,
 };
-use crate::scan::{PageBuilder, Scan, alerts_scan, decode, encode, peers_scan, timeline_scan, unavailable, visible};
+use crate::scan::{
+    PageBuilder, Scan, alerts_scan, decode, encode, encode_into, peers_scan, timeline_scan, unavailable, visible,
+};
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -176,13 +178,14 @@ impl EmbeddedStore {
             let mut host_stats = transaction.open_table(HOST_STATS).map_err(unavailable)?;
             let mut manifests = transaction.open_table(MANIFESTS).map_err(unavailable)?;
             let mut checkpoints = transaction.open_table(CHECKPOINTS).map_err(unavailable)?;
+            let mut row_buffer = Vec::with_capacity(512);
             for effect in &batch.effects {
                 match effect {
                     Effect::PeerUpdated(record) => {
                         let PeerRecord { org_id, host, interface, public_key, observed_at, .. } = record;
                         let peer_key = keys::peer(org_id, host, interface, public_key).into_bytes();
                         let previous_at = peers
-                            .insert(peer_key.as_slice(), encode(record).as_slice())
+                            .insert(peer_key.as_slice(), encode_into(record, &mut row_buffer))
                             .map_err(unavailable)?
                             .and_then(|previous| previous_observed_at(previous.value(), record));
                         // the index row bounds the peer's observations on this gateway to the hour,
@@ -212,8 +215,8 @@ impl EmbeddedStore {
                         let gateway = keys::gateway(host, interface).into_bytes();
                         let history_key = keys::history(org_id, &gateway, public_key, *observed_at).into_bytes();
                         // the key holds the rest of the row
-                        let row = encode(&PeerReading::from(record));
-                        history.insert(history_key.as_slice(), row.as_slice()).map_err(unavailable)?;
+                        let row = encode_into(&PeerReading::from(record), &mut row_buffer);
+                        history.insert(history_key.as_slice(), row).map_err(unavailable)?;
                     }
                     Effect::HostUpdated(record) => {
                         let key = keys::host(&record.org_id, &record.host, &record.interface).into_bytes();

@@ -19,6 +19,13 @@ pub(crate) fn encode<T: Serialize>(row: &T) -> Vec<u8> {
     postcard::to_allocvec(row).expect("rows serialise to postcard")
 }
 
+/// [`encode`] over `buffer`: a buffer kept across the rows of a batch saves an allocation a row.
+pub(crate) fn encode_into<'b, T: Serialize>(row: &T, buffer: &'b mut Vec<u8>) -> &'b [u8] {
+    buffer.clear();
+    *buffer = postcard::to_extend(row, std::mem::take(buffer)).expect("rows serialise to postcard");
+    buffer
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt { table, reason: error.to_string() })
 }
