@@ -600,12 +600,12 @@ mod tests {
 
     use super::*;
 
-    /// Writes one scan of a small fleet.
-    fn write_peers(path: &Path) {
+    /// The effects of one scan of a fleet of one gateway.
+    fn scan_effects(peers: u32) -> Vec<Effect> {
         let mut fleet = Fleet::new(FleetSpec {
             org: "acme".parse().expect("org"),
             hosts: 1,
-            peers_per_host: 3,
+            peers_per_host: peers,
             scan_interval_ms: 10_000,
             start: 1_780_000_000_000,
         });
@@ -614,8 +614,13 @@ mod tests {
         for event in &events {
             state.apply(event, event.header().observed_at, &mut effects);
         }
+        effects
+    }
+
+    /// Writes one scan of a small fleet.
+    fn write_peers(path: &Path) {
         let store = EmbeddedStore::open(path).expect("open");
-        store.write_blocking(&Batch { effects, ..Batch::default() }).expect("write");
+        store.write_blocking(&Batch { effects: scan_effects(3), ..Batch::default() }).expect("write");
     }
 
     fn set_row_format(path: &Path, format: Option<u8>) {
@@ -632,32 +637,12 @@ mod tests {
         transaction.commit().expect("commit");
     }
 
-    /// One peer's observations at `times`, each written in a batch of its own.
-    fn observe_at(store: &EmbeddedStore, times: &[UnixMillis]) -> PeerRecord {
-        let mut fleet = Fleet::new(FleetSpec {
-            org: "acme".parse().expect("org"),
-            hosts: 1,
-            peers_per_host: 1,
-            scan_interval_ms: 10_000,
-            start: 1_780_000_000_000,
-        });
-        let (mut events, mut effects, mut state) = (Vec::new(), Vec::new(), FoldState::default());
-        fleet.next_scan(&mut events);
-        for event in &events {
-            state.apply(event, event.header().observed_at, &mut effects);
-        }
-        let record = effects
-            .into_iter()
-            .find_map(|effect| match effect {
-                Effect::PeerUpdated(record) => Some(record),
-                _ => None,
-            })
-            .expect("a peer");
+    /// `record`'s peer observed at `times`, each observation written in a batch of its own.
+    fn observe_at(store: &EmbeddedStore, record: &PeerRecord, times: &[UnixMillis]) {
         for at in times {
             let effects = vec![Effect::PeerUpdated(PeerRecord { observed_at: *at, ..record.clone() })];
             store.write_blocking(&Batch { effects, ..Batch::default() }).expect("write");
         }
-        record
     }
 
     fn seen_span(store: &EmbeddedStore, record: &PeerRecord) -> Option<SeenSpan> {
@@ -676,13 +661,20 @@ mod tests {
         // the same hour as the row each replaces and later (no lookup), the next hour, an earlier
         // hour (out of order), then the same hour as the row it replaces but earlier than it
         let times = [start + 60_000, start + 600_000, start + hour + 5_000, start - 2 * hour + 1_000, start - 2 * hour];
-        let record = observe_at(&store, &times[..2]);
+        let record = scan_effects(1)
+            .into_iter()
+            .find_map(|effect| match effect {
+                Effect::PeerUpdated(record) => Some(record),
+                _ => None,
+            })
+            .expect("a peer");
+        observe_at(&store, &record, &times[..2]);
         assert_eq!(seen_span(&store, &record), Some(SeenSpan { first: times[0], until: start + hour }));
-        observe_at(&store, &times[2..3]);
+        observe_at(&store, &record, &times[2..3]);
         assert_eq!(seen_span(&store, &record), Some(SeenSpan { first: times[0], until: start + 2 * hour }));
-        observe_at(&store, &times[3..4]);
+        observe_at(&store, &record, &times[3..4]);
         assert_eq!(seen_span(&store, &record), Some(SeenSpan { first: times[3], until: start + 2 * hour }));
-        observe_at(&store, &times[4..]);
+        observe_at(&store, &record, &times[4..]);
         assert_eq!(seen_span(&store, &record), Some(SeenSpan { first: times[4], until: start + 2 * hour }));
         let row = encode(&PeerRecord { observed_at: times[4], ..record.clone() });
         assert_eq!(previous_observed_at(&row, &record), Some(times[4]));
