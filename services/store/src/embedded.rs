@@ -189,13 +189,11 @@ impl EmbeddedStore {
                             .map_err(unavailable)?
                             .and_then(|previous| previous_observed_at(previous.value(), record));
                         // the index row bounds the peer's observations on this gateway to the hour,
-                        // so it rarely changes; it already covers this observation when the row it
-                        // replaces is of the same hour and not later (that row's index update was
-                        // written with it), else a lookup tells, far cheaper than an insert
-                        let covered = previous_at.is_some_and(|previous_at| {
-                            previous_at <= *observed_at
-                                && SeenSpan::at(previous_at).until == SeenSpan::at(*observed_at).until
-                        });
+                        // so it rarely changes; it already covers this observation when the span of
+                        // the row it replaces does (that row's index update was written with it),
+                        // else a lookup tells, far cheaper than an insert
+                        let covered = previous_at
+                            .is_some_and(|previous_at| SeenSpan::at(previous_at).covering(*observed_at).is_none());
                         if !covered {
                             let by_key = keys::peer_by_key(org_id, public_key, host, interface).into_bytes();
                             let seen = peers_by_key
