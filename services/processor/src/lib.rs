@@ -49,7 +49,10 @@ pub struct ProcessorConfig {
     pub alert_encoding: AlertEncoding,
     pub rules: RuleConfig,
     /// Most records taken from the log in one poll; each partition's share becomes one projection
-    /// batch (4,000: about 1,000 rows a batch with four partitions, 12% faster than 1,000).
+    /// batch. A poll takes what is waiting, so batches reach this size only while a backlog is
+    /// read. 64,000: one transaction of a catching-up processor then holds several observations
+    /// of many a peer, whose rows and pages it writes once (15% faster than 4,000 and 16,000 on
+    /// 100,000 peers; about 0.2 s of records there).
     pub max_batch_records: usize,
     /// How long a poll waits for records; also the pace of the gateway-silence timer.
     pub poll_timeout: Duration,
@@ -71,7 +74,7 @@ impl Default for ProcessorConfig {
             group: "argus-processor".into(),
             alert_encoding: AlertEncoding::Avro,
             rules: RuleConfig::default(),
-            max_batch_records: 4_000,
+            max_batch_records: 64_000,
             poll_timeout: Duration::from_millis(500),
             checkpoint_interval: Duration::from_secs(5),
             lag_check_interval: Duration::from_secs(10),
