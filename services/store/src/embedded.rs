@@ -11,6 +11,7 @@ use argus_core::{
     UnixMillis,
 };
 use async_trait::async_trait;
+use rustc_hash::FxHashMap;
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
     WriteTransaction,
@@ -181,35 +182,39 @@ impl EmbeddedStore {
             let mut manifests = transaction.open_table(MANIFESTS).map_err(unavailable)?;
             let mut checkpoints = transaction.open_table(CHECKPOINTS).map_err(unavailable)?;
             let mut row_buffer = Vec::with_capacity(512);
-            for effect in &batch.effects {
+            let last_updates = LastUpdates::of(&batch.effects);
+            for (index, effect) in batch.effects.iter().enumerate() {
                 match effect {
                     Effect::PeerUpdated(record) => {
                         let PeerRecord { org_id, host, interface, public_key, observed_at, .. } = record;
-                        let peer_key = keys::peer(org_id, host, interface, public_key).into_bytes();
-                        let previous_at = peers
-                            .insert(peer_key.as_slice(), encode_into(record, &mut row_buffer))
-                            .map_err(unavailable)?
-                            .and_then(|previous| previous_observed_at(previous.value(), record));
-                        // the index row bounds the peer's observations on this gateway to the hour,
-                        // so it rarely changes; it already covers this observation when the span of
-                        // the row it replaces does (that row's index update was written with it),
-                        // else a lookup tells, far cheaper than an insert
-                        let covered = previous_at
-                            .is_some_and(|previous_at| SeenSpan::at(previous_at).covering(*observed_at).is_none());
-                        if !covered {
-                            let by_key = keys::peer_by_key(org_id, public_key, host, interface).into_bytes();
-                            let seen = peers_by_key
-                                .get(by_key.as_slice())
+                        if let Some(observed) = last_updates.ending_at(index, record) {
+                            let peer_key = keys::peer(org_id, host, interface, public_key).into_bytes();
+                            let previous_at = peers
+                                .insert(peer_key.as_slice(), encode_into(record, &mut row_buffer))
                                 .map_err(unavailable)?
-                                .and_then(|seen| SeenSpan::from_value(seen.value()));
-                            let grown = match seen {
-                                Some(seen) => seen.covering(*observed_at),
-                                None => Some(SeenSpan::at(*observed_at)),
-                            };
-                            if let Some(grown) = grown {
-                                peers_by_key
-                                    .insert(by_key.as_slice(), grown.to_value().as_slice())
-                                    .map_err(unavailable)?;
+                                .and_then(|previous| previous_observed_at(previous.value(), record));
+                            // the index row bounds the peer's observations on this gateway to the
+                            // hour, so it rarely changes; it already covers the batch's observations
+                            // when the span of the row this one replaces does (that row's index
+                            // update was written with it), else a lookup tells, far cheaper than an
+                            // insert
+                            let covered = previous_at
+                                .is_some_and(|previous_at| SeenSpan::at(previous_at).covering(observed).is_none());
+                            if !covered {
+                                let by_key = keys::peer_by_key(org_id, public_key, host, interface).into_bytes();
+                                let seen = peers_by_key
+                                    .get(by_key.as_slice())
+                                    .map_err(unavailable)?
+                                    .and_then(|seen| SeenSpan::from_value(seen.value()));
+                                let grown = match seen {
+                                    Some(seen) => seen.covering(observed),
+                                    None => Some(observed),
+                                };
+                                if let Some(grown) = grown {
+                                    peers_by_key
+                                        .insert(by_key.as_slice(), grown.to_value().as_slice())
+                                        .map_err(unavailable)?;
+                                }
                             }
                         }
                         let gateway = keys::gateway(host, interface).into_bytes();
@@ -287,6 +292,41 @@ impl EmbeddedStore {
         let transaction = self.database.begin_read().map_err(unavailable)?;
         let opened = transaction.open_table(table).map_err(unavailable)?;
         read(&opened)
+    }
+}
+
+/// A peer of one gateway interface, as a batch's `PeerUpdated` effects name it.
+type PeerIdentity<'a> = (&'a OrgId, &'a HostId, &'a InterfaceName, &'a PublicKey);
+
+/// Each peer's last `PeerUpdated` in a batch and the span of all of its observations there. A
+/// batch read from a backlog holds several observations of many a peer: each gets its history
+/// row, but only the last is written to `peers` (the row every earlier one would be overwritten
+/// by in the same transaction), and the index row is grown once to cover them all.
+struct LastUpdates<'a>(FxHashMap<PeerIdentity<'a>, (usize, SeenSpan)>);
+
+impl<'a> LastUpdates<'a> {
+    fn of(effects: &'a [Effect]) -> Self {
+        let mut last = FxHashMap::default();
+        for (index, effect) in effects.iter().enumerate() {
+            if let Effect::PeerUpdated(record) = effect {
+                let identity = (&record.org_id, &record.host, &record.interface, &record.public_key);
+                let seen = SeenSpan::at(record.observed_at);
+                last.entry(identity)
+                    .and_modify(|(last_index, span): &mut (usize, SeenSpan)| {
+                        *last_index = index;
+                        *span = span.covering(seen).unwrap_or(*span);
+                    })
+                    .or_insert((index, seen));
+            }
+        }
+        Self(last)
+    }
+
+    /// When the effect at `index` is `record`'s peer's last in the batch: the span of that peer's
+    /// observations in the batch.
+    fn ending_at(&self, index: usize, record: &PeerRecord) -> Option<SeenSpan> {
+        let identity = (&record.org_id, &record.host, &record.interface, &record.public_key);
+        self.0.get(&identity).filter(|(last_index, _)| *last_index == index).map(|(_, span)| *span)
     }
 }
 
@@ -678,6 +718,52 @@ mod tests {
         assert_eq!(seen_span(&store, &record), Some(SeenSpan { first: times[4], until: start + 2 * hour }));
         let row = encode(&PeerRecord { observed_at: times[4], ..record.clone() });
         assert_eq!(previous_observed_at(&row, &record), Some(times[4]));
+    }
+
+    #[test]
+    fn a_peer_observed_several_times_in_one_batch_ends_as_if_each_had_a_batch_of_its_own() {
+        let hour = keys::SEEN_UNTIL_STEP_MS;
+        let start = 1_780_000_000_000 / hour * hour;
+        let record = scan_effects(1)
+            .into_iter()
+            .find_map(|effect| match effect {
+                Effect::PeerUpdated(record) => Some(record),
+                _ => None,
+            })
+            .expect("a peer");
+        let other = PeerRecord { public_key: PublicKey::from_bytes([7; 32]), ..record.clone() };
+        // the same hour, the next hour, an earlier hour (out of order), with another peer between
+        let times = [start + 60_000, start + hour + 5_000, start - 2 * hour + 1_000];
+        let mut effects: Vec<Effect> = times
+            .iter()
+            .map(|at| Effect::PeerUpdated(PeerRecord { observed_at: *at, ..record.clone() }))
+            .collect();
+        effects.insert(1, Effect::PeerUpdated(PeerRecord { observed_at: start, ..other.clone() }));
+        let stored = |write: &dyn Fn(&EmbeddedStore)| {
+            let directory = tempfile::tempdir().expect("tempdir");
+            let store = EmbeddedStore::open(&directory.path().join("store")).expect("open");
+            observe_at(&store, &record, &[start + 30 * 60_000]);
+            write(&store);
+            let transaction = store.database.begin_read().expect("read");
+            let peers = transaction.open_table(PEERS).expect("table");
+            let key = keys::peer(&record.org_id, &record.host, &record.interface, &record.public_key).into_bytes();
+            let row = peers.get(key.as_slice()).expect("get").expect("the peer's row").value().to_vec();
+            let history = transaction.open_table(PEER_HISTORY).expect("table").len().expect("len");
+            (previous_observed_at(&row, &record), seen_span(&store, &record), seen_span(&store, &other), history)
+        };
+        let one_batch = stored(&|store| {
+            store.write_blocking(&Batch { effects: effects.clone(), ..Batch::default() }).expect("write");
+        });
+        let a_batch_each = stored(&|store| {
+            for effect in &effects {
+                store.write_blocking(&Batch { effects: vec![effect.clone()], ..Batch::default() }).expect("write");
+            }
+        });
+        assert_eq!(one_batch, a_batch_each);
+        assert_eq!(one_batch.0, Some(times[2]), "the batch's last observation is the peer's row");
+        assert_eq!(one_batch.1, Some(SeenSpan { first: times[2], until: start + 2 * hour }));
+        assert_eq!(one_batch.2, Some(SeenSpan::at(start)));
+        assert_eq!(one_batch.3, 5, "every observation has its history row");
     }
 
     #[test]

@@ -99,10 +99,10 @@ impl SeenSpan {
         Self { first: at, until }
     }
 
-    /// This span grown to cover an observation at `at`, or `None` when it already does. Whatever
-    /// order observations arrive in, the span ends as that of the earliest and the latest.
-    pub(crate) fn covering(self, at: UnixMillis) -> Option<Self> {
-        let grown = Self { first: self.first.min(at), until: self.until.max(Self::at(at).until) };
+    /// This span grown to cover `other` (say, one observation's), or `None` when it already does.
+    /// Whatever order observations arrive in, the span ends as that of the earliest and the latest.
+    pub(crate) fn covering(self, other: Self) -> Option<Self> {
+        let grown = Self { first: self.first.min(other.first), until: self.until.max(other.until) };
         (grown != self).then_some(grown)
     }
 
@@ -195,7 +195,7 @@ mod tests {
         let fold = |order: &[i64]| {
             let mut span = SeenSpan::at(order[0]);
             for at in &order[1..] {
-                span = span.covering(*at).unwrap_or(span);
+                span = span.covering(SeenSpan::at(*at)).unwrap_or(span);
             }
             span
         };
@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(span.first, -5);
         assert!(span.until > 1_780_007_200_000 && span.until <= 1_780_007_200_000 + SEEN_UNTIL_STEP_MS);
         assert_eq!(span.until % SEEN_UNTIL_STEP_MS, 0);
-        assert_eq!(span.covering(1_780_007_200_001), None, "inside the span: the row is not rewritten");
+        assert_eq!(span.covering(SeenSpan::at(1_780_007_200_001)), None, "inside the span: the row is not rewritten");
         assert_eq!(SeenSpan::from_value(&span.to_value()), Some(span));
         assert_eq!(SeenSpan::at(i64::MAX).until, i64::MAX);
     }
