@@ -11,11 +11,11 @@ use argus_core::{
     UnixMillis,
 };
 use async_trait::async_trait;
-use rustc_hash::FxHashMap;
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
     WriteTransaction,
 };
+use rustc_hash::FxHashMap;
 
 use crate::ProjectionStore;
 use crate::keys::{self, SeenSpan};
@@ -734,10 +734,8 @@ mod tests {
         let other = PeerRecord { public_key: PublicKey::from_bytes([7; 32]), ..record.clone() };
         // the same hour, the next hour, an earlier hour (out of order), with another peer between
         let times = [start + 60_000, start + hour + 5_000, start - 2 * hour + 1_000];
-        let mut effects: Vec<Effect> = times
-            .iter()
-            .map(|at| Effect::PeerUpdated(PeerRecord { observed_at: *at, ..record.clone() }))
-            .collect();
+        let mut effects: Vec<Effect> =
+            times.iter().map(|at| Effect::PeerUpdated(PeerRecord { observed_at: *at, ..record.clone() })).collect();
         effects.insert(1, Effect::PeerUpdated(PeerRecord { observed_at: start, ..other.clone() }));
         let stored = |write: &dyn Fn(&EmbeddedStore)| {
             let directory = tempfile::tempdir().expect("tempdir");
