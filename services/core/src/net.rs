@@ -106,8 +106,26 @@ impl FromStr for Cidr {
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.address, self.prefix_len)
+        match self.address {
+            IpAddr::V4(address) => write_v4_and_number(f, address, "/", self.prefix_len.into()),
+            IpAddr::V6(address) => write!(f, "{address}/{}", self.prefix_len),
+        }
     }
+}
+
+/// Writes `a.b.c.d`, `separator` and `number` as `Display` of the standard types would, but a piece
+/// at a time instead of through the formatting machinery: a page of 100 peers writes hundreds of
+/// endpoints and prefixes, and `Ipv4Addr`'s `Display` was a tenth of that answer's cost.
+fn write_v4_and_number(f: &mut fmt::Formatter<'_>, address: Ipv4Addr, separator: &str, number: u16) -> fmt::Result {
+    let mut digits = itoa::Buffer::new();
+    for (index, octet) in address.octets().into_iter().enumerate() {
+        if index > 0 {
+            f.write_str(".")?;
+        }
+        f.write_str(digits.format(octet))?;
+    }
+    f.write_str(separator)?;
+    f.write_str(digits.format(number))
 }
 
 impl fmt::Debug for Cidr {
@@ -187,7 +205,10 @@ fn parse_port(text: &str) -> Option<u16> {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        match self.0 {
+            SocketAddr::V4(address) => write_v4_and_number(f, *address.ip(), ":", address.port()),
+            SocketAddr::V6(address) => write!(f, "{address}"),
+        }
     }
 }
 
@@ -280,7 +301,20 @@ serde_as_text!(Endpoint);
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn v4_text_is_what_the_standard_types_write(bits: u32, prefix_len in 0u8..=32, port in 1u16..) {
+            let address = Ipv4Addr::from(bits);
+            let cidr = Cidr::new(mask(IpAddr::V4(address), prefix_len), prefix_len).expect("masked");
+            prop_assert_eq!(cidr.to_string(), format!("{}/{prefix_len}", mask(IpAddr::V4(address), prefix_len)));
+            let endpoint = Endpoint(SocketAddr::new(IpAddr::V4(address), port));
+            prop_assert_eq!(endpoint.to_string(), format!("{address}:{port}"));
+        }
+    }
 
     #[test]
     fn cidrs_parse_v4_v6_and_bare_hosts() {
