@@ -19,6 +19,7 @@ use poem::{Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBod
 use thread_local::ThreadLocal;
 
 use crate::auth::{AuthError, Authenticator, Caller};
+use crate::direct::PeersQuery;
 use crate::schema::ApiSchema;
 use crate::{ApiContext, schema};
 
@@ -48,31 +49,65 @@ struct HttpState {
 /// clone of the cached document, so a document shared by all threads had the cores take turns on
 /// the same counters for every field of every object of every answer.
 #[derive(Default)]
-struct ParsedQueries(ThreadLocal<RefCell<HashMap<String, ExecutableDocument>>>);
+struct ParsedQueries(ThreadLocal<RefCell<HashMap<String, ParsedQuery>>>);
+
+struct ParsedQuery {
+    document: ExecutableDocument,
+    /// The query when it can be answered directly ([`crate::direct`]), and whether async-graphql
+    /// has executed this text without error (validation included) yet.
+    direct: Option<(Arc<PeersQuery>, bool)>,
+}
+
+/// Whether a request can be answered directly.
+enum Direct {
+    Ready(Arc<PeersQuery>),
+    /// Once async-graphql has executed the text without error.
+    AfterExecution,
+    Never,
+}
 
 impl ParsedQueries {
     const MOST_KEPT: usize = 256;
     const LONGEST_KEPT: usize = 4 * 1024;
 
-    /// Gives `request` its parsed document, from the cache or parsed now (and kept). A query that
-    /// does not parse is left for execution to report.
-    fn attach(&self, request: &mut async_graphql::Request) {
+    /// Gives `request` its parsed document, from the cache or parsed now (and kept), and tells
+    /// whether it can be answered directly. A query that does not parse is left for execution to
+    /// report.
+    fn attach(&self, request: &mut async_graphql::Request) -> Direct {
         let cache = self.0.get_or_default();
-        let cached = cache.borrow().get(&request.query).cloned();
-        if let Some(document) = cached {
+        let plain_request =
+            request.operation_name.is_none() && request.variables.is_empty() && request.extensions.is_empty();
+        let cached = cache.borrow().get(&request.query).map(|parsed| (parsed.document.clone(), parsed.direct.clone()));
+        if let Some((document, direct)) = cached {
             request.set_parsed_query(document);
-            return;
+            return match direct {
+                Some((query, true)) if plain_request => Direct::Ready(query),
+                Some((_, false)) if plain_request => Direct::AfterExecution,
+                _ => Direct::Never,
+            };
         }
         if request.query.len() > Self::LONGEST_KEPT {
-            return;
+            return Direct::Never;
         }
-        let Ok(document) = request.parsed_query() else { return };
-        let document = document.clone();
+        let Ok(document) = request.parsed_query() else { return Direct::Never };
+        let direct = PeersQuery::of(document).map(|query| (Arc::new(query), false));
+        let answer = if direct.is_some() && plain_request { Direct::AfterExecution } else { Direct::Never };
+        let parsed = ParsedQuery { document: document.clone(), direct };
         let mut cache = cache.borrow_mut();
         if cache.len() >= Self::MOST_KEPT {
             cache.clear();
         }
-        cache.insert(request.query.clone(), document);
+        cache.insert(request.query.clone(), parsed);
+        answer
+    }
+
+    /// async-graphql executed `query` without error: it is answered directly from now on.
+    fn executed_without_error(&self, query: &str) {
+        if let Some(parsed) = self.0.get_or_default().borrow_mut().get_mut(query)
+            && let Some((_, executed)) = &mut parsed.direct
+        {
+            *executed = true;
+        }
     }
 }
 
@@ -135,8 +170,22 @@ async fn graphql(request: &Request, body: poem::Body, state: poem::web::Data<&Ar
             return error.into_response();
         }
     };
-    state.parsed_queries.attach(&mut graphql_request);
+    let direct = state.parsed_queries.attach(&mut graphql_request);
+    if let Direct::Ready(query) = &direct
+        && let Some(body) = query.answer(&state.context, &caller).await
+    {
+        metrics::counter!("argus_api_requests_total", "outcome" => "ok").increment(1);
+        metrics::counter!("argus_api_direct_answers_total").increment(1);
+        metrics::histogram!("argus_api_request_seconds").record(started.elapsed().as_secs_f64());
+        return Response::builder().header(header::CONTENT_TYPE, "application/json; charset=utf-8").body(body);
+    }
+    let query_text = matches!(direct, Direct::AfterExecution).then(|| graphql_request.query.clone());
     let response = state.schema.execute(graphql_request.data(caller)).await;
+    if let Some(query_text) = query_text
+        && response.errors.is_empty()
+    {
+        state.parsed_queries.executed_without_error(&query_text);
+    }
     let insufficient = response.errors.iter().find_map(|error| {
         let code = error.extensions.as_ref().and_then(|extensions| extensions.get("code"));
         matches!(code, Some(async_graphql::Value::String(code)) if code == "insufficient_scope")

@@ -4,6 +4,7 @@
 //! and write and its clearance hides peers above it. See `schemas/graphql/argus.graphql`.
 
 pub mod auth;
+mod direct;
 mod events;
 mod export;
 mod http;

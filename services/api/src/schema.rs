@@ -105,6 +105,32 @@ fn time_range(from: &DateTime<Utc>, to: &DateTime<Utc>) -> async_graphql::Result
     Ok(TimeRange { from: unix_millis(from), to: unix_millis(to) })
 }
 
+/// `wireguardPeers`: a page of the peers the caller may see (also answered by [`crate::direct`]).
+pub(crate) async fn peers_page(
+    api: &ApiContext,
+    caller: &Caller,
+    filter: Option<WireguardPeerFilter>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<PlainConnection<PeerView>> {
+    let filter = filter.unwrap_or_default();
+    let filter = PeerFilter {
+        host: filter.host.as_deref().map(|host| parse::<HostId>("filter.host", host)).transpose()?,
+        interface: filter
+            .interface
+            .as_deref()
+            .map(|interface| parse::<InterfaceName>("filter.interface", interface))
+            .transpose()?,
+        status: filter.status.map(Into::into),
+        stale: filter.stale,
+        text: filter.text.filter(|text| !text.is_empty()),
+    };
+    let request = page_request(&api.config, first, after)?;
+    let after_given = request.after.is_some();
+    let page = api.store.peers(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
+    Ok(connection(page, after_given, PeerView))
+}
+
 #[derive(Debug)]
 pub struct QueryRoot;
 
@@ -118,24 +144,7 @@ impl QueryRoot {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<PlainConnection<PeerView>> {
-        let caller = caller(context)?;
-        let api = api(context);
-        let filter = filter.unwrap_or_default();
-        let filter = PeerFilter {
-            host: filter.host.as_deref().map(|host| parse::<HostId>("filter.host", host)).transpose()?,
-            interface: filter
-                .interface
-                .as_deref()
-                .map(|interface| parse::<InterfaceName>("filter.interface", interface))
-                .transpose()?,
-            status: filter.status.map(Into::into),
-            stale: filter.stale,
-            text: filter.text.filter(|text| !text.is_empty()),
-        };
-        let request = page_request(&api.config, first, after)?;
-        let after_given = request.after.is_some();
-        let page = api.store.peers(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
-        Ok(connection(page, after_given, PeerView))
+        peers_page(api(context), caller(context)?, filter, first, after).await
     }
 
     /// One public key on every gateway interface that lists it.

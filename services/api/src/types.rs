@@ -132,7 +132,7 @@ macro_rules! wireguard_peer_fields {
 
         impl PeerView {
             /// The value of the field named `name` (its GraphQL name), `None` for no such field.
-            fn field_value(&self, name: &str) -> Option<Value> {
+            pub(crate) fn field_value(&self, name: &str) -> Option<Value> {
                 let record = &self.0;
                 match name {
                     $($name => Some(InputType::to_value(&{ let $record = record; $value })),)*

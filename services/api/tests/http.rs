@@ -74,6 +74,56 @@ async fn peers_page_with_stable_cursors_and_filter() {
     assert_eq!(host["wireguardPeers"]["edges"].as_array().expect("edges").len(), 1);
 }
 
+/// Times `wireguardPeers` was answered directly (`/metrics`).
+async fn direct_answers(api: &Api) -> u64 {
+    let metrics = api.http.get(api.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("argus_api_direct_answers_total "))
+        .map_or(0, |count| count.trim().parse().expect("a count"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_page_query_answered_directly_is_the_answer_async_graphql_gives() {
+    let mut api = Api::start().await;
+    api.seed().await;
+    let admin = token("acme", "TOP_SECRET", Role::Viewer);
+    let viewer = token("acme", "UNCLASSIFIED", Role::Viewer);
+    let globex = token("globex", "TOP_SECRET", Role::Viewer);
+    let first_page = api.data(&admin, "{ wireguardPeers(first: 1) { pageInfo { endCursor } } }", json!({})).await;
+    let after = first_page["wireguardPeers"]["pageInfo"]["endCursor"].as_str().expect("cursor").to_owned();
+    let every_field = "publicKey host interface status endpoint allowedIps latestHandshake handshakeAgeSeconds \
+        transferRx transferTx rxBytesPerSecond txBytesPerSecond persistentKeepalive source clearance displayName \
+        owner tags observedAt";
+    let queries = [
+        format!("{{ wireguardPeers(first: 100) {{ edges {{ cursor node {{ {every_field} }} }} }} }}"),
+        format!(
+            "query Page {{ list: wireguardPeers(first: 2, after: \"{after}\") {{ info: pageInfo {{ hasPreviousPage \
+             hasNextPage startCursor endCursor }} nodes {{ key: publicKey rx: transferRx }} edges {{ c: cursor }} }} }}"
+        ),
+        "{ wireguardPeers(filter: { host: \"gw-1\", stale: true }) { edges { node { publicKey status } } } }".into(),
+        "{ wireguardPeers(filter: { text: \"no such peer\" }) { pageInfo { startCursor endCursor hasNextPage } \
+         edges { cursor } } }"
+            .into(),
+        "{ wireguardPeers(first: 1) { pageInfo { hasNextPage hasPreviousPage } } }".into(),
+    ];
+    let before = direct_answers(&api).await;
+    for query in &queries {
+        for caller in [&admin, &viewer, &globex] {
+            // the first answer of each thread is async-graphql's; the others are direct
+            let first = api.graphql_text(caller, query).await;
+            for _ in 0..5 {
+                assert_eq!(api.graphql_text(caller, query).await, first, "{query}");
+            }
+        }
+    }
+    assert!(direct_answers(&api).await >= before + 25, "most answers were direct");
+    let hidden = api.graphql_text(&viewer, &queries[0]).await;
+    assert!(!hidden.contains(&b64(2)), "peer 2 is SECRET: {hidden}");
+    let other_org = api.graphql_text(&globex, &queries[0]).await;
+    assert!(other_org.contains(&b64(9)) && !other_org.contains(&b64(1)), "{other_org}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_stats_history_hosts_and_roaming() {
     let mut api = Api::start().await;

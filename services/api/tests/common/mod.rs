@@ -151,6 +151,14 @@ impl Api {
         (status, challenge, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The body of a query without variables, as sent (key order and all).
+    pub async fn graphql_text(&self, token: &str, query: &str) -> String {
+        let request = self.http.post(self.url("/graphql")).json(&json!({ "query": query })).bearer_auth(token);
+        let response = request.send().await.expect("request");
+        assert_eq!(response.status().as_u16(), 200);
+        response.text().await.expect("body")
+    }
+
     /// `data` of a query that must succeed.
     pub async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
         let (status, _, body) = self.graphql(Some(token), query, variables).await;

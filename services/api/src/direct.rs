@@ -1,0 +1,227 @@
+//! Direct answers: a page of peers written straight into the JSON response, for the query text a
+//! dashboard sends over and over, once async-graphql has executed that text without error.
+//!
+//! A page of 100 peers is the API's hottest answer. async-graphql builds it as a tree of values (an
+//! ordered map and a hashed name per field of every peer) and then serialises the tree; that was
+//! more than half of a page's cost. A direct answer resolves the same page through the same
+//! resolver function ([`schema::peers_page`], scoped by the caller's organisation and clearance)
+//! and writes each selected field's value (the one [`PeerView`] gives async-graphql) as it goes.
+//!
+//! Only plain documents get one: a single query operation without variables, directives or
+//! fragments whose one root field is `wireguardPeers` with literal arguments, selecting connection,
+//! edge, page-information and peer fields each under a response key of its own. Everything else,
+//! and any request whose page is an error, is executed by async-graphql, which also validates
+//! (depth and complexity limits included) a text before it is ever answered directly.
+
+use async_graphql::InputType;
+use async_graphql::connection::Connection;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
+use serde::Serialize;
+
+use crate::ApiContext;
+use crate::auth::Caller;
+use crate::plain::Plain;
+use crate::schema;
+use crate::types::{PeerView, WireguardPeerFilter};
+
+/// A plain `wireguardPeers` query, ready to be answered directly.
+#[derive(Debug, Clone)]
+pub(crate) struct PeersQuery {
+    response_key: String,
+    filter: Option<WireguardPeerFilter>,
+    first: Option<i32>,
+    after: Option<String>,
+    selection: Vec<Selected>,
+}
+
+/// One selected field: its response key, its name, and what is selected below it.
+#[derive(Debug, Clone)]
+struct Selected {
+    key: String,
+    name: String,
+    below: Vec<Selected>,
+}
+
+impl PeersQuery {
+    /// The query `document` asks, when it is plain enough to be answered directly.
+    pub(crate) fn of(document: &ExecutableDocument) -> Option<Self> {
+        if !document.fragments.is_empty() {
+            return None;
+        }
+        let operation = match &document.operations {
+            DocumentOperations::Single(operation) => &operation.node,
+            DocumentOperations::Multiple(operations) if operations.len() == 1 => &operations.values().next()?.node,
+            DocumentOperations::Multiple(_) => return None,
+        };
+        if operation.ty != OperationType::Query
+            || !operation.variable_definitions.is_empty()
+            || !operation.directives.is_empty()
+        {
+            return None;
+        }
+        let [root] = operation.selection_set.node.items.as_slice() else { return None };
+        let Selection::Field(root) = &root.node else { return None };
+        let root = &root.node;
+        if root.name.node != "wireguardPeers" || !root.directives.is_empty() {
+            return None;
+        }
+        let mut query = Self {
+            response_key: root.response_key().node.to_string(),
+            filter: None,
+            first: None,
+            after: None,
+            selection: selected(&root.selection_set.node)?,
+        };
+        for (name, value) in &root.arguments {
+            let value = Some(value.node.clone().into_const()?);
+            match name.node.as_str() {
+                "filter" => query.filter = InputType::parse(value).ok()?,
+                "first" => query.first = InputType::parse(value).ok()?,
+                "after" => query.after = InputType::parse(value).ok()?,
+                _ => return None,
+            }
+        }
+        Some(query)
+    }
+
+    /// The JSON response, or `None` when the page is an error (async-graphql then reports it).
+    pub(crate) async fn answer(&self, api: &ApiContext, caller: &Caller) -> Option<Vec<u8>> {
+        let page = schema::peers_page(api, caller, self.filter.clone(), self.first, self.after.clone()).await.ok()?;
+        let mut out = Vec::with_capacity(32 * 1024);
+        out.extend_from_slice(b"{\"data\":{");
+        write_key(&mut out, &self.response_key)?;
+        write_connection(&mut out, &self.selection, &page.0)?;
+        out.extend_from_slice(b"}}");
+        Some(out)
+    }
+}
+
+/// The fields of a selection set, each with no arguments, directives or fragments, and no response
+/// key twice (async-graphql merges those).
+fn selected(set: &SelectionSet) -> Option<Vec<Selected>> {
+    let mut fields: Vec<Selected> = Vec::with_capacity(set.items.len());
+    for item in &set.items {
+        let Selection::Field(field) = &item.node else { return None };
+        let field = &field.node;
+        let key = field.response_key().node.to_string();
+        if !field.arguments.is_empty()
+            || !field.directives.is_empty()
+            || field.name.node.starts_with("__")
+            || fields.iter().any(|earlier| earlier.key == key)
+        {
+            return None;
+        }
+        fields.push(Selected { key, name: field.name.node.to_string(), below: selected(&field.selection_set.node)? });
+    }
+    Some(fields)
+}
+
+fn write(out: &mut Vec<u8>, value: &impl Serialize) -> Option<()> {
+    serde_json::to_writer(out, value).ok()
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) -> Option<()> {
+    write(out, &key)?;
+    out.push(b':');
+    Some(())
+}
+
+/// Writes `{ "k": …, "k2": … }` over `selection`, each value by `value`.
+fn write_object(
+    out: &mut Vec<u8>,
+    selection: &[Selected],
+    mut value: impl FnMut(&mut Vec<u8>, &Selected) -> Option<()>,
+) -> Option<()> {
+    out.push(b'{');
+    for (index, field) in selection.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_key(out, &field.key)?;
+        value(out, field)?;
+    }
+    out.push(b'}');
+    Some(())
+}
+
+/// Writes `[ …, … ]`, each item by `item`.
+fn write_list<T>(
+    out: &mut Vec<u8>,
+    items: impl Iterator<Item = T>,
+    mut item: impl FnMut(&mut Vec<u8>, T) -> Option<()>,
+) -> Option<()> {
+    out.push(b'[');
+    for (index, each) in items.enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        item(out, each)?;
+    }
+    out.push(b']');
+    Some(())
+}
+
+/// The connection as async-graphql's `Connection` answers it (see [`crate::plain`]).
+fn write_connection(
+    out: &mut Vec<u8>,
+    selection: &[Selected],
+    connection: &Connection<String, Plain<PeerView>>,
+) -> Option<()> {
+    let edges = &connection.edges;
+    write_object(out, selection, |out, field| match field.name.as_str() {
+        "edges" => write_list(out, edges.iter(), |out, edge| {
+            write_object(out, &field.below, |out, edge_field| match edge_field.name.as_str() {
+                "cursor" => write(out, &edge.cursor),
+                "node" => write_peer(out, &edge_field.below, &edge.node.0),
+                _ => None,
+            })
+        }),
+        "nodes" => write_list(out, edges.iter(), |out, edge| write_peer(out, &field.below, &edge.node.0)),
+        "pageInfo" => write_object(out, &field.below, |out, info| match info.name.as_str() {
+            "hasPreviousPage" => write(out, &connection.has_previous_page),
+            "hasNextPage" => write(out, &connection.has_next_page),
+            "startCursor" => write(out, &edges.first().map(|edge| &edge.cursor)),
+            "endCursor" => write(out, &edges.last().map(|edge| &edge.cursor)),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+fn write_peer(out: &mut Vec<u8>, selection: &[Selected], peer: &PeerView) -> Option<()> {
+    write_object(out, selection, |out, field| write(out, &peer.field_value(&field.name)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PeersQuery;
+
+    fn plan(query: &str) -> Option<PeersQuery> {
+        PeersQuery::of(&async_graphql::parser::parse_query(query).expect("parses"))
+    }
+
+    #[test]
+    fn only_plain_page_queries_are_answered_directly() {
+        let plain =
+            plan("query Page { peers: wireguardPeers(first: 5, filter: { stale: true }) { edges { cursor } } }")
+                .expect("plain");
+        assert_eq!((plain.response_key.as_str(), plain.first), ("peers", Some(5)));
+        assert_eq!(plain.filter.and_then(|filter| filter.stale), Some(true));
+        for query in [
+            "query($n: Int) { wireguardPeers(first: $n) { edges { cursor } } }",
+            "{ wireguardPeers @skip(if: false) { edges { cursor } } }",
+            "{ wireguardPeers { edges { cursor @include(if: true) } } }",
+            "{ wireguardPeers { ...page } } fragment page on WireguardPeerConnection { edges { cursor } }",
+            "{ wireguardPeers { ... on WireguardPeerConnection { edges { cursor } } } }",
+            "{ wireguardPeers { edges { cursor } } wireguardStats { peers { total } } }",
+            "{ wireguardPeers { edges { cursor } edges { node { host } } } }",
+            "{ wireguardPeers { __typename edges { cursor } } }",
+            "{ wireguardPeers(last: 3) { edges { cursor } } }",
+            "{ wireguardStats { peers { total } } }",
+            "mutation { wireguardPeers { edges { cursor } } }",
+            "query A { wireguardPeers { edges { cursor } } } query B { wireguardStats { peers { total } } }",
+        ] {
+            assert!(plan(query).is_none(), "{query}");
+        }
+    }
+}
