@@ -105,13 +105,43 @@ macro_rules! identifier {
             }
         }
 
+        /// Decodes without copying the text first, and hands out the identifier this thread
+        /// decoded last when the text is the same: the rows of a scan (a page of peers, a
+        /// snapshot) mostly share their organisation, host and interface, which then cost no
+        /// allocation each.
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                Self::try_from(text).map_err(serde::de::Error::custom)
+                thread_local! {
+                    static LAST: std::cell::RefCell<Option<$name>> = const { std::cell::RefCell::new(None) };
+                }
+                deserializer.deserialize_str(Text(|text: &str| {
+                    LAST.with_borrow_mut(|last| match last {
+                        Some(id) if id.as_str() == text => Ok(id.clone()),
+                        _ => {
+                            let id = Self::from_str(text)?;
+                            *last = Some(id.clone());
+                            Ok(id)
+                        }
+                    })
+                }))
             }
         }
     };
+}
+
+/// A serde visitor of a string, borrowed or not, handed to a parse.
+struct Text<F>(F);
+
+impl<T, F: FnOnce(&str) -> Result<T, NameError>> serde::de::Visitor<'_> for Text<F> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an identifier")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+        (self.0)(text).map_err(E::custom)
+    }
 }
 
 const ID_CHARACTERS: &str = "ASCII letters, digits, '.', '_', '-', ':'";
@@ -229,6 +259,18 @@ impl fmt::Display for Clearance {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoded_identifiers_are_checked_and_consecutive_equal_ones_shared() {
+        let decode = |text: &str| postcard::from_bytes::<HostId>(&postcard::to_allocvec(text).expect("encode"));
+        let (first, again) = (decode("gw-1").expect("valid"), decode("gw-1").expect("valid"));
+        assert!(Arc::ptr_eq(&first.0, &again.0), "the same text decoded twice is one allocation");
+        let other = decode("gw-2").expect("valid");
+        assert_eq!(other.as_str(), "gw-2");
+        assert!(decode("gw 1").is_err(), "a space is refused");
+        assert_eq!(serde_json::from_str::<HostId>("\"gw-1\"").expect("json"), first);
+        assert!(serde_json::from_str::<HostId>("17").is_err());
+    }
 
     #[test]
     fn interface_names_follow_the_kernel_rules() {

@@ -86,6 +86,7 @@ pub struct PeerRecord {
     pub persistent_keepalive: Option<u16>,
     pub source: PeerSource,
     pub clearance: Clearance,
+    #[serde(deserialize_with = "PeerMetadata::deserialize_shared")]
     pub metadata: Arc<PeerMetadata>,
 }
 

@@ -21,15 +21,28 @@ pub struct PeerMetadata {
 
 impl PeerMetadata {
     fn shared(observation: &PeerObservation) -> Arc<PeerMetadata> {
-        static EMPTY: OnceLock<Arc<PeerMetadata>> = OnceLock::new();
-        if observation.display_name.is_none() && observation.owner.is_none() && observation.tags.is_empty() {
-            return EMPTY.get_or_init(Arc::default).clone();
-        }
-        Arc::new(PeerMetadata {
+        Self::share(PeerMetadata {
             display_name: observation.display_name.clone(),
             owner: observation.owner.clone(),
             tags: observation.tags.clone(),
         })
+    }
+
+    /// `metadata` to share; most peers have none, and those all share one empty value.
+    fn share(metadata: PeerMetadata) -> Arc<PeerMetadata> {
+        static EMPTY: OnceLock<Arc<PeerMetadata>> = OnceLock::new();
+        if metadata == PeerMetadata::default() {
+            return EMPTY.get_or_init(Arc::default).clone();
+        }
+        Arc::new(metadata)
+    }
+
+    /// Decodes shared metadata ([`PeerMetadata::share`]): a page of peers read from the store
+    /// allocates none for the peers without.
+    pub(crate) fn deserialize_shared<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Arc<PeerMetadata>, D::Error> {
+        PeerMetadata::deserialize(deserializer).map(Self::share)
     }
 
     fn matches(&self, observation: &PeerObservation) -> bool {
