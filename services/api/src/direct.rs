@@ -5,7 +5,8 @@
 //! ordered map and a hashed name per field of every peer) and then serialises the tree; that was
 //! more than half of a page's cost. A direct answer resolves the same page through the same
 //! resolver function ([`schema::peers_page`], scoped by the caller's organisation and clearance)
-//! and writes each selected field's value (the one [`PeerView`] gives async-graphql) as it goes.
+//! and writes each selected field's value as it goes ([`PeerView::write_field`]: the JSON of the
+//! value [`PeerView`] gives async-graphql).
 //!
 //! Only plain documents get one: a single query operation without variables, directives or
 //! fragments whose one root field is `wireguardPeers` with literal arguments, selecting connection,
@@ -189,7 +190,7 @@ fn write_connection(
 }
 
 fn write_peer(out: &mut Vec<u8>, selection: &[Selected], peer: &PeerView) -> Option<()> {
-    write_object(out, selection, |out, field| write(out, &peer.field_value(&field.name)?))
+    write_object(out, selection, |out, field| peer.write_field(&field.name, out))
 }
 
 #[cfg(test)]

@@ -120,6 +120,76 @@ pub struct WireguardPeer {
     pub observed_at: DateTime<Utc>,
 }
 
+/// A field's computed value as its answer: a GraphQL value (what async-graphql's `to_value` gives,
+/// without copying the strings), or JSON written straight away (what serialising that value
+/// writes).
+trait FieldAnswer {
+    fn into_value(self) -> Value;
+
+    fn write_json(&self, out: &mut Vec<u8>) -> Option<()>;
+}
+
+impl FieldAnswer for String {
+    fn into_value(self) -> Value {
+        Value::String(self)
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
+        serde_json::to_writer(out, self).ok()
+    }
+}
+
+impl<T: FieldAnswer> FieldAnswer for Option<T> {
+    fn into_value(self) -> Value {
+        self.map_or(Value::Null, T::into_value)
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
+        match self {
+            Some(value) => value.write_json(out),
+            None => {
+                out.extend_from_slice(b"null");
+                Some(())
+            }
+        }
+    }
+}
+
+impl<T: FieldAnswer> FieldAnswer for Vec<T> {
+    fn into_value(self) -> Value {
+        Value::List(self.into_iter().map(T::into_value).collect())
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
+        out.push(b'[');
+        for (index, item) in self.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            item.write_json(out)?;
+        }
+        out.push(b']');
+        Some(())
+    }
+}
+
+/// Answers of values async-graphql converts itself (numbers, enums, date-times).
+macro_rules! field_answer_as_graphql_value {
+    ($($type:ty),*) => {
+        $(impl FieldAnswer for $type {
+            fn into_value(self) -> Value {
+                InputType::to_value(&self)
+            }
+
+            fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
+                serde_json::to_writer(out, &InputType::to_value(self)).ok()
+            }
+        })*
+    };
+}
+
+field_answer_as_graphql_value!(u16, u64, f64, DateTime<Utc>, WireguardPeerStatus, ObservationSource, ClearanceLevel);
+
 /// Each of `WireguardPeer`'s fields as computed from a [`PeerRecord`], listed once for both ways
 /// of answering: a whole [`WireguardPeer`], and a [`PeerView`] field by field.
 macro_rules! wireguard_peer_fields {
@@ -135,7 +205,17 @@ macro_rules! wireguard_peer_fields {
             pub(crate) fn field_value(&self, name: &str) -> Option<Value> {
                 let record = &self.0;
                 match name {
-                    $($name => Some(InputType::to_value(&{ let $record = record; $value })),)*
+                    $($name => Some(FieldAnswer::into_value({ let $record = record; $value })),)*
+                    _ => None,
+                }
+            }
+
+            /// Writes the field named `name` as its JSON answer (the value of
+            /// [`PeerView::field_value`], serialised); `None` for no such field.
+            pub(crate) fn write_field(&self, name: &str, out: &mut Vec<u8>) -> Option<()> {
+                let record = &self.0;
+                match name {
+                    $($name => FieldAnswer::write_json(&{ let $record = record; $value }, out),)*
                     _ => None,
                 }
             }
