@@ -6,7 +6,7 @@
 //! more than half of a page's cost. A direct answer resolves the same page through the same
 //! resolver function ([`schema::peers_page`], scoped by the caller's organisation and clearance)
 //! and writes each selected field's value as it goes ([`PeerView::write_field`]: the JSON of the
-//! value [`PeerView`] gives async-graphql).
+//! value [`PeerView`] gives async-graphql), from the store's page itself.
 //!
 //! Only plain documents get one: a single query operation without variables, directives or
 //! fragments whose one root field is `wireguardPeers` with literal arguments, selecting connection,
@@ -14,31 +14,34 @@
 //! and any request whose page is an error, is executed by async-graphql, which also validates
 //! (depth and complexity limits included) a text before it is ever answered directly.
 
+use argus_core::PeerRecord;
+use argus_store::{Cursor, Page};
 use async_graphql::InputType;
-use async_graphql::connection::Connection;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
 use serde::Serialize;
 
 use crate::ApiContext;
 use crate::auth::Caller;
-use crate::plain::Plain;
 use crate::schema;
 use crate::types::{PeerView, WireguardPeerFilter};
 
 /// A plain `wireguardPeers` query, ready to be answered directly.
 #[derive(Debug, Clone)]
 pub(crate) struct PeersQuery {
-    response_key: String,
+    /// The root field's response key as JSON with its colon.
+    response_key_json: Vec<u8>,
     filter: Option<WireguardPeerFilter>,
     first: Option<i32>,
     after: Option<String>,
     selection: Vec<Selected>,
 }
 
-/// One selected field: its response key, its name, and what is selected below it.
+/// One selected field: its response key (and that key as JSON with its colon, ready to write),
+/// its name, and what is selected below it.
 #[derive(Debug, Clone)]
 struct Selected {
     key: String,
+    key_json: Vec<u8>,
     name: String,
     below: Vec<Selected>,
 }
@@ -67,7 +70,7 @@ impl PeersQuery {
             return None;
         }
         let mut query = Self {
-            response_key: root.response_key().node.to_string(),
+            response_key_json: key_json(root.response_key().node.as_str())?,
             filter: None,
             first: None,
             after: None,
@@ -87,11 +90,12 @@ impl PeersQuery {
 
     /// The JSON response, or `None` when the page is an error (async-graphql then reports it).
     pub(crate) async fn answer(&self, api: &ApiContext, caller: &Caller) -> Option<Vec<u8>> {
-        let page = schema::peers_page(api, caller, self.filter.clone(), self.first, self.after.clone()).await.ok()?;
+        let (page, after_given) =
+            schema::peers_page(api, caller, self.filter.clone(), self.first, self.after.clone()).await.ok()?;
         let mut out = Vec::with_capacity(32 * 1024);
         out.extend_from_slice(b"{\"data\":{");
-        write_key(&mut out, &self.response_key)?;
-        write_connection(&mut out, &self.selection, &page.0)?;
+        out.extend_from_slice(&self.response_key_json);
+        write_connection(&mut out, &self.selection, &page, after_given)?;
         out.extend_from_slice(b"}}");
         Some(out)
     }
@@ -112,7 +116,13 @@ fn selected(set: &SelectionSet) -> Option<Vec<Selected>> {
         {
             return None;
         }
-        fields.push(Selected { key, name: field.name.node.to_string(), below: selected(&field.selection_set.node)? });
+        let key_json = key_json(&key)?;
+        fields.push(Selected {
+            key,
+            key_json,
+            name: field.name.node.to_string(),
+            below: selected(&field.selection_set.node)?,
+        });
     }
     Some(fields)
 }
@@ -121,10 +131,11 @@ fn write(out: &mut Vec<u8>, value: &impl Serialize) -> Option<()> {
     serde_json::to_writer(out, value).ok()
 }
 
-fn write_key(out: &mut Vec<u8>, key: &str) -> Option<()> {
-    write(out, &key)?;
-    out.push(b':');
-    Some(())
+/// `"key":`
+fn key_json(key: &str) -> Option<Vec<u8>> {
+    let mut json = serde_json::to_vec(key).ok()?;
+    json.push(b':');
+    Some(json)
 }
 
 /// Writes `{ "k": …, "k2": … }` over `selection`, each value by `value`.
@@ -138,7 +149,7 @@ fn write_object(
         if index > 0 {
             out.push(b',');
         }
-        write_key(out, &field.key)?;
+        out.extend_from_slice(&field.key_json);
         value(out, field)?;
     }
     out.push(b'}');
@@ -162,35 +173,36 @@ fn write_list<T>(
     Some(())
 }
 
-/// The connection as async-graphql's `Connection` answers it (see [`crate::plain`]).
+/// The page as async-graphql's `Connection` answers it (see [`crate::plain`]).
 fn write_connection(
     out: &mut Vec<u8>,
     selection: &[Selected],
-    connection: &Connection<String, Plain<PeerView>>,
+    page: &Page<PeerRecord>,
+    after_given: bool,
 ) -> Option<()> {
-    let edges = &connection.edges;
+    let edges = || page.items.iter().zip(&page.cursors);
     write_object(out, selection, |out, field| match field.name.as_str() {
-        "edges" => write_list(out, edges.iter(), |out, edge| {
+        "edges" => write_list(out, edges(), |out, (peer, cursor)| {
             write_object(out, &field.below, |out, edge_field| match edge_field.name.as_str() {
-                "cursor" => write(out, &edge.cursor),
-                "node" => write_peer(out, &edge_field.below, &edge.node.0),
+                "cursor" => write(out, &cursor.as_str()),
+                "node" => write_peer(out, &edge_field.below, peer),
                 _ => None,
             })
         }),
-        "nodes" => write_list(out, edges.iter(), |out, edge| write_peer(out, &field.below, &edge.node.0)),
+        "nodes" => write_list(out, page.items.iter(), |out, peer| write_peer(out, &field.below, peer)),
         "pageInfo" => write_object(out, &field.below, |out, info| match info.name.as_str() {
-            "hasPreviousPage" => write(out, &connection.has_previous_page),
-            "hasNextPage" => write(out, &connection.has_next_page),
-            "startCursor" => write(out, &edges.first().map(|edge| &edge.cursor)),
-            "endCursor" => write(out, &edges.last().map(|edge| &edge.cursor)),
+            "hasPreviousPage" => write(out, &after_given),
+            "hasNextPage" => write(out, &page.next.is_some()),
+            "startCursor" => write(out, &page.cursors.first().map(Cursor::as_str)),
+            "endCursor" => write(out, &page.cursors.last().map(Cursor::as_str)),
             _ => None,
         }),
         _ => None,
     })
 }
 
-fn write_peer(out: &mut Vec<u8>, selection: &[Selected], peer: &PeerView) -> Option<()> {
-    write_object(out, selection, |out, field| peer.write_field(&field.name, out))
+fn write_peer(out: &mut Vec<u8>, selection: &[Selected], peer: &PeerRecord) -> Option<()> {
+    write_object(out, selection, |out, field| PeerView::write_field(peer, &field.name, out))
 }
 
 #[cfg(test)]
@@ -206,7 +218,7 @@ mod tests {
         let plain =
             plan("query Page { peers: wireguardPeers(first: 5, filter: { stale: true }) { edges { cursor } } }")
                 .expect("plain");
-        assert_eq!((plain.response_key.as_str(), plain.first), ("peers", Some(5)));
+        assert_eq!((plain.response_key_json.as_slice(), plain.first), (b"\"peers\":".as_slice(), Some(5)));
         assert_eq!(plain.filter.and_then(|filter| filter.stale), Some(true));
         for query in [
             "query($n: Int) { wireguardPeers(first: $n) { edges { cursor } } }",

@@ -105,14 +105,15 @@ fn time_range(from: &DateTime<Utc>, to: &DateTime<Utc>) -> async_graphql::Result
     Ok(TimeRange { from: unix_millis(from), to: unix_millis(to) })
 }
 
-/// `wireguardPeers`: a page of the peers the caller may see (also answered by [`crate::direct`]).
+/// `wireguardPeers`: a page of the peers the caller may see, and whether it was asked for after a
+/// cursor (also answered by [`crate::direct`]).
 pub(crate) async fn peers_page(
     api: &ApiContext,
     caller: &Caller,
     filter: Option<WireguardPeerFilter>,
     first: Option<i32>,
     after: Option<String>,
-) -> async_graphql::Result<PlainConnection<PeerView>> {
+) -> async_graphql::Result<(Page<PeerRecord>, bool)> {
     let filter = filter.unwrap_or_default();
     let filter = PeerFilter {
         host: filter.host.as_deref().map(|host| parse::<HostId>("filter.host", host)).transpose()?,
@@ -128,7 +129,7 @@ pub(crate) async fn peers_page(
     let request = page_request(&api.config, first, after)?;
     let after_given = request.after.is_some();
     let page = api.store.peers(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
-    Ok(connection(page, after_given, PeerView))
+    Ok((page, after_given))
 }
 
 #[derive(Debug)]
@@ -144,7 +145,8 @@ impl QueryRoot {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<PlainConnection<PeerView>> {
-        peers_page(api(context), caller(context)?, filter, first, after).await
+        let (page, after_given) = peers_page(api(context), caller(context)?, filter, first, after).await?;
+        Ok(connection(page, after_given, PeerView))
     }
 
     /// One public key on every gateway interface that lists it.

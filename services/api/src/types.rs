@@ -210,10 +210,9 @@ macro_rules! wireguard_peer_fields {
                 }
             }
 
-            /// Writes the field named `name` as its JSON answer (the value of
+            /// Writes `record`'s field named `name` as its JSON answer (the value of
             /// [`PeerView::field_value`], serialised); `None` for no such field.
-            pub(crate) fn write_field(&self, name: &str, out: &mut Vec<u8>) -> Option<()> {
-                let record = &self.0;
+            pub(crate) fn write_field(record: &PeerRecord, name: &str, out: &mut Vec<u8>) -> Option<()> {
                 match name {
                     $($name => FieldAnswer::write_json(&{ let $record = record; $value }, out),)*
                     _ => None,
