@@ -121,19 +121,23 @@ fn write_v4_and_number(f: &mut fmt::Formatter<'_>, address: Ipv4Addr, separator:
     // "255.255.255.255:65535"
     let mut text = [0u8; 21];
     let mut length = 0;
-    let mut push = |bytes: &[u8]| {
-        text[length..length + bytes.len()].copy_from_slice(bytes);
-        length += bytes.len();
-    };
-    let mut digits = itoa::Buffer::new();
-    for (index, octet) in address.octets().into_iter().enumerate() {
-        if index > 0 {
-            push(b".");
+    let mut push_decimal = |byte_before: Option<u8>, value: u16| {
+        if let Some(byte) = byte_before {
+            text[length] = byte;
+            length += 1;
         }
-        push(digits.format(octet).as_bytes());
+        let digits = value.checked_ilog10().unwrap_or(0) as usize + 1;
+        let mut rest = value;
+        for place in (length..length + digits).rev() {
+            text[place] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        length += digits;
+    };
+    for (index, octet) in address.octets().into_iter().enumerate() {
+        push_decimal((index > 0).then_some(b'.'), octet.into());
     }
-    push(&[separator]);
-    push(digits.format(number).as_bytes());
+    push_decimal(Some(separator), number);
     f.write_str(std::str::from_utf8(&text[..length]).map_err(|_| fmt::Error)?)
 }
 
