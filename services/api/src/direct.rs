@@ -26,7 +26,7 @@ use crate::schema;
 use crate::types::{PeerView, WireguardPeerFilter};
 
 /// A plain `wireguardPeers` query, ready to be answered directly.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct PeersQuery {
     /// The root field's response key as JSON with its colon.
     response_key_json: Vec<u8>,
@@ -38,7 +38,7 @@ pub(crate) struct PeersQuery {
 
 /// One selected field: its response key (and that key as JSON with its colon, ready to write),
 /// its name, and what is selected below it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Selected {
     key: String,
     key_json: Vec<u8>,

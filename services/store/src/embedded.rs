@@ -685,6 +685,17 @@ mod tests {
         }
     }
 
+    /// The first peer of a scan of the synthetic fleet.
+    fn a_peer() -> PeerRecord {
+        scan_effects(1)
+            .into_iter()
+            .find_map(|effect| match effect {
+                Effect::PeerUpdated(record) => Some(record),
+                _ => None,
+            })
+            .expect("a peer")
+    }
+
     fn seen_span(store: &EmbeddedStore, record: &PeerRecord) -> Option<SeenSpan> {
         let transaction = store.database.begin_read().expect("read");
         let by_key = transaction.open_table(PEERS_BY_KEY).expect("table");
@@ -701,13 +712,7 @@ mod tests {
         // the same hour as the row each replaces and later (no lookup), the next hour, an earlier
         // hour (out of order), then the same hour as the row it replaces but earlier than it
         let times = [start + 60_000, start + 600_000, start + hour + 5_000, start - 2 * hour + 1_000, start - 2 * hour];
-        let record = scan_effects(1)
-            .into_iter()
-            .find_map(|effect| match effect {
-                Effect::PeerUpdated(record) => Some(record),
-                _ => None,
-            })
-            .expect("a peer");
+        let record = a_peer();
         observe_at(&store, &record, &times[..2]);
         assert_eq!(seen_span(&store, &record), Some(SeenSpan { first: times[0], until: start + hour }));
         observe_at(&store, &record, &times[2..3]);
@@ -724,13 +729,7 @@ mod tests {
     fn a_peer_observed_several_times_in_one_batch_ends_as_if_each_had_a_batch_of_its_own() {
         let hour = keys::SEEN_UNTIL_STEP_MS;
         let start = 1_780_000_000_000 / hour * hour;
-        let record = scan_effects(1)
-            .into_iter()
-            .find_map(|effect| match effect {
-                Effect::PeerUpdated(record) => Some(record),
-                _ => None,
-            })
-            .expect("a peer");
+        let record = a_peer();
         let other = PeerRecord { public_key: PublicKey::from_bytes([7; 32]), ..record.clone() };
         // the same hour, the next hour, an earlier hour (out of order), with another peer between
         let times = [start + 60_000, start + hour + 5_000, start - 2 * hour + 1_000];
