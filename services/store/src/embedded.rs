@@ -187,7 +187,7 @@ impl EmbeddedStore {
                 match effect {
                     Effect::PeerUpdated(record) => {
                         let PeerRecord { org_id, host, interface, public_key, observed_at, .. } = record;
-                        if let Some(observed) = last_updates.ending_at(index, record) {
+                        if let Some(observed) = last_updates.ending_at(index) {
                             let peer_key = keys::peer(org_id, host, interface, public_key).into_bytes();
                             let previous_at = peers
                                 .insert(peer_key.as_slice(), encode_into(record, &mut row_buffer))
@@ -295,23 +295,25 @@ impl EmbeddedStore {
     }
 }
 
-/// A peer of one gateway interface, as a batch's `PeerUpdated` effects name it.
-type PeerIdentity<'a> = (&'a OrgId, &'a HostId, &'a InterfaceName, &'a PublicKey);
+/// A peer of one gateway interface: the fields a `peers` row begins with, in their order.
+fn identity(record: &PeerRecord) -> (&OrgId, &HostId, &InterfaceName, &PublicKey) {
+    (&record.org_id, &record.host, &record.interface, &record.public_key)
+}
 
-/// Each peer's last `PeerUpdated` in a batch and the span of all of its observations there. A
-/// batch read from a backlog holds several observations of many a peer: each gets its history
-/// row, but only the last is written to `peers` (the row every earlier one would be overwritten
-/// by in the same transaction), and the index row is grown once to cover them all.
-struct LastUpdates<'a>(FxHashMap<PeerIdentity<'a>, (usize, SeenSpan)>);
+/// For each effect of a batch, the span of its peer's observations in the batch when it is that
+/// peer's last `PeerUpdated` there. A batch read from a backlog holds several observations of many
+/// a peer: each gets its history row, but only the last is written to `peers` (the row every
+/// earlier one would be overwritten by in the same transaction), and the index row is grown once
+/// to cover them all.
+struct LastUpdates(Vec<Option<SeenSpan>>);
 
-impl<'a> LastUpdates<'a> {
-    fn of(effects: &'a [Effect]) -> Self {
+impl LastUpdates {
+    fn of(effects: &[Effect]) -> Self {
         let mut last = FxHashMap::default();
         for (index, effect) in effects.iter().enumerate() {
             if let Effect::PeerUpdated(record) = effect {
-                let identity = (&record.org_id, &record.host, &record.interface, &record.public_key);
                 let seen = SeenSpan::at(record.observed_at);
-                last.entry(identity)
+                last.entry(identity(record))
                     .and_modify(|(last_index, span): &mut (usize, SeenSpan)| {
                         *last_index = index;
                         *span = span.covering(seen).unwrap_or(*span);
@@ -319,14 +321,17 @@ impl<'a> LastUpdates<'a> {
                     .or_insert((index, seen));
             }
         }
-        Self(last)
+        let mut spans = vec![None; effects.len()];
+        for (index, span) in last.into_values() {
+            spans[index] = Some(span);
+        }
+        Self(spans)
     }
 
-    /// When the effect at `index` is `record`'s peer's last in the batch: the span of that peer's
+    /// When the effect at `index` is its peer's last in the batch: the span of that peer's
     /// observations in the batch.
-    fn ending_at(&self, index: usize, record: &PeerRecord) -> Option<SeenSpan> {
-        let identity = (&record.org_id, &record.host, &record.interface, &record.public_key);
-        self.0.get(&identity).filter(|(last_index, _)| *last_index == index).map(|(_, span)| *span)
+    fn ending_at(&self, index: usize) -> Option<SeenSpan> {
+        self.0[index]
     }
 }
 
@@ -334,8 +339,7 @@ impl<'a> LastUpdates<'a> {
 /// row begins with the peer's organisation, host, interface and public key, the same bytes as
 /// `record`'s, and its observation time follows them.
 fn previous_observed_at(row: &[u8], record: &PeerRecord) -> Option<UnixMillis> {
-    let identity = (&record.org_id, &record.host, &record.interface, &record.public_key);
-    let identity_len = postcard::experimental::serialized_size(&identity).ok()?;
+    let identity_len = postcard::experimental::serialized_size(&identity(record)).ok()?;
     postcard::from_bytes(row.get(identity_len..)?).ok()
 }
 
