@@ -70,21 +70,22 @@ impl ParsedQueries {
     const MOST_KEPT: usize = 256;
     const LONGEST_KEPT: usize = 4 * 1024;
 
-    /// Gives `request` its parsed document, from the cache or parsed now (and kept), and tells
-    /// whether it can be answered directly. A query that does not parse is left for execution to
-    /// report.
+    /// Tells whether `request` can be answered directly, and otherwise gives it its parsed
+    /// document, from the cache or parsed now (and kept). A query that does not parse is left for
+    /// execution to report.
     fn attach(&self, request: &mut async_graphql::Request) -> Direct {
         let cache = self.0.get_or_default();
         let plain_request =
             request.operation_name.is_none() && request.variables.is_empty() && request.extensions.is_empty();
-        let cached = cache.borrow().get(&request.query).map(|parsed| (parsed.document.clone(), parsed.direct.clone()));
-        if let Some((document, direct)) = cached {
-            request.set_parsed_query(document);
-            return match direct {
-                Some((query, true)) if plain_request => Direct::Ready(query),
+        if let Some(parsed) = cache.borrow().get(&request.query) {
+            let direct = match &parsed.direct {
+                Some((query, true)) if plain_request => return Direct::Ready(Arc::clone(query)),
                 Some((_, false)) if plain_request => Direct::AfterExecution,
                 _ => Direct::Never,
             };
+            // a direct answer needs no document: it is cloned only for execution
+            request.set_parsed_query(parsed.document.clone());
+            return direct;
         }
         if request.query.len() > Self::LONGEST_KEPT {
             return Direct::Never;
@@ -179,6 +180,7 @@ async fn graphql(request: &Request, body: poem::Body, state: poem::web::Data<&Ar
         metrics::histogram!("argus_api_request_seconds").record(started.elapsed().as_secs_f64());
         return Response::builder().header(header::CONTENT_TYPE, "application/json; charset=utf-8").body(body);
     }
+    // else async-graphql answers (a direct page that is an error too: it parses the text again)
     let query_text = matches!(direct, Direct::AfterExecution).then(|| graphql_request.query.clone());
     let response = state.schema.execute(graphql_request.data(caller)).await;
     if let Some(query_text) = query_text
