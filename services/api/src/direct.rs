@@ -5,7 +5,7 @@
 //! ordered map and a hashed name per field of every peer) and then serialises the tree; that was
 //! more than half of a page's cost. A direct answer resolves the same page through the same
 //! resolver function ([`schema::peers_page`], scoped by the caller's organisation and clearance)
-//! and writes each selected field's value as it goes ([`PeerView::write_field`]: the JSON of the
+//! and writes each selected field's value as it goes ([`PeerView::field_writer`]: the JSON of the
 //! value [`PeerView`] gives async-graphql), from the store's page itself.
 //!
 //! Only plain documents get one: a single query operation without variables, directives or
@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::ApiContext;
 use crate::auth::Caller;
 use crate::schema;
-use crate::types::{PeerView, WireguardPeerFilter};
+use crate::types::{PeerFieldWriter, PeerView, WireguardPeerFilter};
 
 /// A plain `wireguardPeers` query, ready to be answered directly.
 #[derive(Debug)]
@@ -37,12 +37,13 @@ pub(crate) struct PeersQuery {
 }
 
 /// One selected field: its response key (and that key as JSON with its colon, ready to write),
-/// its name, and what is selected below it.
+/// its name, what writes it when it is a peer's field, and what is selected below it.
 #[derive(Debug)]
 struct Selected {
     key: String,
     key_json: Vec<u8>,
     name: String,
+    peer_field: Option<PeerFieldWriter>,
     below: Vec<Selected>,
 }
 
@@ -121,6 +122,7 @@ fn selected(set: &SelectionSet) -> Option<Vec<Selected>> {
             key,
             key_json,
             name: field.name.node.to_string(),
+            peer_field: PeerView::field_writer(&field.name.node),
             below: selected(&field.selection_set.node)?,
         });
     }
@@ -202,7 +204,7 @@ fn write_connection(
 }
 
 fn write_peer(out: &mut Vec<u8>, selection: &[Selected], peer: &PeerRecord) -> Option<()> {
-    write_object(out, selection, |out, field| PeerView::write_field(peer, &field.name, out))
+    write_object(out, selection, |out, field| (field.peer_field?)(peer, out))
 }
 
 #[cfg(test)]

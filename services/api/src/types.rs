@@ -6,7 +6,7 @@ use argus_core::{Alert, EndpointChange, HostRecord, PeerRecord, UnixMillis};
 use argus_store::{AlertRow, HistoryRow, HostStatsSummary, Stats};
 use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
-use async_graphql::resolver_utils::{ContainerType, resolve_container};
+use async_graphql::resolver_utils::{ContainerType, EnumType, resolve_container};
 use async_graphql::{
     Context, ContextSelectionSet, Enum, InputObject, InputType, OutputType, Positioned, ServerResult, SimpleObject,
     Value,
@@ -120,18 +120,29 @@ pub struct WireguardPeer {
     pub observed_at: DateTime<Utc>,
 }
 
-/// A field's computed value as its answer: a GraphQL value (what async-graphql's `to_value` gives,
-/// without copying the strings), or JSON written straight away (what serialising that value
-/// writes).
+/// A field's computed value as its answer: a GraphQL value (what async-graphql's `to_value` gives),
+/// or JSON written straight away (what serialising that value writes), without building the value;
+/// or as the field of a whole [`WireguardPeer`].
 trait FieldAnswer {
-    fn into_value(self) -> Value;
+    /// The field's type in [`WireguardPeer`].
+    type Owned;
+
+    fn owned(&self) -> Self::Owned;
+
+    fn value(&self) -> Value;
 
     fn write_json(&self, out: &mut Vec<u8>) -> Option<()>;
 }
 
-impl FieldAnswer for String {
-    fn into_value(self) -> Value {
-        Value::String(self)
+impl FieldAnswer for &str {
+    type Owned = String;
+
+    fn owned(&self) -> String {
+        (*self).to_owned()
+    }
+
+    fn value(&self) -> Value {
+        Value::String((*self).to_owned())
     }
 
     fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
@@ -139,9 +150,31 @@ impl FieldAnswer for String {
     }
 }
 
+impl FieldAnswer for String {
+    type Owned = String;
+
+    fn owned(&self) -> String {
+        self.clone()
+    }
+
+    fn value(&self) -> Value {
+        self.as_str().value()
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
+        self.as_str().write_json(out)
+    }
+}
+
 impl<T: FieldAnswer> FieldAnswer for Option<T> {
-    fn into_value(self) -> Value {
-        self.map_or(Value::Null, T::into_value)
+    type Owned = Option<T::Owned>;
+
+    fn owned(&self) -> Self::Owned {
+        self.as_ref().map(T::owned)
+    }
+
+    fn value(&self) -> Value {
+        self.as_ref().map_or(Value::Null, T::value)
     }
 
     fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
@@ -155,9 +188,15 @@ impl<T: FieldAnswer> FieldAnswer for Option<T> {
     }
 }
 
-impl<T: FieldAnswer> FieldAnswer for Vec<T> {
-    fn into_value(self) -> Value {
-        Value::List(self.into_iter().map(T::into_value).collect())
+impl<T: FieldAnswer> FieldAnswer for &[T] {
+    type Owned = Vec<T::Owned>;
+
+    fn owned(&self) -> Self::Owned {
+        self.iter().map(T::owned).collect()
+    }
+
+    fn value(&self) -> Value {
+        Value::List(self.iter().map(T::value).collect())
     }
 
     fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
@@ -173,30 +212,119 @@ impl<T: FieldAnswer> FieldAnswer for Vec<T> {
     }
 }
 
-/// Answers of values async-graphql converts itself (numbers, enums, date-times).
-macro_rules! field_answer_as_graphql_value {
-    ($($type:ty),*) => {
+/// Answers as text whose every character stands in a JSON string as itself (base64 keys, IP
+/// addresses and prefixes): written between quotes without escaping or a copy.
+macro_rules! field_answer_as_plain_text {
+    ($($type:ty => |$value:ident| $text:expr),* $(,)?) => {
         $(impl FieldAnswer for $type {
-            fn into_value(self) -> Value {
-                InputType::to_value(&self)
+            type Owned = String;
+
+            fn owned(&self) -> String {
+                let $value = self;
+                $text.to_string()
+            }
+
+            fn value(&self) -> Value {
+                Value::String(self.owned())
             }
 
             fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-                serde_json::to_writer(out, &InputType::to_value(self)).ok()
+                use std::io::Write;
+                let $value = self;
+                write!(out, "\"{}\"", $text).ok()
             }
         })*
     };
 }
 
-field_answer_as_graphql_value!(u16, u64, f64, DateTime<Utc>, WireguardPeerStatus, ObservationSource, ClearanceLevel);
+field_answer_as_plain_text! {
+    argus_core::PublicKey => |key| key,
+    argus_core::Endpoint => |endpoint| endpoint,
+    argus_core::Cidr => |cidr| cidr,
+    // async-graphql's `DateTime` text
+}
 
-/// Each of `WireguardPeer`'s fields as computed from a [`PeerRecord`], listed once for both ways
-/// of answering: a whole [`WireguardPeer`], and a [`PeerView`] field by field.
+impl FieldAnswer for DateTime<Utc> {
+    type Owned = Self;
+
+    fn owned(&self) -> Self {
+        *self
+    }
+
+    fn value(&self) -> Value {
+        InputType::to_value(self)
+    }
+
+    /// async-graphql's `DateTime` text (RFC 3339), which needs no escaping.
+    fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
+        out.push(b'"');
+        out.extend_from_slice(self.to_rfc3339().as_bytes());
+        out.push(b'"');
+        Some(())
+    }
+}
+
+/// Answers of numbers, as async-graphql converts them.
+macro_rules! field_answer_as_number {
+    ($($type:ty),*) => {
+        $(impl FieldAnswer for $type {
+            type Owned = Self;
+
+            fn owned(&self) -> Self {
+                *self
+            }
+
+            fn value(&self) -> Value {
+                InputType::to_value(self)
+            }
+
+            fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
+                serde_json::to_writer(out, self).ok()
+            }
+        })*
+    };
+}
+
+field_answer_as_number!(u16, u64, f64);
+
+/// Answers of enumerations: the item's name.
+macro_rules! field_answer_as_enum {
+    ($($type:ty),*) => {
+        $(impl FieldAnswer for $type {
+            type Owned = Self;
+
+            fn owned(&self) -> Self {
+                *self
+            }
+
+            fn value(&self) -> Value {
+                InputType::to_value(self)
+            }
+
+            fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
+                let item = <$type as EnumType>::items().iter().find(|item| item.value == *self)?;
+                out.push(b'"');
+                out.extend_from_slice(item.name.as_bytes());
+                out.push(b'"');
+                Some(())
+            }
+        })*
+    };
+}
+
+field_answer_as_enum!(WireguardPeerStatus, ObservationSource, ClearanceLevel);
+
+/// Writes one field of a peer record as its JSON answer (see [`PeerView::field_writer`]).
+pub(crate) type PeerFieldWriter = fn(&PeerRecord, &mut Vec<u8>) -> Option<()>;
+
+/// Each of `WireguardPeer`'s fields as computed from a [`PeerRecord`], listed once for the three
+/// ways of answering: a whole [`WireguardPeer`], a [`PeerView`] field by field, and JSON written
+/// field by field (direct answers).
 macro_rules! wireguard_peer_fields {
     ($($field:ident ($name:literal) = |$record:ident| $value:expr,)*) => {
         impl From<&PeerRecord> for WireguardPeer {
             fn from(record: &PeerRecord) -> Self {
-                Self { $($field: { let $record = record; $value },)* }
+                Self { $($field: FieldAnswer::owned(&{ let $record = record; $value }),)* }
             }
         }
 
@@ -205,16 +333,17 @@ macro_rules! wireguard_peer_fields {
             pub(crate) fn field_value(&self, name: &str) -> Option<Value> {
                 let record = &self.0;
                 match name {
-                    $($name => Some(FieldAnswer::into_value({ let $record = record; $value })),)*
+                    $($name => Some(FieldAnswer::value(&{ let $record = record; $value })),)*
                     _ => None,
                 }
             }
 
-            /// Writes `record`'s field named `name` as its JSON answer (the value of
-            /// [`PeerView::field_value`], serialised); `None` for no such field.
-            pub(crate) fn write_field(record: &PeerRecord, name: &str, out: &mut Vec<u8>) -> Option<()> {
+            /// What writes the field named `name` as its JSON answer (the value of
+            /// [`PeerView::field_value`], serialised); `None` for no such field. Looked up once
+            /// per query text, called for every peer of every page.
+            pub(crate) fn field_writer(name: &str) -> Option<PeerFieldWriter> {
                 match name {
-                    $($name => FieldAnswer::write_json(&{ let $record = record; $value }, out),)*
+                    $($name => Some((|$record: &PeerRecord, out: &mut Vec<u8>| FieldAnswer::write_json(&$value, out)) as PeerFieldWriter),)*
                     _ => None,
                 }
             }
@@ -223,12 +352,12 @@ macro_rules! wireguard_peer_fields {
 }
 
 wireguard_peer_fields! {
-    public_key("publicKey") = |record| record.public_key.to_string(),
-    host("host") = |record| record.host.to_string(),
-    interface("interface") = |record| record.interface.to_string(),
+    public_key("publicKey") = |record| record.public_key,
+    host("host") = |record| record.host.as_str(),
+    interface("interface") = |record| record.interface.as_str(),
     status("status") = |record| WireguardPeerStatus::from(record.status),
-    endpoint("endpoint") = |record| record.endpoint.map(|endpoint| endpoint.to_string()),
-    allowed_ips("allowedIps") = |record| record.allowed_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    endpoint("endpoint") = |record| record.endpoint,
+    allowed_ips("allowedIps") = |record| &record.allowed_ips[..],
     latest_handshake("latestHandshake") = |record| record.latest_handshake.map(date_time),
     handshake_age_seconds("handshakeAgeSeconds") = |record| record.handshake_age_ms.map(|age| age as f64 / 1000.0),
     transfer_rx("transferRx") = |record| record.rx_total_bytes,
@@ -238,9 +367,9 @@ wireguard_peer_fields! {
     persistent_keepalive("persistentKeepalive") = |record| record.persistent_keepalive,
     source("source") = |record| ObservationSource::from(record.source),
     clearance("clearance") = |record| ClearanceLevel::from(record.clearance),
-    display_name("displayName") = |record| record.metadata.display_name.clone(),
-    owner("owner") = |record| record.metadata.owner.clone(),
-    tags("tags") = |record| record.metadata.tags.clone(),
+    display_name("displayName") = |record| record.metadata.display_name.as_deref(),
+    owner("owner") = |record| record.metadata.owner.as_deref(),
+    tags("tags") = |record| &record.metadata.tags[..],
     observed_at("observedAt") = |record| date_time(record.observed_at),
 }
 
@@ -697,5 +826,27 @@ mod tests {
         assert!(!answers[0].contains("null"), "every field has a value: {}", answers[0]);
         assert_eq!(answers[0], answers[1]);
         assert_eq!(answers[0], answers[2]);
+        for field in fields {
+            let mut written = Vec::new();
+            let writer = PeerView::field_writer(field).unwrap_or_else(|| panic!("no writer for {field}"));
+            writer(&record(), &mut written).expect("written");
+            let value = PeerView(record()).field_value(field).expect("a value");
+            assert_eq!(
+                String::from_utf8(written).expect("utf-8"),
+                serde_json::to_string(&value).expect("json"),
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_written_unescaped_needs_no_escaping() {
+        let endpoint: argus_core::Endpoint = "[fe80::1%4]:51820".parse().expect("scoped endpoint");
+        let mut written = Vec::new();
+        endpoint.write_json(&mut written).expect("written");
+        assert_eq!(
+            String::from_utf8(written).expect("utf-8"),
+            serde_json::to_string(&endpoint.to_string()).expect("json")
+        );
     }
 }

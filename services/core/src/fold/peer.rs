@@ -1,6 +1,6 @@
 //! One peer's state and the per-observation rules: counter deltas, staleness status, baseline, roaming.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,11 +28,14 @@ impl PeerMetadata {
         })
     }
 
-    /// `metadata` to share; most peers have none, and those all share one empty value.
+    /// `metadata` to share; most peers have none, and those share one empty value per thread (one
+    /// for all threads would have every core count references on the same cache line).
     fn share(metadata: PeerMetadata) -> Arc<PeerMetadata> {
-        static EMPTY: OnceLock<Arc<PeerMetadata>> = OnceLock::new();
+        thread_local! {
+            static EMPTY: Arc<PeerMetadata> = Arc::default();
+        }
         if metadata == PeerMetadata::default() {
-            return EMPTY.get_or_init(Arc::default).clone();
+            return EMPTY.with(Arc::clone);
         }
         Arc::new(metadata)
     }
