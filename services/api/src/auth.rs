@@ -1,7 +1,10 @@
 //! Bearer tokens: JWT verification (HS256, RS256, ES256), the caller they name, and RFC 6750 refusals.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argus_core::{Clearance, OrgId};
 use jsonwebtoken::errors::ErrorKind;
@@ -179,8 +182,32 @@ struct VerificationKey {
     validation: Validation,
 }
 
+/// Seconds a token is still accepted after its `exp` (clock skew between issuer and API).
+const LEEWAY_SECONDS: u64 = 30;
+
+/// Tokens verified on a thread, kept at most this many (then forgotten all at once).
+const VERIFIED_TOKENS: usize = 1_024;
+
+thread_local! {
+    /// Tokens this thread has verified, by token text: the authenticator that verified it, the
+    /// caller it names, and the last second it is accepted. A dashboard sends the same token with
+    /// every request, and checking its signature again (HMAC, or RSA/ECDSA) was a thirtieth of a
+    /// page's cost.
+    static VERIFIED: RefCell<HashMap<Box<str>, Verified>> = RefCell::new(HashMap::new());
+}
+
+/// A token verified by the authenticator `by`.
+struct Verified {
+    by: u64,
+    caller: Caller,
+    accepted_until: u64,
+}
+
 /// Verifies bearer tokens against the configured keys.
 pub struct Authenticator {
+    /// Tells this authenticator's verified tokens from another's (a token one accepts, the other
+    /// may not).
+    id: u64,
     keys: Vec<VerificationKey>,
 }
 
@@ -194,7 +221,7 @@ impl Authenticator {
     pub fn new(config: &AuthConfig) -> Result<Self, AuthConfigError> {
         let validation_for = |algorithm: Algorithm| {
             let mut validation = Validation::new(algorithm);
-            validation.leeway = 30;
+            validation.leeway = LEEWAY_SECONDS;
             validation.set_required_spec_claims(&["exp", "sub"]);
             if let Some(issuer) = &config.issuer {
                 validation.set_issuer(&[issuer]);
@@ -232,16 +259,44 @@ impl Authenticator {
         if keys.is_empty() {
             return Err(AuthConfigError::NoKeys);
         }
-        Ok(Self { keys })
+        static IDS: AtomicU64 = AtomicU64::new(0);
+        Ok(Self { id: IDS.fetch_add(1, Ordering::Relaxed), keys })
     }
 
     /// The caller named by an `Authorization` header value (or its absence).
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+        self.authenticate_at(authorization, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// [`Authenticator::authenticate`] at `now` (seconds since the Unix epoch). A token verified
+    /// before on this thread is accepted again without checking its signature, until its `exp`
+    /// (with the same leeway) has passed.
+    fn authenticate_at(&self, authorization: Option<&str>, now: u64) -> Result<Caller, AuthError> {
         let header = authorization.ok_or(AuthError::Missing)?;
         let token = match header.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => token.trim(),
             _ => return Err(AuthError::InvalidRequest("authorization header must be `Bearer <token>`".into())),
         };
+        let known = VERIFIED.with_borrow(|verified| {
+            let known = verified.get(token).filter(|known| known.by == self.id)?;
+            Some(if now <= known.accepted_until { Ok(known.caller.clone()) } else { Err(expired()) })
+        });
+        if let Some(answer) = known {
+            return answer;
+        }
+        let (caller, exp) = self.verify(token)?;
+        let accepted_until = exp.saturating_add(LEEWAY_SECONDS);
+        VERIFIED.with_borrow_mut(|verified| {
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+            verified.insert(token.into(), Verified { by: self.id, caller: caller.clone(), accepted_until });
+        });
+        Ok(caller)
+    }
+
+    /// The caller `token` names, and its `exp`, when its signature and claims verify.
+    fn verify(&self, token: &str) -> Result<(Caller, u64), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| AuthError::InvalidToken(format!("token is not a signed JWT: {error}")))?;
         let key = self
@@ -256,7 +311,7 @@ impl Authenticator {
         let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation)
             .map_err(|error| {
                 AuthError::InvalidToken(match error.kind() {
-                    ErrorKind::ExpiredSignature => "token has expired".to_owned(),
+                    ErrorKind::ExpiredSignature => return expired(),
                     ErrorKind::ImmatureSignature => "token is not valid yet".to_owned(),
                     ErrorKind::InvalidSignature => "token signature does not verify".to_owned(),
                     ErrorKind::InvalidIssuer => "token issuer is not accepted".to_owned(),
@@ -274,8 +329,12 @@ impl Authenticator {
             .clearance
             .parse::<Clearance>()
             .map_err(|error| AuthError::InvalidToken(format!("token clearance claim is invalid: {error}")))?;
-        Ok(Caller { subject: claims.sub, org, clearance, role: claims.role })
+        Ok((Caller { subject: claims.sub, org, clearance, role: claims.role }, claims.exp))
     }
+}
+
+fn expired() -> AuthError {
+    AuthError::InvalidToken("token has expired".to_owned())
 }
 
 impl Caller {
@@ -343,6 +402,26 @@ mod tests {
         let forged = mint_hs256(&Secret::new("another-secret-of-thirty-two-bytes!"), &claims(later())).expect("mint");
         let error = auth.authenticate(Some(&format!("Bearer {forged}"))).expect_err("refused");
         assert_eq!(error, AuthError::InvalidToken("token signature does not verify".into()));
+    }
+
+    #[test]
+    fn a_verified_token_is_accepted_again_until_it_expires_and_only_by_its_authenticator() {
+        let (auth, now) = (authenticator(), jsonwebtoken::get_current_timestamp());
+        let header = format!("Bearer {}", mint_hs256(&secret(), &claims(now + 60)).expect("mint"));
+        assert_eq!(auth.authenticate_at(Some(&header), now).expect("valid").org.as_str(), "acme");
+        assert_eq!(
+            auth.authenticate_at(Some(&header), now + 60 + LEEWAY_SECONDS).expect("still valid").subject,
+            "noc-1"
+        );
+        let expired = auth.authenticate_at(Some(&header), now + 61 + LEEWAY_SECONDS).expect_err("expired");
+        assert_eq!(expired, AuthError::InvalidToken("token has expired".into()));
+        // another authenticator on the same thread verifies the token itself
+        let other = Secret::new("another-secret-of-thirty-two-bytes!");
+        let other =
+            Authenticator::new(&AuthConfig { hs256_secret: Some(other), ..AuthConfig::default() }).expect("config");
+        let error = other.authenticate_at(Some(&header), now).expect_err("not its token");
+        assert_eq!(error, AuthError::InvalidToken("token signature does not verify".into()));
+        assert!(auth.authenticate_at(Some(&header), now).is_ok(), "still known to the first");
     }
 
     #[test]

@@ -186,7 +186,7 @@ fn write_connection(
     write_object(out, selection, |out, field| match field.name.as_str() {
         "edges" => write_list(out, edges(), |out, (peer, cursor)| {
             write_object(out, &field.below, |out, edge_field| match edge_field.name.as_str() {
-                "cursor" => write(out, &cursor.as_str()),
+                "cursor" => write_cursor(out, Some(cursor)),
                 "node" => write_peer(out, &edge_field.below, peer),
                 _ => None,
             })
@@ -195,12 +195,25 @@ fn write_connection(
         "pageInfo" => write_object(out, &field.below, |out, info| match info.name.as_str() {
             "hasPreviousPage" => write(out, &after_given),
             "hasNextPage" => write(out, &page.next.is_some()),
-            "startCursor" => write(out, &page.cursors.first().map(Cursor::as_str)),
-            "endCursor" => write(out, &page.cursors.last().map(Cursor::as_str)),
+            "startCursor" => write_cursor(out, page.cursors.first()),
+            "endCursor" => write_cursor(out, page.cursors.last()),
             _ => None,
         }),
         _ => None,
     })
+}
+
+/// A cursor's text is base64url, which JSON strings hold as it is.
+fn write_cursor(out: &mut Vec<u8>, cursor: Option<&Cursor>) -> Option<()> {
+    match cursor {
+        Some(cursor) => {
+            out.push(b'"');
+            out.extend_from_slice(cursor.as_str().as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    Some(())
 }
 
 fn write_peer(out: &mut Vec<u8>, selection: &[Selected], peer: &PeerRecord) -> Option<()> {

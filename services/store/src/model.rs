@@ -232,6 +232,7 @@ impl Cursor {
         URL_SAFE_NO_PAD.decode(&self.0).map_err(|_| StoreError::InvalidCursor)
     }
 
+    /// The cursor's text: base64url without padding (`A`–`Z`, `a`–`z`, `0`–`9`, `-`, `_`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
