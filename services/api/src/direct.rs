@@ -1,18 +1,21 @@
-//! Direct answers: a page of peers written straight into the JSON response, for the query text a
-//! dashboard sends over and over, once async-graphql has executed that text without error.
+//! Direct answers: a page of peers, or the statistics, written straight into the JSON response,
+//! for the query text a dashboard sends over and over, once async-graphql has executed that text
+//! without error.
 //!
-//! A page of 100 peers is the API's hottest answer. async-graphql builds it as a tree of values (an
-//! ordered map and a hashed name per field of every peer) and then serialises the tree; that was
-//! more than half of a page's cost. A direct answer resolves the same page through the same
-//! resolver function ([`schema::peers_page`], scoped by the caller's organisation and clearance)
-//! and writes each selected field's value as it goes ([`PeerView::field_writer`]: the JSON of the
-//! value [`PeerView`] gives async-graphql), from the store's page itself.
+//! A page of 100 peers is the API's hottest answer, the statistics (a row per gateway) the next.
+//! async-graphql builds an answer as a tree of values (an ordered map and a hashed name per field
+//! of every object) and then serialises the tree; that was more than half of their cost. A direct
+//! answer resolves the same data through the same resolver functions ([`schema::peers_page`],
+//! [`schema::stats`], scoped by the caller's organisation and clearance) and writes each selected
+//! field's value as it goes: a peer's by [`PeerView::field_writer`] (the JSON of the value
+//! [`PeerView`] gives async-graphql), from the store's page itself; a statistic by
+//! [`JsonObject::write_field`].
 //!
 //! Only plain documents get one: a single query operation without variables, directives or
-//! fragments whose one root field is `wireguardPeers` with literal arguments, selecting connection,
-//! edge, page-information and peer fields each under a response key of its own. Everything else,
-//! and any request whose page is an error, is executed by async-graphql, which also validates
-//! (depth and complexity limits included) a text before it is ever answered directly.
+//! fragments whose one root field is `wireguardPeers` (literal arguments) or `wireguardStats`,
+//! selecting fields without arguments each under a response key of its own. Everything else, and
+//! any request whose data is an error, is executed by async-graphql, which also validates (depth
+//! and complexity limits included) a text before it is ever answered directly.
 
 use argus_core::PeerRecord;
 use argus_store::{Cursor, Page};
@@ -22,18 +25,24 @@ use serde::Serialize;
 
 use crate::ApiContext;
 use crate::auth::Caller;
+use crate::plain::{Plain, PlainList};
 use crate::schema;
-use crate::types::{PeerFieldWriter, PeerView, WireguardPeerFilter};
+use crate::types::{HostTraffic, PeerCounts, PeerFieldWriter, PeerView, WireguardPeerFilter, WireguardStats};
 
-/// A plain `wireguardPeers` query, ready to be answered directly.
+/// A plain query, ready to be answered directly.
 #[derive(Debug)]
-pub(crate) struct PeersQuery {
+pub(crate) struct DirectQuery {
     /// The root field's response key as JSON with its colon.
     response_key_json: Vec<u8>,
-    filter: Option<WireguardPeerFilter>,
-    first: Option<i32>,
-    after: Option<String>,
+    root: Root,
     selection: Vec<Selected>,
+}
+
+/// The root field a direct query asks, with its arguments.
+#[derive(Debug)]
+enum Root {
+    Peers { filter: Option<WireguardPeerFilter>, first: Option<i32>, after: Option<String> },
+    Stats,
 }
 
 /// One selected field: its response key (and that key as JSON with its colon, ready to write),
@@ -47,7 +56,7 @@ struct Selected {
     below: Vec<Selected>,
 }
 
-impl PeersQuery {
+impl DirectQuery {
     /// The query `document` asks, when it is plain enough to be answered directly.
     pub(crate) fn of(document: &ExecutableDocument) -> Option<Self> {
         if !document.fragments.is_empty() {
@@ -67,36 +76,46 @@ impl PeersQuery {
         let [root] = operation.selection_set.node.items.as_slice() else { return None };
         let Selection::Field(root) = &root.node else { return None };
         let root = &root.node;
-        if root.name.node != "wireguardPeers" || !root.directives.is_empty() {
+        if !root.directives.is_empty() {
             return None;
         }
-        let mut query = Self {
-            response_key_json: key_json(root.response_key().node.as_str())?,
-            filter: None,
-            first: None,
-            after: None,
-            selection: selected(&root.selection_set.node)?,
-        };
-        for (name, value) in &root.arguments {
-            let value = Some(value.node.clone().into_const()?);
-            match name.node.as_str() {
-                "filter" => query.filter = InputType::parse(value).ok()?,
-                "first" => query.first = InputType::parse(value).ok()?,
-                "after" => query.after = InputType::parse(value).ok()?,
-                _ => return None,
+        let root_field = match root.name.node.as_str() {
+            "wireguardPeers" => {
+                let (mut filter, mut first, mut after) = (None, None, None);
+                for (name, value) in &root.arguments {
+                    let value = Some(value.node.clone().into_const()?);
+                    match name.node.as_str() {
+                        "filter" => filter = InputType::parse(value).ok()?,
+                        "first" => first = InputType::parse(value).ok()?,
+                        "after" => after = InputType::parse(value).ok()?,
+                        _ => return None,
+                    }
+                }
+                Root::Peers { filter, first, after }
             }
-        }
-        Some(query)
+            "wireguardStats" if root.arguments.is_empty() => Root::Stats,
+            _ => return None,
+        };
+        Some(Self {
+            response_key_json: key_json(root.response_key().node.as_str())?,
+            root: root_field,
+            selection: selected(&root.selection_set.node)?,
+        })
     }
 
-    /// The JSON response, or `None` when the page is an error (async-graphql then reports it).
+    /// The JSON response, or `None` when the data is an error (async-graphql then reports it).
     pub(crate) async fn answer(&self, api: &ApiContext, caller: &Caller) -> Option<Vec<u8>> {
-        let (page, after_given) =
-            schema::peers_page(api, caller, self.filter.clone(), self.first, self.after.clone()).await.ok()?;
         let mut out = Vec::with_capacity(32 * 1024);
         out.extend_from_slice(b"{\"data\":{");
         out.extend_from_slice(&self.response_key_json);
-        write_connection(&mut out, &self.selection, &page, after_given)?;
+        match &self.root {
+            Root::Peers { filter, first, after } => {
+                let (page, after_given) =
+                    schema::peers_page(api, caller, filter.clone(), *first, after.clone()).await.ok()?;
+                write_connection(&mut out, &self.selection, &page, after_given)?;
+            }
+            Root::Stats => schema::stats(api, caller).await.ok()?.write_answer(&self.selection, &mut out)?,
+        }
         out.extend_from_slice(b"}}");
         Some(out)
     }
@@ -220,12 +239,97 @@ fn write_peer(out: &mut Vec<u8>, selection: &[Selected], peer: &PeerRecord) -> O
     write_object(out, selection, |out, field| (field.peer_field?)(peer, out))
 }
 
+/// A value written as its JSON answer, with what is selected below it (for objects).
+trait JsonAnswer {
+    fn write_answer(&self, below: &[Selected], out: &mut Vec<u8>) -> Option<()>;
+}
+
+/// An object of plain data written field by field.
+trait JsonObject {
+    /// Writes the value of `field` (by its GraphQL name); `None` for no such field.
+    fn write_field(&self, field: &Selected, out: &mut Vec<u8>) -> Option<()>;
+}
+
+impl<T: JsonObject> JsonAnswer for T {
+    fn write_answer(&self, below: &[Selected], out: &mut Vec<u8>) -> Option<()> {
+        write_object(out, below, |out, field| self.write_field(field, out))
+    }
+}
+
+impl<T: JsonObject> JsonObject for Plain<T> {
+    fn write_field(&self, field: &Selected, out: &mut Vec<u8>) -> Option<()> {
+        self.0.write_field(field, out)
+    }
+}
+
+/// Numbers and text, as async-graphql serialises them.
+struct Scalar<'a, T>(&'a T);
+
+impl<T: Serialize> JsonAnswer for Scalar<'_, T> {
+    fn write_answer(&self, _below: &[Selected], out: &mut Vec<u8>) -> Option<()> {
+        write(out, self.0)
+    }
+}
+
+struct List<'a, T>(&'a PlainList<T>);
+
+impl<T: JsonObject> JsonAnswer for List<'_, T> {
+    fn write_answer(&self, below: &[Selected], out: &mut Vec<u8>) -> Option<()> {
+        write_list(out, self.0.0.iter(), |out, item| item.write_answer(below, out))
+    }
+}
+
+/// Each object's GraphQL field names and how each is answered (`scalar`, `object` or `list`).
+/// A name missing here is answered by async-graphql (the direct answer gives up), and the test
+/// that selects every field of the statistics would show it.
+macro_rules! json_objects {
+    ($($type:ty { $($name:literal => $how:ident($field:ident)),* $(,)? })*) => {
+        $(impl JsonObject for $type {
+            fn write_field(&self, field: &Selected, out: &mut Vec<u8>) -> Option<()> {
+                match field.name.as_str() {
+                    $($name => json_objects!(@$how self.$field).write_answer(&field.below, out),)*
+                    _ => None,
+                }
+            }
+        })*
+    };
+    (@scalar $value:expr) => { Scalar(&$value) };
+    (@object $value:expr) => { $value };
+    (@list $value:expr) => { List(&$value) };
+}
+
+json_objects! {
+    WireguardStats {
+        "peers" => object(peers),
+        "transferRx" => scalar(transfer_rx),
+        "transferTx" => scalar(transfer_tx),
+        "rxBytesPerSecond" => scalar(rx_bytes_per_second),
+        "txBytesPerSecond" => scalar(tx_bytes_per_second),
+        "hosts" => list(hosts),
+    }
+    HostTraffic {
+        "host" => scalar(host),
+        "peers" => object(peers),
+        "transferRx" => scalar(transfer_rx),
+        "transferTx" => scalar(transfer_tx),
+        "rxBytesPerSecond" => scalar(rx_bytes_per_second),
+        "txBytesPerSecond" => scalar(tx_bytes_per_second),
+    }
+    PeerCounts {
+        "total" => scalar(total),
+        "neverConnected" => scalar(never_connected),
+        "active" => scalar(active),
+        "stale" => scalar(stale),
+        "removed" => scalar(removed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::PeersQuery;
+    use super::{DirectQuery, Root};
 
-    fn plan(query: &str) -> Option<PeersQuery> {
-        PeersQuery::of(&async_graphql::parser::parse_query(query).expect("parses"))
+    fn plan(query: &str) -> Option<DirectQuery> {
+        DirectQuery::of(&async_graphql::parser::parse_query(query).expect("parses"))
     }
 
     #[test]
@@ -233,8 +337,13 @@ mod tests {
         let plain =
             plan("query Page { peers: wireguardPeers(first: 5, filter: { stale: true }) { edges { cursor } } }")
                 .expect("plain");
-        assert_eq!((plain.response_key_json.as_slice(), plain.first), (b"\"peers\":".as_slice(), Some(5)));
-        assert_eq!(plain.filter.and_then(|filter| filter.stale), Some(true));
+        let Root::Peers { filter, first, .. } = plain.root else { panic!("a page of peers") };
+        assert_eq!((plain.response_key_json.as_slice(), first), (b"\"peers\":".as_slice(), Some(5)));
+        assert_eq!(filter.and_then(|filter| filter.stale), Some(true));
+        assert!(matches!(
+            plan("{ stats: wireguardStats { peers { total } hosts { host } } }").expect("plain").root,
+            Root::Stats
+        ));
         for query in [
             "query($n: Int) { wireguardPeers(first: $n) { edges { cursor } } }",
             "{ wireguardPeers @skip(if: false) { edges { cursor } } }",
@@ -245,7 +354,8 @@ mod tests {
             "{ wireguardPeers { edges { cursor } edges { node { host } } } }",
             "{ wireguardPeers { __typename edges { cursor } } }",
             "{ wireguardPeers(last: 3) { edges { cursor } } }",
-            "{ wireguardStats { peers { total } } }",
+            "{ wireguardStats { peers { total } __typename } }",
+            "{ wireguardPeer(publicKey: \"x\") { host } }",
             "mutation { wireguardPeers { edges { cursor } } }",
             "query A { wireguardPeers { edges { cursor } } } query B { wireguardStats { peers { total } } }",
         ] {

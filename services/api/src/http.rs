@@ -19,7 +19,7 @@ use poem::{Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBod
 use thread_local::ThreadLocal;
 
 use crate::auth::{AuthError, Authenticator, Caller};
-use crate::direct::PeersQuery;
+use crate::direct::DirectQuery;
 use crate::schema::ApiSchema;
 use crate::{ApiContext, schema};
 
@@ -55,12 +55,12 @@ struct ParsedQuery {
     document: ExecutableDocument,
     /// The query when it can be answered directly ([`crate::direct`]), and whether async-graphql
     /// has executed this text without error (validation included) yet.
-    direct: Option<(Arc<PeersQuery>, bool)>,
+    direct: Option<(Arc<DirectQuery>, bool)>,
 }
 
 /// Whether a request can be answered directly.
 enum Direct {
-    Ready(Arc<PeersQuery>),
+    Ready(Arc<DirectQuery>),
     /// Once async-graphql has executed the text without error.
     AfterExecution,
     Never,
@@ -91,7 +91,7 @@ impl ParsedQueries {
             return Direct::Never;
         }
         let Ok(document) = request.parsed_query() else { return Direct::Never };
-        let direct = PeersQuery::of(document).map(|query| (Arc::new(query), false));
+        let direct = DirectQuery::of(document).map(|query| (Arc::new(query), false));
         let answer = if direct.is_some() && plain_request { Direct::AfterExecution } else { Direct::Never };
         let parsed = ParsedQuery { document: document.clone(), direct };
         let mut cache = cache.borrow_mut();

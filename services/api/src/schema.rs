@@ -132,6 +132,13 @@ pub(crate) async fn peers_page(
     Ok((page, after_given))
 }
 
+/// `wireguardStats`: statistics of the peers the caller may see (also answered by
+/// [`crate::direct`]).
+pub(crate) async fn stats(api: &ApiContext, caller: &Caller) -> async_graphql::Result<WireguardStats> {
+    let stats = api.store.stats(&caller.org, caller.clearance).await.map_err(store_error)?;
+    Ok(WireguardStats::from(&stats))
+}
+
 #[derive(Debug)]
 pub struct QueryRoot;
 
@@ -163,9 +170,7 @@ impl QueryRoot {
 
     /// Counts by status, traffic totals and rates, per host: only peers the caller may see.
     async fn wireguard_stats(&self, context: &Context<'_>) -> async_graphql::Result<WireguardStats> {
-        let caller = caller(context)?;
-        let stats = api(context).store.stats(&caller.org, caller.clearance).await.map_err(store_error)?;
-        Ok(WireguardStats::from(&stats))
+        stats(api(context), caller(context)?).await
     }
 
     /// A peer's observations (every gateway) in `[from, to)`, oldest first.
