@@ -1,12 +1,15 @@
 //! Load on the GraphQL API over HTTP: 100,000 peers stored (100 gateways x 1,000), then `wrk` (a
 //! separate process, one thread) with 64 concurrent keep-alive connections, each sending one query
 //! after another; reports throughput and latency percentiles of `wireguardPeers(first: 100)` and
-//! of `wireguardStats`. Needs `wrk` (Debian: `apt-get install wrk`).
+//! of `wireguardStats`, first with the store at rest, then while every peer is written again every
+//! 10 s (a live fleet's scans: each row changes, and each statistics row). Needs `wrk` (Debian:
+//! `apt-get install wrk`).
 //!
 //! `cargo run --release -p argus-benches --bin api-load [seconds per query, default 20]`
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use argus_api::auth::{AuthConfig, Authenticator, Claims, Role, Secret, mint_hs256};
 use argus_api::{ApiConfig, ApiContext, routes, serve};
@@ -20,6 +23,8 @@ use serde_json::json;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CLIENTS: usize = 64;
+/// A scan of every peer is written in this time while the second round of load runs.
+const SCAN_INTERVAL: Duration = Duration::from_secs(10);
 const SECRET: &str = "load-test-secret-of-thirty-two-bytes!";
 
 const PEERS_QUERY: &str = "{ wireguardPeers(first: 100) { edges { cursor node { publicKey host interface status \
@@ -75,14 +80,15 @@ async fn main() {
     let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
     let log = Arc::new(EmbeddedLog::open(&directory.path().join("log"), 4).expect("log"));
     let peers = (HOSTS * PEERS_PER_HOST) as usize;
+    let batches_a_scan = peers / argus_benches::BATCH_ROWS;
     let mut source = BatchSource::new();
     let filling = Instant::now();
-    for _ in 0..peers / argus_benches::BATCH_ROWS {
+    for _ in 0..batches_a_scan {
         store.write_blocking(&source.next_batch()).expect("write");
     }
     println!("stored {peers} peers in {:.1} s", filling.elapsed().as_secs_f64());
 
-    let context = ApiContext::new(Arc::new(store), log, ApiConfig::default()).expect("context");
+    let context = ApiContext::new(Arc::new(store.clone()), log, ApiConfig::default()).expect("context");
     let authenticator =
         Authenticator::new(&AuthConfig { hs256_secret: Some(Secret::new(SECRET)), ..AuthConfig::default() })
             .expect("auth");
@@ -102,10 +108,27 @@ async fn main() {
     };
     let token = mint_hs256(&Secret::new(SECRET), &claims).expect("token");
     println!("wrk: {CLIENTS} concurrent keep-alive connections over HTTP, {seconds} s per query, target p99 <= 10 ms");
-    let (peers_url, peers_token) = (url.clone(), token.clone());
     tokio::task::spawn_blocking(move || {
-        load(&peers_url, &peers_token, "wireguardPeers(first: 100)", PEERS_QUERY, seconds);
-        load(&peers_url, &peers_token, "wireguardStats", STATS_QUERY, seconds);
+        load(&url, &token, "wireguardPeers(first: 100)", PEERS_QUERY, seconds);
+        load(&url, &token, "wireguardStats", STATS_QUERY, seconds);
+        // the same while scans are written: one batch of rows at a time, evenly over each interval
+        let writing = Arc::new(AtomicBool::new(true));
+        let writer = {
+            let writing = writing.clone();
+            std::thread::spawn(move || {
+                let pause = SCAN_INTERVAL / batches_a_scan as u32;
+                while writing.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    store.write_blocking(&source.next_batch()).expect("write");
+                    std::thread::sleep(pause.saturating_sub(started.elapsed()));
+                }
+            })
+        };
+        let live = format!(" while every peer is written every {} s", SCAN_INTERVAL.as_secs());
+        load(&url, &token, &format!("wireguardPeers(first: 100){live}"), PEERS_QUERY, seconds);
+        load(&url, &token, &format!("wireguardStats{live}"), STATS_QUERY, seconds);
+        writing.store(false, Ordering::Relaxed);
+        writer.join().expect("writer");
     })
     .await
     .expect("load");
