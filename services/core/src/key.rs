@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::packed::PackedVisitor;
+use crate::text::AppendText;
 
 /// Length of a Curve25519 public key in bytes.
 pub const KEY_LEN: usize = 32;
@@ -96,12 +97,27 @@ impl FromStr for PublicKey {
     }
 }
 
+impl PublicKey {
+    /// The key's base64 text, encoded on the stack (pages of peers write hundreds).
+    fn base64(&self) -> ([u8; 44], usize) {
+        let mut text = [0; 44];
+        // 32 bytes are always 44 characters of padded base64, which the buffer holds
+        let written = BASE64.encode_slice(self.0, &mut text).unwrap_or(0);
+        (text, written)
+    }
+}
+
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // 44 characters of base64, written without allocating (pages of peers write hundreds)
-        let mut text = [0; 44];
-        let written = BASE64.encode_slice(self.0, &mut text).map_err(|_| fmt::Error)?;
+        let (text, written) = self.base64();
         f.write_str(std::str::from_utf8(&text[..written]).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl AppendText for PublicKey {
+    fn append_text(&self, out: &mut Vec<u8>) {
+        let (text, written) = self.base64();
+        out.extend_from_slice(&text[..written]);
     }
 }
 
@@ -143,6 +159,9 @@ mod tests {
         let from_hex: PublicKey = from_base64.to_hex().parse().expect("hex key");
         assert_eq!(from_base64, from_hex);
         assert_eq!(from_base64.to_string(), WG_KEY);
+        let mut appended = Vec::new();
+        from_base64.append_text(&mut appended);
+        assert_eq!(appended, WG_KEY.as_bytes());
         assert_eq!(from_base64.to_hex().len(), 64);
     }
 

@@ -12,6 +12,7 @@ pub mod key;
 pub mod net;
 pub mod packed;
 pub mod synthetic;
+pub mod text;
 
 pub use alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 pub use dead_letter::DeadLetter;
