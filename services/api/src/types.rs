@@ -290,9 +290,10 @@ fn append_rfc3339(at: &DateTime<Utc>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"+00:00");
 }
 
-/// Answers of numbers, as async-graphql converts them.
-macro_rules! field_answer_as_number {
-    ($($type:ty),*) => {
+/// Answers of values async-graphql converts itself, each written by `$write` as serialising the
+/// converted value would write it.
+macro_rules! field_answer_as_graphql_value {
+    ($write:ident: $($type:ty),*) => {
         $(impl FieldAnswer for $type {
             type Owned = Self;
 
@@ -305,40 +306,27 @@ macro_rules! field_answer_as_number {
             }
 
             fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-                serde_json::to_writer(out, self).ok()
+                $write(self, out)
             }
         })*
     };
 }
 
-field_answer_as_number!(u16, u64, f64);
+field_answer_as_graphql_value!(write_number: u16, u64, f64);
+field_answer_as_graphql_value!(write_enum_name: WireguardPeerStatus, ObservationSource, ClearanceLevel);
 
-/// Answers of enumerations: the item's name.
-macro_rules! field_answer_as_enum {
-    ($($type:ty),*) => {
-        $(impl FieldAnswer for $type {
-            type Owned = Self;
-
-            fn owned(&self) -> Self {
-                *self
-            }
-
-            fn value(&self) -> Value {
-                InputType::to_value(self)
-            }
-
-            fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-                let item = <$type as EnumType>::items().iter().find(|item| item.value == *self)?;
-                out.push(b'"');
-                out.extend_from_slice(item.name.as_bytes());
-                out.push(b'"');
-                Some(())
-            }
-        })*
-    };
+fn write_number(number: &impl serde::Serialize, out: &mut Vec<u8>) -> Option<()> {
+    serde_json::to_writer(out, number).ok()
 }
 
-field_answer_as_enum!(WireguardPeerStatus, ObservationSource, ClearanceLevel);
+/// An enumeration's answer: its item's name.
+fn write_enum_name<T: EnumType>(value: &T, out: &mut Vec<u8>) -> Option<()> {
+    let item = T::items().iter().find(|item| item.value == *value)?;
+    out.push(b'"');
+    out.extend_from_slice(item.name.as_bytes());
+    out.push(b'"');
+    Some(())
+}
 
 /// Writes one field of a peer record as its JSON answer (see [`PeerView::field_writer`]).
 pub(crate) type PeerFieldWriter = fn(&PeerRecord, &mut Vec<u8>) -> Option<()>;
