@@ -180,7 +180,7 @@ async fn graphql(request: &Request, body: poem::Body, state: poem::web::Data<&Ar
         metrics::histogram!("argus_api_request_seconds").record(started.elapsed().as_secs_f64());
         return Response::builder().header(header::CONTENT_TYPE, "application/json; charset=utf-8").body(body);
     }
-    // else async-graphql answers (a direct page that is an error too: it parses the text again)
+    // else async-graphql answers (a direct answer that is an error too: it parses the text again)
     let query_text = matches!(direct, Direct::AfterExecution).then(|| graphql_request.query.clone());
     let response = state.schema.execute(graphql_request.data(caller)).await;
     if let Some(query_text) = query_text
