@@ -18,6 +18,7 @@
 //! and complexity limits included) a text before it is ever answered directly.
 
 use argus_core::PeerRecord;
+use argus_core::text::AppendText;
 use argus_store::{Cursor, Page};
 use async_graphql::InputType;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
@@ -45,11 +46,10 @@ enum Root {
     Stats,
 }
 
-/// One selected field: its response key (and that key as JSON with its colon, ready to write),
-/// its name, what writes it when it is a peer's field, and what is selected below it.
+/// One selected field: its response key as JSON with its colon (ready to write), its name, what
+/// writes it when it is a peer's field, and what is selected below it.
 #[derive(Debug)]
 struct Selected {
-    key: String,
     key_json: Vec<u8>,
     name: String,
     peer_field: Option<PeerFieldWriter>,
@@ -128,17 +128,15 @@ fn selected(set: &SelectionSet) -> Option<Vec<Selected>> {
     for item in &set.items {
         let Selection::Field(field) = &item.node else { return None };
         let field = &field.node;
-        let key = field.response_key().node.to_string();
+        let key_json = key_json(field.response_key().node.as_str())?;
         if !field.arguments.is_empty()
             || !field.directives.is_empty()
             || field.name.node.starts_with("__")
-            || fields.iter().any(|earlier| earlier.key == key)
+            || fields.iter().any(|earlier| earlier.key_json == key_json)
         {
             return None;
         }
-        let key_json = key_json(&key)?;
         fields.push(Selected {
-            key,
             key_json,
             name: field.name.node.to_string(),
             peer_field: PeerView::field_writer(&field.name.node),
@@ -222,14 +220,9 @@ fn write_connection(
     })
 }
 
-/// A cursor's text is base64url, which JSON strings hold as it is.
 fn write_cursor(out: &mut Vec<u8>, cursor: Option<&Cursor>) -> Option<()> {
     match cursor {
-        Some(cursor) => {
-            out.push(b'"');
-            out.extend_from_slice(cursor.as_str().as_bytes());
-            out.push(b'"');
-        }
+        Some(cursor) => cursor.append_json_string(out),
         None => out.extend_from_slice(b"null"),
     }
     Some(())

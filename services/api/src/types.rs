@@ -214,7 +214,7 @@ impl<T: FieldAnswer> FieldAnswer for &[T] {
 }
 
 /// Answers as text whose every character stands in a JSON string as itself (base64 keys, IP
-/// addresses and prefixes): written between quotes without escaping or a copy.
+/// addresses and prefixes, [`AppendText`]): written between quotes without escaping or a copy.
 macro_rules! field_answer_as_plain_text {
     ($($type:ty),*) => {
         $(impl FieldAnswer for $type {
@@ -229,9 +229,7 @@ macro_rules! field_answer_as_plain_text {
             }
 
             fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-                out.push(b'"');
-                self.append_text(out);
-                out.push(b'"');
+                self.append_json_string(out);
                 Some(())
             }
         })*
@@ -264,13 +262,10 @@ impl FieldAnswer for DateTime<Utc> {
 /// allocation or the formatting machinery for times of the years 0 to 9999 in whole milliseconds
 /// (every event time): a page of peers writes a hundred or more, and they were a twentieth of it.
 fn append_rfc3339(at: &DateTime<Utc>, out: &mut Vec<u8>) {
-    let (year, nanos) = (at.year(), at.nanosecond());
-    let Ok(year @ 0..=9999) = u32::try_from(year) else {
+    let nanos = at.nanosecond();
+    let (Ok(year @ 0..=9999), 0, 0..1_000_000_000) = (u32::try_from(at.year()), nanos % 1_000_000, nanos) else {
         return out.extend_from_slice(at.to_rfc3339().as_bytes());
     };
-    if nanos % 1_000_000 != 0 || nanos >= 1_000_000_000 {
-        return out.extend_from_slice(at.to_rfc3339().as_bytes());
-    }
     let digits = |out: &mut Vec<u8>, before: &[u8], value: u32| {
         out.extend_from_slice(before);
         out.extend_from_slice(&[b'0' + (value / 10) as u8, b'0' + (value % 10) as u8]);

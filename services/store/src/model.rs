@@ -1,6 +1,7 @@
 //! What the store writes and reads: batches, rows, filters, pages, cursors and errors.
 
 use argus_core::fold::Effect;
+use argus_core::text::AppendText;
 use argus_core::{
     Alert, AlertAcknowledged, AlertKind, AlertState, Clearance, HostId, HostStats, InterfaceName, ManifestEntry, OrgId,
     PeerRecord, PeerStatus, PublicKey, RotationManifestSet, StatusCounts, UnixMillis,
@@ -232,13 +233,19 @@ impl Cursor {
         URL_SAFE_NO_PAD.decode(&self.0).map_err(|_| StoreError::InvalidCursor)
     }
 
-    /// The cursor's text: base64url without padding (`A`–`Z`, `a`–`z`, `0`–`9`, `-`, `_`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+/// A cursor's text is base64url without padding (`A`–`Z`, `a`–`z`, `0`–`9`, `-`, `_`).
+impl AppendText for Cursor {
+    fn append_text(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0.as_bytes());
     }
 }
 
