@@ -53,7 +53,7 @@ impl BatchSource {
             let mut scan = Vec::new();
             self.fleet.next_scan(&mut scan);
             for event in &scan {
-                self.state.apply(event, event.header().observed_at, &mut self.pending);
+                self.state.apply(event, event.header().observed_at, &mut self.pending).expect("the fold accepts it");
             }
         }
         let rest = self.pending.split_off(BATCH_ROWS);

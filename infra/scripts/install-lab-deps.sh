@@ -17,4 +17,4 @@ fi
 echo "installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
-apt-get install -y -qq "${missing[@]}" >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -222,14 +222,21 @@ impl Authenticator {
         let validation_for = |algorithm: Algorithm| {
             let mut validation = Validation::new(algorithm);
             validation.leeway = LEEWAY_SECONDS;
-            validation.set_required_spec_claims(&["exp", "sub"]);
+            validation.validate_nbf = true;
+            // a configured issuer or audience is required, not only checked when present
+            let mut required = vec!["exp", "sub"];
             if let Some(issuer) = &config.issuer {
                 validation.set_issuer(&[issuer]);
+                required.push("iss");
             }
             match &config.audience {
-                Some(audience) => validation.set_audience(&[audience]),
+                Some(audience) => {
+                    validation.set_audience(&[audience]);
+                    required.push("aud");
+                }
                 None => validation.validate_aud = false,
             }
+            validation.set_required_spec_claims(&required);
             validation
         };
         let mut keys = Vec::new();
@@ -296,41 +303,59 @@ impl Authenticator {
     }
 
     /// The caller `token` names, and its `exp`, when its signature and claims verify.
+    ///
+    /// A token naming a `kid` is checked against the key with that id only; a token without one
+    /// against every key of its algorithm in turn (several keys are configured while one rotates).
     fn verify(&self, token: &str) -> Result<(Caller, u64), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| AuthError::InvalidToken(format!("token is not a signed JWT: {error}")))?;
-        let key = self
-            .keys
-            .iter()
-            .filter(|key| key.validation.algorithms.contains(&header.alg))
-            .find(|key| match (&key.key_id, &header.kid) {
-                (Some(expected), Some(given)) => expected == given,
-                _ => true,
-            })
-            .ok_or_else(|| AuthError::InvalidToken(format!("tokens signed with {:?} are not accepted", header.alg)))?;
-        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation)
-            .map_err(|error| {
-                AuthError::InvalidToken(match error.kind() {
-                    ErrorKind::ExpiredSignature => return expired(),
-                    ErrorKind::ImmatureSignature => "token is not valid yet".to_owned(),
-                    ErrorKind::InvalidSignature => "token signature does not verify".to_owned(),
-                    ErrorKind::InvalidIssuer => "token issuer is not accepted".to_owned(),
-                    ErrorKind::InvalidAudience => "token audience is not accepted".to_owned(),
-                    ErrorKind::MissingRequiredClaim(claim) => format!("token lacks the {claim} claim"),
-                    _ => format!("token is not acceptable: {error}"),
-                })
-            })?
-            .claims;
-        let org = claims
-            .org
-            .parse::<OrgId>()
-            .map_err(|error| AuthError::InvalidToken(format!("token org claim is invalid: {error}")))?;
-        let clearance = claims
-            .clearance
-            .parse::<Clearance>()
-            .map_err(|error| AuthError::InvalidToken(format!("token clearance claim is invalid: {error}")))?;
-        Ok((Caller { subject: claims.sub, org, clearance, role: claims.role }, claims.exp))
+        let of_algorithm = || self.keys.iter().filter(|key| key.validation.algorithms.contains(&header.alg));
+        let candidates: Vec<&VerificationKey> = match &header.kid {
+            Some(kid) => of_algorithm().filter(|key| key.key_id.as_deref() == Some(kid.as_str())).collect(),
+            None => of_algorithm().collect(),
+        };
+        if candidates.is_empty() {
+            return Err(AuthError::InvalidToken(match &header.kid {
+                Some(kid) => format!("no {:?} key has the id {kid:?}", header.alg),
+                None => format!("tokens signed with {:?} are not accepted", header.alg),
+            }));
+        }
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation) {
+                Ok(decoded) => return caller_of(decoded.claims),
+                // another key of the same algorithm may have signed it
+                Err(error) if *error.kind() == ErrorKind::InvalidSignature => continue,
+                Err(error) => return Err(token_refusal(&error)),
+            }
+        }
+        Err(AuthError::InvalidToken("token signature does not verify".into()))
     }
+}
+
+/// The caller verified claims name.
+fn caller_of(claims: Claims) -> Result<(Caller, u64), AuthError> {
+    let org = claims
+        .org
+        .parse::<OrgId>()
+        .map_err(|error| AuthError::InvalidToken(format!("token org claim is invalid: {error}")))?;
+    let clearance = claims
+        .clearance
+        .parse::<Clearance>()
+        .map_err(|error| AuthError::InvalidToken(format!("token clearance claim is invalid: {error}")))?;
+    Ok((Caller { subject: claims.sub, org, clearance, role: claims.role }, claims.exp))
+}
+
+/// The refusal a token's verification error stands for.
+fn token_refusal(error: &jsonwebtoken::errors::Error) -> AuthError {
+    AuthError::InvalidToken(match error.kind() {
+        ErrorKind::ExpiredSignature => return expired(),
+        ErrorKind::ImmatureSignature => "token is not valid yet (nbf)".to_owned(),
+        ErrorKind::InvalidSignature => "token signature does not verify".to_owned(),
+        ErrorKind::InvalidIssuer => "token issuer is not accepted".to_owned(),
+        ErrorKind::InvalidAudience => "token audience is not accepted".to_owned(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("token lacks the {claim} claim"),
+        _ => format!("token is not acceptable: {error}"),
+    })
 }
 
 fn expired() -> AuthError {

@@ -283,49 +283,36 @@ impl QueryRoot {
         Ok(connection(found, after_given, |peer| peer))
     }
 
-    /// Where each key of the rotation manifests stands on its interface.
+    /// Where each key of the rotation manifests you may see stands on its interface, judged by the
+    /// peers you may see.
     async fn wireguard_rotation_status(
         &self,
         context: &Context<'_>,
     ) -> async_graphql::Result<PlainList<RotationStatusEntry>> {
         let caller = caller(context)?;
         let api = api(context);
-        let manifests = api.store.manifests(&caller.org).await.map_err(store_error)?;
+        // only manifests and peers the caller may see: the answer never depends on hidden ones
+        let manifests = api.store.manifests(&caller.org, caller.clearance).await.map_err(store_error)?;
         let mut entries = Vec::new();
         for manifest in &manifests {
-            let on_interface = |record: &PeerRecord| {
+            // a manifest applies to the peers at or below the clearance it was set at
+            let judged = |record: &PeerRecord| {
                 record.host == manifest.host
                     && record.interface == manifest.interface
                     && record.status != PeerStatus::Removed
+                    && record.clearance <= manifest.clearance
             };
             for entry in &manifest.entries {
-                let expected_live = api
-                    .store
-                    .peer(&caller.org, &entry.expected_key, argus_core::Clearance::TopSecret)
-                    .await
-                    .map_err(store_error)?;
-                let mut hidden = expected_live
-                    .iter()
-                    .filter(|record| on_interface(record))
-                    .any(|record| record.clearance > caller.clearance);
-                let expected_present = expected_live.iter().any(on_interface);
+                let live = |key| async move {
+                    let records = api.store.peer(&caller.org, key, caller.clearance).await.map_err(store_error);
+                    records.map(|records| records.iter().any(judged))
+                };
+                let expected_present = live(&entry.expected_key).await?;
                 let mut retired_live = Vec::new();
                 for retired in &entry.retired_keys {
-                    let records = api
-                        .store
-                        .peer(&caller.org, retired, argus_core::Clearance::TopSecret)
-                        .await
-                        .map_err(store_error)?;
-                    if records.iter().any(on_interface) {
-                        hidden |= records
-                            .iter()
-                            .filter(|record| on_interface(record))
-                            .any(|record| record.clearance > caller.clearance);
+                    if live(retired).await? {
                         retired_live.push(retired.to_string());
                     }
-                }
-                if hidden {
-                    continue;
                 }
                 let state = if !retired_live.is_empty() {
                     RotationState::Pending
@@ -463,8 +450,9 @@ impl MutationRoot {
         Ok(SyncWireguardPeerResult { event_id, peer })
     }
 
-    /// Sets the keys one interface's peers must present; a peer still presenting a retired or
-    /// unlisted key is flagged (SECURITY) until it matches.
+    /// Sets the keys one interface's peers at or below your clearance must present, replacing the
+    /// manifest set before at your clearance; a peer still presenting a retired or unlisted key is
+    /// flagged (SECURITY) until it matches. Peers above your clearance are not affected.
     async fn set_rotation_manifest(
         &self,
         context: &Context<'_>,
@@ -488,7 +476,11 @@ impl MutationRoot {
             let label = entry.label.clone().map(|label| bounded_text(&field("label"), label)).transpose()?;
             entries.push(ManifestEntry { label, expected_key, retired_keys });
         }
-        let event = argus_core::Event::RotationManifestSet(RotationManifestSet { header, entries });
+        let event = argus_core::Event::RotationManifestSet(RotationManifestSet {
+            header,
+            entries,
+            writer_clearance: Some(caller.clearance),
+        });
         let event_id = api.publisher.publish(&event).await.map_err(publish_error)?;
         Ok(AcceptedEvent { event_id })
     }
@@ -589,5 +581,6 @@ fn validate_sync(
         display_name: input.display_name.clone().map(|name| bounded_text("input.displayName", name)).transpose()?,
         owner: input.owner.clone().map(|owner| bounded_text("input.owner", owner)).transpose()?,
         tags,
+        writer_clearance: Some(caller.clearance),
     })
 }

@@ -103,6 +103,86 @@ async fn bad_tokens_get_rfc_6750_refusals() {
     assert_eq!(response.status(), 401);
 }
 
+/// A token signed with a fixture key (`tests/fixtures`), with any claims and `kid`.
+fn signed(algorithm: jsonwebtoken::Algorithm, key_file: &str, kid: Option<&str>, claims: Value) -> String {
+    let pem = std::fs::read(format!("{}/tests/fixtures/{key_file}", env!("CARGO_MANIFEST_DIR"))).expect("fixture");
+    let key = match algorithm {
+        jsonwebtoken::Algorithm::RS256 => jsonwebtoken::EncodingKey::from_rsa_pem(&pem),
+        _ => jsonwebtoken::EncodingKey::from_ec_pem(&pem),
+    }
+    .expect("fixture key");
+    let mut header = jsonwebtoken::Header::new(algorithm);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+}
+
+fn public_key(algorithm: &str, file: &str, key_id: Option<&str>) -> argus_api::auth::PublicKeyConfig {
+    let pem = std::fs::read_to_string(format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"))).expect("pem");
+    argus_api::auth::PublicKeyConfig { algorithm: algorithm.into(), key_id: key_id.map(str::to_owned), pem }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_claims_are_required_nbf_is_enforced_and_rotated_keys_verify() {
+    use jsonwebtoken::Algorithm::{ES256, RS256};
+    let auth = argus_api::auth::AuthConfig {
+        public_keys: vec![
+            public_key("RS256", "rsa-1.pub", None),
+            public_key("RS256", "rsa-2.pub", None),
+            public_key("ES256", "ec-1.pub", Some("ec-old")),
+            public_key("ES256", "ec-2.pub", Some("ec-new")),
+        ],
+        issuer: Some("https://idp.example".into()),
+        audience: Some("argus".into()),
+        ..argus_api::auth::AuthConfig::default()
+    };
+    let api = Api::start_with_auth(argus_api::ApiConfig::default(), auth).await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = |extra: Value| {
+        let mut claims = json!({
+            "sub": "noc-1", "org": "acme", "clearance": "SECRET", "role": "viewer", "exp": now + 600,
+            "iss": "https://idp.example", "aud": "argus",
+        });
+        for (name, value) in extra.as_object().expect("object") {
+            if value.is_null() {
+                claims.as_object_mut().expect("object").remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+        }
+        claims
+    };
+    let accepted = |token: String| {
+        let api = &api;
+        async move {
+            let (status, _, body) = api.graphql(Some(&token), HOSTS, json!({})).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    // either RSA key verifies a token without kid (rotation); a kid picks its key
+    accepted(signed(RS256, "rsa-1.key", None, claims(json!({})))).await;
+    accepted(signed(RS256, "rsa-2.key", None, claims(json!({})))).await;
+    accepted(signed(ES256, "ec-1.key", Some("ec-old"), claims(json!({})))).await;
+    accepted(signed(ES256, "ec-2.key", Some("ec-new"), claims(json!({})))).await;
+    accepted(signed(ES256, "ec-2.key", None, claims(json!({})))).await;
+    // nbf in the past, or within the leeway, is fine
+    accepted(signed(RS256, "rsa-1.key", None, claims(json!({ "nbf": now + 10 })))).await;
+
+    for (token, reason) in [
+        (signed(RS256, "rsa-1.key", None, claims(json!({ "iss": null }))), "token lacks the iss claim"),
+        (signed(RS256, "rsa-2.key", None, claims(json!({ "aud": null }))), "token lacks the aud claim"),
+        (signed(ES256, "ec-1.key", None, claims(json!({ "iss": "https://evil.example" }))), "issuer is not accepted"),
+        (signed(ES256, "ec-2.key", None, claims(json!({ "aud": "other" }))), "audience is not accepted"),
+        (signed(RS256, "rsa-2.key", None, claims(json!({ "nbf": now + 600 }))), "token is not valid yet"),
+        (signed(ES256, "ec-1.key", Some("ec-new"), claims(json!({}))), "token signature does not verify"),
+        (signed(ES256, "ec-1.key", Some("ec-unknown"), claims(json!({}))), "no ES256 key has the id"),
+    ] {
+        let (status, challenge, body) = api.graphql(Some(&token), HOSTS, json!({})).await;
+        assert_eq!(status, 401, "{reason}: {body}");
+        let challenge = challenge.expect("WWW-Authenticate");
+        assert!(challenge.contains(r#"error="invalid_token""#) && challenge.contains(reason), "{challenge}: {reason}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_argument_reaches_another_organisation() {
     let mut api = Api::start().await;
@@ -227,18 +307,15 @@ async fn clearance_hides_peers_everywhere() {
         { "label": "open-site", "expectedKey": b64(1) }
     ]}});
     api.data(&low, manifest, entries).await;
-    let mut status = Value::Null;
-    for _ in 0..250 {
-        status = api.data(&low, "{ wireguardRotationStatus { label state } }", json!({})).await;
-        if status["wireguardRotationStatus"].as_array().is_some_and(|entries| !entries.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(status["wireguardRotationStatus"], json!([{ "label": "open-site", "state": "ROTATED" }]));
+    let status = rotation_status(&api, &low, 2).await;
+    // the answer does not depend on the SECRET peer: its key counts as not seen, the entry stays
+    assert_eq!(
+        status,
+        json!([{ "label": "secret-site", "state": "NOT_SEEN" }, { "label": "open-site", "state": "ROTATED" }])
+    );
+    // nor does the low operator's manifest judge the SECRET peer for anyone
     let high = token("acme", "SECRET", Role::Viewer);
-    let status = api.data(&high, "{ wireguardRotationStatus { label state } }", json!({})).await;
-    assert_eq!(status["wireguardRotationStatus"][0], json!({ "label": "secret-site", "state": "PENDING" }));
+    assert_eq!(rotation_status(&api, &high, 2).await, status);
     // nor can a low-clearance operator sync a peer above its own clearance
     let sync = "mutation($input: SyncWireguardPeerInput!) { syncWireguardPeer(input: $input) { eventId } }";
     let input = json!({ "input": { "host": "gw-1", "interface": "wg0", "publicKey": b64(8), "clearance": "SECRET" } });
@@ -246,6 +323,130 @@ async fn clearance_hides_peers_everywhere() {
     assert_eq!(
         (message.as_str(), code.as_str()),
         ("input.clearance: cannot be above your own clearance", "BAD_USER_INPUT")
+    );
+}
+
+/// `wireguardRotationStatus` as `token` sees it, once it lists `entries` entries.
+async fn rotation_status(api: &Api, token: &str, entries: usize) -> Value {
+    let mut status = Value::Null;
+    for _ in 0..250 {
+        status = api.data(token, "{ wireguardRotationStatus { label state } }", json!({})).await;
+        if status["wireguardRotationStatus"].as_array().is_some_and(|listed| listed.len() == entries) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    status["wireguardRotationStatus"].clone()
+}
+
+/// Key-rotation alerts (raised and open) of `n` as TOP_SECRET sees them.
+async fn open_rotation_alerts(api: &Api, n: u8) -> usize {
+    let admin = token("acme", "TOP_SECRET", Role::Viewer);
+    let query = "{ wireguardAlerts(filter: { kind: KEY_ROTATION }) { edges { node { publicKey state } } } }";
+    let alerts = api.data(&admin, query, json!({})).await;
+    let edges = alerts["wireguardAlerts"]["edges"].as_array().cloned().unwrap_or_default();
+    edges.iter().filter(|edge| edge["node"]["publicKey"] == b64(n) && edge["node"]["state"] == "RAISED").count()
+}
+
+/// The dead letters on the embedded log, with their reasons.
+async fn dead_letter_reasons(api: &Api) -> Vec<String> {
+    use argus_log::{Delivery, EventLog, LogConsumer};
+    let group = format!("dead-{}", now_millis());
+    let mut consumer = api.log.subscribe("wireguard.dead-letter", &group).await.expect("subscribe");
+    let mut reasons = Vec::new();
+    loop {
+        match consumer.poll(1_000, std::time::Duration::from_millis(100)).await.expect("poll") {
+            Delivery::Records(records) if records.is_empty() => return reasons,
+            Delivery::Records(records) => reasons.extend(
+                records
+                    .iter()
+                    .map(|record| argus_core::codec::decode_dead_letter(&record.value).expect("a dead letter").reason),
+            ),
+            Delivery::Assigned(_) | Delivery::Revoked(_) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncing_a_peer_above_the_writer_reveals_and_changes_nothing() {
+    let config = argus_api::ApiConfig { sync_wait: std::time::Duration::from_millis(600), ..Default::default() };
+    let mut api = Api::start_with(config).await;
+    api.seed().await;
+    let low = token("acme", "UNCLASSIFIED", Role::Operator);
+    let admin = token("acme", "TOP_SECRET", Role::Viewer);
+    let peer_query =
+        "query($k: String!) { wireguardPeer(publicKey: $k) { clearance endpoint allowedIps displayName transferRx } }";
+    let before = api.data(&admin, peer_query, json!({ "k": b64(2) })).await;
+    assert_eq!(before["wireguardPeer"][0]["clearance"], "SECRET");
+    let sync = "mutation($input: SyncWireguardPeerInput!) { syncWireguardPeer(input: $input) { eventId peer { publicKey transferRx latestHandshake } } }";
+    let input = |n: u8, clearance: &str| json!({ "input": { "host": "gw-1", "interface": "wg0", "publicKey": b64(n), "clearance": clearance } });
+
+    // the UNCLASSIFIED operator syncing the SECRET peer's key gets the answer of a write it cannot
+    // see the result of: an event id and no peer
+    let answer = api.data(&low, sync, input(2, "UNCLASSIFIED")).await;
+    assert!(answer["syncWireguardPeer"]["eventId"].is_string());
+    assert_eq!(answer["syncWireguardPeer"]["peer"], Value::Null, "{answer}");
+    // a SECRET operator cannot lower it either
+    let secret = token("acme", "SECRET", Role::Operator);
+    let answer = api.data(&secret, sync, input(2, "RESTRICTED")).await;
+    assert_eq!(answer["syncWireguardPeer"]["peer"], Value::Null, "{answer}");
+    // a write the operator may make is applied and answered (the fold got past the refusals)
+    let answer = api.data(&low, sync, input(60, "UNCLASSIFIED")).await;
+    assert_eq!(answer["syncWireguardPeer"]["peer"]["publicKey"], b64(60), "{answer}");
+
+    // the peer is as it was: clearance, endpoint, allowed IPs, metadata
+    assert_eq!(api.data(&admin, peer_query, json!({ "k": b64(2) })).await, before);
+    let lookup = api.data(&low, peer_query, json!({ "k": b64(2) })).await;
+    assert_eq!(lookup["wireguardPeer"], json!([]), "still hidden from the low operator");
+    let stats = api.data(&low, "{ wireguardStats { peers { total } } }", json!({})).await;
+    assert_eq!(stats["wireguardStats"]["peers"]["total"], 4, "three seeded peers and the new one");
+    // both refusals are recorded with their reasons
+    let reasons = dead_letter_reasons(&api).await;
+    assert!(
+        reasons.iter().any(|reason| reason.contains("is Secret, above the API writer's Unclassified")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|reason| reason.contains("cannot lower peer")), "{reasons:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_manifests_never_reach_above_their_writer() {
+    let mut api = Api::start().await;
+    api.seed().await;
+    let manifest = "mutation($input: RotationManifestInput!) { setRotationManifest(input: $input) { eventId } }";
+    let set = |entries: Value| json!({ "input": { "host": "gw-1", "interface": "wg0", "entries": entries } });
+    let low = token("acme", "UNCLASSIFIED", Role::Operator);
+    let secret = token("acme", "SECRET", Role::Operator);
+
+    // a SECRET operator retires the SECRET peer's key: flagged
+    api.data(&secret, manifest, set(json!([{ "label": "vault", "expectedKey": b64(70), "retiredKeys": [b64(2)] }])))
+        .await;
+    let mut flagged = 0;
+    for _ in 0..250 {
+        flagged = open_rotation_alerts(&api, 2).await;
+        if flagged > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(flagged, 1);
+    // the low operator sees nothing of that manifest
+    assert_eq!(rotation_status(&api, &low, 0).await, json!([]));
+    // and a low manifest expecting the SECRET key clears nothing: the flag stays
+    api.data(
+        &low,
+        manifest,
+        set(json!([{ "label": "probe", "expectedKey": b64(2) }, { "expectedKey": b64(1) }, { "expectedKey": b64(4) }])),
+    )
+    .await;
+    let status = rotation_status(&api, &low, 3).await;
+    assert_eq!(status[0], json!({ "label": "probe", "state": "NOT_SEEN" }), "the hidden key is not seen");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(open_rotation_alerts(&api, 2).await, 1, "the SECRET peer's flag is untouched");
+    let secret_view = rotation_status(&api, &token("acme", "SECRET", Role::Viewer), 4).await;
+    assert!(
+        secret_view.as_array().expect("entries").contains(&json!({ "label": "vault", "state": "PENDING" })),
+        "{secret_view}"
     );
 }
 

@@ -176,6 +176,10 @@ pub struct RulesSection {
     pub anomaly_warmup_s: u64,
     /// Time constant of the baseline's moving average.
     pub anomaly_baseline_time_constant_s: u64,
+    /// An event whose `seq` (its collector's clock, in microseconds) is further ahead of this
+    /// processor's clock than this is refused (dead-lettered), so one crafted `seq` cannot blind
+    /// the fold to a collector.
+    pub max_clock_skew_s: u64,
 }
 
 impl Default for RulesSection {
@@ -190,6 +194,7 @@ impl Default for RulesSection {
             anomaly_floor_bytes_per_s: rules.anomaly.floor_bytes_per_s,
             anomaly_warmup_s: rules.anomaly.warmup.as_secs(),
             anomaly_baseline_time_constant_s: rules.anomaly.baseline_time_constant.as_secs(),
+            max_clock_skew_s: rules.max_clock_skew.as_secs(),
         }
     }
 }
@@ -283,6 +288,7 @@ impl Config {
                 warmup: Duration::from_secs(self.rules.anomaly_warmup_s),
                 baseline_time_constant: Duration::from_secs(self.rules.anomaly_baseline_time_constant_s.max(1)),
             },
+            max_clock_skew: Duration::from_secs(self.rules.max_clock_skew_s),
             ..RuleConfig::default()
         })
     }

@@ -147,6 +147,7 @@ mod tests {
             display_name: None,
             owner: None,
             tags: Vec::new(),
+            writer_clearance: None,
         })
     }
 

@@ -64,6 +64,7 @@ impl Scanner {
                 display_name: None,
                 owner: None,
                 tags: Vec::new(),
+                writer_clearance: None,
             }));
         }
         events.push(Event::Heartbeat(Heartbeat {

@@ -60,6 +60,9 @@ pub struct PeerObservation {
     pub display_name: Option<String>,
     pub owner: Option<String>,
     pub tags: Vec<String>,
+    /// The clearance of the operator who wrote this through the API (`None` from a collector): the
+    /// fold refuses a write that would touch a peer above it or lower a peer's clearance.
+    pub writer_clearance: Option<Clearance>,
 }
 
 /// One interface is alive; published once per scan, after that interface's observations.
@@ -101,6 +104,16 @@ pub struct RotationManifestSet {
     #[serde(flatten)]
     pub header: EventHeader,
     pub entries: Vec<ManifestEntry>,
+    /// The clearance of the operator who set it; `None` in data written before it was carried,
+    /// read as TOP_SECRET (such a manifest applied to every peer).
+    pub writer_clearance: Option<Clearance>,
+}
+
+impl RotationManifestSet {
+    /// The highest clearance of the peers this manifest applies to.
+    pub fn scope(&self) -> Clearance {
+        self.writer_clearance.unwrap_or(Clearance::TopSecret)
+    }
 }
 
 /// An operator acknowledged an alert (published by the API; the processor records it once).

@@ -21,7 +21,7 @@ pub use event::{
     RotationManifestSet, SeqCounter, UnixMillis,
 };
 pub use fold::{
-    Effect, EndpointChange, FoldState, HostRecord, HostStats, HostStatus, PeerRecord, PeerStatus, RuleConfig,
+    Effect, EndpointChange, FoldState, HostRecord, HostStats, HostStatus, PeerRecord, PeerStatus, Refusal, RuleConfig,
     StalenessWindow, StatusCounts,
 };
 pub use ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};

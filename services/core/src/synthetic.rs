@@ -106,6 +106,7 @@ impl Fleet {
                     display_name: None,
                     owner: None,
                     tags: Vec::new(),
+                    writer_clearance: None,
                 }));
             }
             events.push(Event::Heartbeat(Heartbeat {

@@ -44,6 +44,7 @@ fn full_observation() -> PeerObservation {
         display_name: Some("FOB 7 uplink".into()),
         owner: Some("noc@acme".into()),
         tags: vec!["fob".into(), "tier-1".into()],
+        writer_clearance: Some(Clearance::Secret),
     }
 }
 
@@ -56,6 +57,7 @@ fn sparse_observation() -> PeerObservation {
         display_name: None,
         owner: None,
         tags: vec![],
+        writer_clearance: None,
         source: PeerSource::Kernel,
         clearance: Clearance::Unclassified,
         ..full_observation()
@@ -93,8 +95,9 @@ fn sample_events() -> Vec<Event> {
                 },
                 ManifestEntry { label: None, expected_key: PublicKey::from_bytes([5; 32]), retired_keys: vec![] },
             ],
+            writer_clearance: Some(Clearance::Confidential),
         }),
-        Event::RotationManifestSet(RotationManifestSet { header: header(46), entries: vec![] }),
+        Event::RotationManifestSet(RotationManifestSet { header: header(46), entries: vec![], writer_clearance: None }),
         Event::AlertAcknowledged(AlertAcknowledged {
             header: header(47),
             alert_id: AlertId::derive(
@@ -364,7 +367,7 @@ fn negative_counters_are_rejected() {
     let event = Event::PeerObservation(sparse_observation());
     let mut bytes = Vec::new();
     encode_event(&event, &mut bytes);
-    let schema = SchemaId::PeerObservationV1.schema();
+    let schema = SchemaId::PeerObservationV2.schema();
     let mut value = serde_value_of(&event).resolve(schema).expect("resolve");
     if let Value::Record(fields) = &mut value {
         for (name, field) in fields.iter_mut() {
@@ -373,7 +376,7 @@ fn negative_counters_are_rejected() {
             }
         }
     }
-    let mut forged = SchemaId::PeerObservationV1.header().to_vec();
+    let mut forged = SchemaId::PeerObservationV2.header().to_vec();
     forged.extend(apache_encode(schema, value));
     let error = decode_event(&forged).expect_err("negative counter");
     assert_eq!(error.to_string(), format!("field rx_bytes: -5 is outside 0..={}", i64::MAX));
@@ -422,4 +425,32 @@ fn random_and_mutated_inputs_never_panic() {
     }
     assert_eq!(decoded_ok + rejected, 120_000);
     assert!(rejected > 60_000, "most random input must be rejected, got {rejected}");
+}
+
+/// Data written with `PeerObservation.v1` and `RotationManifestSet.v1` (before the writer's
+/// clearance was carried) still decodes, with no writer's clearance.
+#[test]
+fn version_1_events_are_read_without_a_writers_clearance() {
+    let mut manifest = match &sample_events()[5] {
+        Event::RotationManifestSet(manifest) => manifest.clone(),
+        other => panic!("sample 5 is a manifest, not {other:?}"),
+    };
+    manifest.writer_clearance = None;
+    let mut observation = full_observation();
+    observation.writer_clearance = None;
+    for (event, old) in [
+        (Event::PeerObservation(observation), SchemaId::PeerObservationV1),
+        (Event::RotationManifestSet(manifest), SchemaId::RotationManifestSetV1),
+    ] {
+        // serde gives a map (the header is flattened): drop the field v1 does not have
+        let Value::Map(mut fields) = serde_value_of(&event) else { panic!("a map of fields") };
+        assert!(fields.remove("writer_clearance").is_some());
+        let value = Value::Map(fields).resolve(old.schema()).expect("the v1 schema takes the v1 fields");
+        let mut bytes = old.header().to_vec();
+        bytes.extend(apache_encode(old.schema(), value));
+        assert_eq!(decode_event(&bytes).expect("v1 decodes"), event);
+        let mut current = Vec::new();
+        encode_event(&event, &mut current);
+        assert_ne!(schema_of(&current), old, "new data is written with the newest version");
+    }
 }

@@ -86,7 +86,9 @@ fn run(inputs: &[Input]) -> (Vec<Effect>, FoldState) {
     let mut effects = Vec::new();
     for input in inputs {
         match input {
-            Input::Event(event) => state.apply(event, event.header().observed_at, &mut effects),
+            Input::Event(event) => {
+                state.apply(event, event.header().observed_at, &mut effects).expect("the fold accepts it")
+            }
             Input::Tick(now) => state.tick(*now, &mut effects),
         }
     }
@@ -160,7 +162,7 @@ proptest! {
                 first_observation = false;
                 at += 10 * SECOND;
                 let mut effects = Vec::new();
-                state.apply(&gateway.observe(at, 1, Some(at), counter, counter * 2), at, &mut effects);
+                state.apply(&gateway.observe(at, 1, Some(at), counter, counter * 2), at, &mut effects).expect("the fold accepts it");
                 for effect in &effects {
                     if let Effect::PeerUpdated(record) = effect {
                         summed_rx += record.rx_delta_bytes;

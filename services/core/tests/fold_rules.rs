@@ -486,10 +486,13 @@ fn host_statistics_count_by_status_and_sum_traffic_per_clearance() {
         ],
     );
     let stats = state.host_stats(&"acme".parse().expect("org"), &"gw-1".parse().expect("host"));
-    assert_eq!(stats.len(), 1, "all peers share one clearance");
-    let row = &stats[0];
+    assert_eq!(stats.len(), 5, "one row per clearance level");
+    assert_eq!(stats.iter().filter(|row| !row.is_empty()).count(), 1, "all peers share one clearance");
+    let row = &stats[1];
+    assert_eq!(row.clearance, argus_core::Clearance::Restricted);
     assert_eq!((row.peers.active, row.peers.never_connected, row.peers.stale, row.peers.removed), (1, 1, 1, 0));
     assert_eq!((row.rx_total_bytes, row.tx_total_bytes), (10_000, 500));
     assert_eq!(row.rx_bytes_per_s, 1_000.0);
-    assert!(state.host_stats(&"acme".parse().expect("org"), &"gw-unknown".parse().expect("host")).is_empty());
+    let unknown = state.host_stats(&"acme".parse().expect("org"), &"gw-unknown".parse().expect("host"));
+    assert!(unknown.iter().all(|row| row.is_empty()));
 }

@@ -40,7 +40,7 @@ fn run(state: &mut FoldState, events: &[Event]) -> Vec<Effect> {
     let mut effects = Vec::new();
     for event in events {
         let now = event.header().observed_at;
-        state.apply(event, now, &mut effects);
+        state.apply(event, now, &mut effects).expect("the fold accepts it");
         state.tick(now + 5 * SECOND, &mut effects);
     }
     effects

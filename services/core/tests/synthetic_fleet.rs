@@ -26,7 +26,7 @@ fn a_healthy_fleet_round_trips_and_raises_nothing() {
             bytes.clear();
             encode_event(event, &mut bytes);
             assert_eq!(&decode_event(&bytes).expect("decode"), event);
-            state.apply(event, event.header().observed_at, &mut effects);
+            state.apply(event, event.header().observed_at, &mut effects).expect("the fold accepts it");
         }
     }
     assert!(!effects.iter().any(|effect| matches!(effect, Effect::Alert(_))));

@@ -314,35 +314,38 @@ async fn resume<S: ProjectionStore>(
     })
 }
 
-/// Decodes and folds one record; a record that does not decode becomes a dead letter.
+/// Decodes and folds one record; a record that does not decode, or that the fold refuses,
+/// becomes a dead letter with the reason.
 fn fold_record(config: &ProcessorConfig, state: &mut PartitionState, record: Record, now: UnixMillis) {
     if record.offset < state.next_offset {
         return;
     }
     state.next_offset = record.offset + 1;
     metrics::counter!("argus_processor_events_total").increment(1);
-    match decode_event(&record.value) {
+    let refusal = match decode_event(&record.value) {
         Ok(event) => {
             let header = event.header();
             state.touched.insert((header.org_id.clone(), header.host.clone()));
-            state.fold.apply(&event, now, &mut state.effects);
+            match state.fold.apply(&event, now, &mut state.effects) {
+                Ok(()) => return,
+                Err(refusal) => format!("refused: {refusal}"),
+            }
         }
-        Err(error) => {
-            metrics::counter!("argus_processor_dead_letters_total").increment(1);
-            let letter = DeadLetter {
-                source_topic: config.observations_topic.clone(),
-                source_partition: record.partition,
-                source_offset: record.offset,
-                key: record.key.clone(),
-                value: record.value,
-                reason: error.to_string(),
-                rejected_at: now,
-            };
-            let mut bytes = Vec::new();
-            encode_dead_letter(&letter, &mut bytes);
-            state.dead_letters.push((record.key, bytes));
-        }
-    }
+        Err(error) => error.to_string(),
+    };
+    metrics::counter!("argus_processor_dead_letters_total").increment(1);
+    let letter = DeadLetter {
+        source_topic: config.observations_topic.clone(),
+        source_partition: record.partition,
+        source_offset: record.offset,
+        key: record.key.clone(),
+        value: record.value,
+        reason: refusal,
+        rejected_at: now,
+    };
+    let mut bytes = Vec::new();
+    encode_dead_letter(&letter, &mut bytes);
+    state.dead_letters.push((record.key, bytes));
 }
 
 /// Whether a flush must write a checkpoint.

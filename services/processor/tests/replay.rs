@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use argus_core::codec::{decode_alert, decode_dead_letter, encode_event};
 use argus_core::synthetic::{Fleet, FleetSpec};
-use argus_core::{Event, EventHeader, ManifestEntry, PublicKey, RotationManifestSet};
+use argus_core::{Clearance, Event, EventHeader, ManifestEntry, PublicKey, RotationManifestSet};
 use argus_log::{Delivery, EmbeddedLog, EventLog, KafkaLog, LogConsumer};
 use argus_processor::{ProcessorConfig, run};
 use argus_store::{EmbeddedStore, ProjectionStore};
@@ -51,6 +51,7 @@ async fn record<L: EventLog>(log: &L, topic: &str) -> Recorded {
             expected_key: PublicKey::from_bytes([9; 32]),
             retired_keys: vec![],
         }],
+        writer_clearance: Some(Clearance::TopSecret),
     });
     events.insert(events.len() / 4, manifest);
     let mut end = BTreeMap::new();

@@ -61,7 +61,7 @@ const ALL_TABLES: [Table; 11] = [
 /// 2: history by gateway and minute, `peers_by_key` holding the first observation; 3: history by
 /// gateway and time without the key's parts in its values, `peers_by_key` holding a [`SeenSpan`],
 /// endpoints and prefixes packed as bytes.
-const ROW_FORMAT: u8 = 3;
+const ROW_FORMAT: u8 = 4;
 const ROW_FORMAT_KEY: &[u8] = b"row_format";
 
 /// Opens every table (a file made by an earlier version gains the tables added since) and checks
@@ -245,7 +245,8 @@ impl EmbeddedStore {
                     }
                     Effect::ManifestSet(manifest) => {
                         let header = &manifest.header;
-                        let key = keys::host(&header.org_id, &header.host, &header.interface).into_bytes();
+                        let key = keys::manifest(&header.org_id, &header.host, &header.interface, manifest.scope())
+                            .into_bytes();
                         manifests
                             .insert(key.as_slice(), encode(&ManifestRow::from(manifest)).as_slice())
                             .map_err(unavailable)?;
@@ -271,7 +272,11 @@ impl EmbeddedStore {
             }
             for stats in &batch.host_stats {
                 let key = keys::host_stats(&stats.org_id, &stats.host, stats.clearance).into_bytes();
-                host_stats.insert(key.as_slice(), encode(stats).as_slice()).map_err(unavailable)?;
+                if stats.is_empty() {
+                    host_stats.remove(key.as_slice()).map_err(unavailable)?;
+                } else {
+                    host_stats.insert(key.as_slice(), encode(stats).as_slice()).map_err(unavailable)?;
+                }
             }
             if let Some(checkpoint) = &batch.checkpoint {
                 // encoded straight into its page: a snapshot of a million peers is hundreds of MB
@@ -593,10 +598,10 @@ impl ProjectionStore for EmbeddedStore {
         Ok(visible::alert(decode("alerts", bytes.value())?, &AlertFilter::default(), max_clearance))
     }
 
-    async fn manifests(&self, org: &OrgId) -> Result<Vec<ManifestRow>, StoreError> {
+    async fn manifests(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<ManifestRow>, StoreError> {
         self.read_table(MANIFESTS, |table| {
             scan_all(&Scan::prefix(keys::org(org).into_bytes()), table, |bytes| {
-                decode::<ManifestRow>("manifests", bytes).map(Some)
+                decode::<ManifestRow>("manifests", bytes).map(|row| (row.clearance <= max_clearance).then_some(row))
             })
         })
     }
@@ -656,7 +661,7 @@ mod tests {
         let (mut events, mut effects, mut state) = (Vec::new(), Vec::new(), FoldState::default());
         fleet.next_scan(&mut events);
         for event in &events {
-            state.apply(event, event.header().observed_at, &mut effects);
+            state.apply(event, event.header().observed_at, &mut effects).expect("the fold accepts it");
         }
         effects
     }

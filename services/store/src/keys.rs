@@ -138,6 +138,11 @@ pub(crate) fn host(org_id: &OrgId, host: &HostId, interface: &InterfaceName) -> 
     org(org_id).text(host.as_str()).text(interface.as_str())
 }
 
+/// A rotation manifest: one per interface and clearance of the operators who set it.
+pub(crate) fn manifest(org_id: &OrgId, host: &HostId, interface: &InterfaceName, clearance: Clearance) -> Key {
+    self::host(org_id, host, interface).bytes(&[clearance as u8])
+}
+
 pub(crate) fn host_stats(org_id: &OrgId, host: &HostId, clearance: Clearance) -> Key {
     org(org_id).text(host.as_str()).bytes(&[clearance as u8])
 }

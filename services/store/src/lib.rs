@@ -74,8 +74,9 @@ pub trait ProjectionStore: Send + Sync + 'static {
         max_clearance: Clearance,
     ) -> Result<Option<AlertRow>, StoreError>;
 
-    /// The rotation manifests of an organisation, ordered by (host, interface).
-    async fn manifests(&self, org: &OrgId) -> Result<Vec<ManifestRow>, StoreError>;
+    /// The rotation manifests of an organisation set at or below `max_clearance`, ordered by (host,
+    /// interface, clearance).
+    async fn manifests(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<ManifestRow>, StoreError>;
 
     /// Gateway interfaces and their liveness, ordered by (host, interface).
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError>;

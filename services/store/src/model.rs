@@ -23,12 +23,15 @@ pub struct Checkpoint {
     pub snapshot: Vec<u8>,
 }
 
-/// One `manifests` row: the rotation manifest of one interface, as last set.
+/// One `manifests` row: the rotation manifest one interface's operators of one clearance last set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestRow {
     pub org_id: OrgId,
     pub host: HostId,
     pub interface: InterfaceName,
+    /// The clearance of its authors: it applies to peers at or below it, and only callers at or
+    /// above it see it.
+    pub clearance: Clearance,
     pub set_at: UnixMillis,
     pub entries: Vec<ManifestEntry>,
 }
@@ -39,6 +42,7 @@ impl From<&RotationManifestSet> for ManifestRow {
             org_id: manifest.header.org_id.clone(),
             host: manifest.header.host.clone(),
             interface: manifest.header.interface.clone(),
+            clearance: manifest.scope(),
             set_at: manifest.header.observed_at,
             entries: manifest.entries.clone(),
         }

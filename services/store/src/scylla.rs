@@ -73,6 +73,7 @@ struct Statements {
     insert_alert_id: PreparedStatement,
     insert_host: PreparedStatement,
     insert_host_stats: PreparedStatement,
+    delete_host_stats: PreparedStatement,
     insert_manifest: PreparedStatement,
     insert_checkpoint: PreparedStatement,
     select_peers: PreparedStatement,
@@ -109,6 +110,7 @@ impl Statements {
             insert_alert_id: prepare("INSERT INTO alert_ids (org_id, key, value) VALUES (?, ?, ?)").await?,
             insert_host: prepare("INSERT INTO hosts (org_id, key, value) VALUES (?, ?, ?)").await?,
             insert_host_stats: prepare("INSERT INTO host_stats (org_id, key, value) VALUES (?, ?, ?)").await?,
+            delete_host_stats: prepare("DELETE FROM host_stats WHERE org_id = ? AND key = ?").await?,
             insert_manifest: prepare("INSERT INTO manifests (org_id, key, value) VALUES (?, ?, ?)").await?,
             insert_checkpoint: prepare("INSERT INTO checkpoints (key, value) VALUES (?, ?)").await?,
             select_peers: prepare("SELECT key, value FROM peers WHERE org_id = ? AND key >= ? AND key < ?").await?,
@@ -298,7 +300,8 @@ impl ProjectionStore for ScyllaStore {
                 }
                 Effect::ManifestSet(manifest) => {
                     let header = &manifest.header;
-                    let key = keys::host(&header.org_id, &header.host, &header.interface).into_bytes();
+                    let key =
+                        keys::manifest(&header.org_id, &header.host, &header.interface, manifest.scope()).into_bytes();
                     let values = (header.org_id.as_str().to_owned(), key, encode(&ManifestRow::from(manifest)));
                     writes.push(self.execute(&statements.insert_manifest, values));
                 }
@@ -306,10 +309,15 @@ impl ProjectionStore for ScyllaStore {
             }
         }
         for stats in &batch.host_stats {
-            let key = keys::host_stats(&stats.org_id, &stats.host, stats.clearance).into_bytes();
-            writes.push(
-                self.execute(&statements.insert_host_stats, (stats.org_id.as_str().to_owned(), key, encode(stats))),
+            let (org, key) = (
+                stats.org_id.as_str().to_owned(),
+                keys::host_stats(&stats.org_id, &stats.host, stats.clearance).into_bytes(),
             );
+            writes.push(if stats.is_empty() {
+                self.execute(&statements.delete_host_stats, (org, key))
+            } else {
+                self.execute(&statements.insert_host_stats, (org, key, encode(stats)))
+            });
         }
         stream::iter(writes).buffer_unordered(WRITE_CONCURRENCY).try_collect::<Vec<()>>().await?;
         // acknowledgements need the alert rows above to exist
@@ -506,9 +514,11 @@ impl ProjectionStore for ScyllaStore {
         Ok(Self::alert_row(columns)?.and_then(|(_, row)| visible::alert(row, &AlertFilter::default(), max_clearance)))
     }
 
-    async fn manifests(&self, org: &OrgId) -> Result<Vec<ManifestRow>, StoreError> {
+    async fn manifests(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<ManifestRow>, StoreError> {
         let rows = self.key_values(&self.statements.select_manifests, (org.as_str(),)).await?;
-        rows.iter().map(|(_, value)| decode("manifests", value)).collect()
+        let rows: Vec<ManifestRow> =
+            rows.iter().map(|(_, value)| decode("manifests", value)).collect::<Result<_, _>>()?;
+        Ok(rows.into_iter().filter(|row| row.clearance <= max_clearance).collect())
     }
 
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError> {

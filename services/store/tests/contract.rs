@@ -88,6 +88,7 @@ fn manifest(org_name: &str, host: &str, at: i64, entries: u8) -> Effect {
                 retired_keys: vec![key(100 + n)],
             })
             .collect(),
+        writer_clearance: None,
     })
 }
 
@@ -411,7 +412,7 @@ mod checks {
             .write(Batch { effects: vec![manifest("acme", "gw-2", T0 + 1, 0)], ..Batch::default() })
             .await
             .expect("replace");
-        let manifests = store.manifests(&org("acme")).await.expect("manifests");
+        let manifests = store.manifests(&org("acme"), Clearance::TopSecret).await.expect("manifests");
         let summary: Vec<_> =
             manifests.iter().map(|row| (row.host.to_string(), row.set_at, row.entries.len())).collect();
         assert_eq!(
@@ -420,9 +421,28 @@ mod checks {
             "ordered by host; replaced whole"
         );
         assert_eq!(manifests[0].entries[0].expected_key, key(1));
-        let globex: Vec<ManifestRow> = store.manifests(&org("globex")).await.expect("manifests");
+        let globex: Vec<ManifestRow> = store.manifests(&org("globex"), Clearance::TopSecret).await.expect("manifests");
         assert_eq!(globex.len(), 1);
         assert!(globex.iter().all(|row| row.org_id == org("globex")));
+
+        // one manifest per clearance of its authors: a CONFIDENTIAL one beside the TOP_SECRET one,
+        // seen only by callers at or above the clearance it was set at
+        let mut confidential = manifest("acme", "gw-1", T0 + 2, 3);
+        if let Effect::ManifestSet(set) = &mut confidential {
+            set.writer_clearance = Some(Clearance::Confidential);
+        }
+        store.write(Batch { effects: vec![confidential], ..Batch::default() }).await.expect("write");
+        let scopes = |rows: Vec<ManifestRow>| -> Vec<_> {
+            rows.iter()
+                .filter(|row| row.host.as_str() == "gw-1")
+                .map(|row| (row.clearance, row.entries.len()))
+                .collect()
+        };
+        let all = store.manifests(&org("acme"), Clearance::TopSecret).await.expect("manifests");
+        assert_eq!(scopes(all), [(Clearance::Confidential, 3), (Clearance::TopSecret, 1)]);
+        let confidential = store.manifests(&org("acme"), Clearance::Confidential).await.expect("manifests");
+        assert_eq!(scopes(confidential), [(Clearance::Confidential, 3)]);
+        assert!(store.manifests(&org("acme"), Clearance::Restricted).await.expect("manifests").is_empty());
     }
 
     pub async fn hosts_and_statistics_come_from_their_rows<S: ProjectionStore>(store: &S) {
@@ -459,6 +479,11 @@ mod checks {
             .expect("write");
         let after = store.stats(&org("acme"), Clearance::Restricted).await.expect("stats");
         assert_eq!((after.peers.active, after.peers.stale), (5, 6), "SECRET row hidden, gw-b replaced");
+        // a level left without peers (they moved to another clearance) has its row removed
+        let empty = stats_row("acme", "gw-a", Clearance::Secret, StatusCounts::default(), 0);
+        store.write(Batch { host_stats: vec![empty], ..Batch::default() }).await.expect("write");
+        let all = store.stats(&org("acme"), Clearance::TopSecret).await.expect("stats");
+        assert_eq!((all.peers.active, all.peers.stale, all.rx_total_bytes), (5, 6, 3_500), "no SECRET row left");
     }
 
     pub async fn clearance_hides_rows_in_every_read<S: ProjectionStore>(store: &S) {
@@ -606,7 +631,7 @@ mod checks {
             fleet.next_scan(&mut events);
             let mut effects = Vec::new();
             for event in &events {
-                state.apply(event, event.header().observed_at, &mut effects);
+                state.apply(event, event.header().observed_at, &mut effects).expect("the fold accepts it");
             }
             let host_stats = ["gw-00000", "gw-00001", "gw-00002"]
                 .iter()

@@ -77,6 +77,11 @@ impl Api {
     }
 
     pub async fn start_with(config: ApiConfig) -> Self {
+        Self::start_with_auth(config, AuthConfig { hs256_secret: Some(Secret::new(SECRET)), ..AuthConfig::default() })
+            .await
+    }
+
+    pub async fn start_with_auth(config: ApiConfig, auth: AuthConfig) -> Self {
         let directory = tempfile::tempdir().expect("tempdir");
         let log = Arc::new(EmbeddedLog::open(&directory.path().join("log"), 4).expect("log"));
         let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
@@ -104,9 +109,7 @@ impl Api {
             context.live_alerts.clone(),
             receiver.clone(),
         )));
-        let authenticator =
-            Authenticator::new(&AuthConfig { hs256_secret: Some(Secret::new(SECRET)), ..AuthConfig::default() })
-                .expect("auth");
+        let authenticator = Authenticator::new(&auth).expect("auth");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address");
         let server_shutdown = receiver.clone();
@@ -217,6 +220,7 @@ impl Api {
             display_name: Some(format!("site-{n:02}")),
             owner: Some("noc".into()),
             tags: vec![],
+            writer_clearance: None,
         });
         self.publish(&event).await;
     }

@@ -31,17 +31,21 @@ pub const HEADER_LEN: usize = 10;
 /// A committed schema version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchemaId {
+    /// Read only: data written before the writer's clearance was carried.
     PeerObservationV1,
     HeartbeatV1,
     PeerRemovedV1,
+    /// Read only, like [`SchemaId::PeerObservationV1`].
     RotationManifestSetV1,
     AlertV1,
     DeadLetterV1,
     AlertAcknowledgedV1,
+    PeerObservationV2,
+    RotationManifestSetV2,
 }
 
 impl SchemaId {
-    pub const ALL: [SchemaId; 7] = [
+    pub const ALL: [SchemaId; 9] = [
         SchemaId::PeerObservationV1,
         SchemaId::HeartbeatV1,
         SchemaId::PeerRemovedV1,
@@ -49,6 +53,8 @@ impl SchemaId {
         SchemaId::AlertV1,
         SchemaId::DeadLetterV1,
         SchemaId::AlertAcknowledgedV1,
+        SchemaId::PeerObservationV2,
+        SchemaId::RotationManifestSetV2,
     ];
 
     /// File name under `schemas/avro/`.
@@ -61,6 +67,8 @@ impl SchemaId {
             SchemaId::AlertV1 => "Alert.v1.avsc",
             SchemaId::DeadLetterV1 => "DeadLetter.v1.avsc",
             SchemaId::AlertAcknowledgedV1 => "AlertAcknowledged.v1.avsc",
+            SchemaId::PeerObservationV2 => "PeerObservation.v2.avsc",
+            SchemaId::RotationManifestSetV2 => "RotationManifestSet.v2.avsc",
         }
     }
 
@@ -74,6 +82,8 @@ impl SchemaId {
             SchemaId::AlertV1 => include_str!("../../../../schemas/avro/Alert.v1.avsc"),
             SchemaId::DeadLetterV1 => include_str!("../../../../schemas/avro/DeadLetter.v1.avsc"),
             SchemaId::AlertAcknowledgedV1 => include_str!("../../../../schemas/avro/AlertAcknowledged.v1.avsc"),
+            SchemaId::PeerObservationV2 => include_str!("../../../../schemas/avro/PeerObservation.v2.avsc"),
+            SchemaId::RotationManifestSetV2 => include_str!("../../../../schemas/avro/RotationManifestSet.v2.avsc"),
         }
     }
 
@@ -206,8 +216,15 @@ fn split_header(bytes: &[u8]) -> Result<(SchemaId, &[u8]), DecodeError> {
 }
 
 fn read_whole<T: AvroRecord>(body: &[u8]) -> Result<T, DecodeError> {
+    read_whole_with(body, T::read)
+}
+
+fn read_whole_with<T>(
+    body: &[u8],
+    read: impl FnOnce(&mut AvroReader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
     let mut reader = AvroReader::new(body);
-    let record = T::read(&mut reader)?;
+    let record = read(&mut reader)?;
     match reader.remaining() {
         0 => Ok(record),
         count => Err(DecodeError::TrailingBytes { count }),
@@ -218,10 +235,14 @@ fn read_whole<T: AvroRecord>(body: &[u8]) -> Result<T, DecodeError> {
 pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
     let (schema, body) = split_header(bytes)?;
     match schema {
-        SchemaId::PeerObservationV1 => read_whole(body).map(Event::PeerObservation),
+        SchemaId::PeerObservationV2 => read_whole(body).map(Event::PeerObservation),
+        SchemaId::PeerObservationV1 => read_whole_with(body, PeerObservation::read_v1).map(Event::PeerObservation),
         SchemaId::HeartbeatV1 => read_whole(body).map(Event::Heartbeat),
         SchemaId::PeerRemovedV1 => read_whole(body).map(Event::PeerRemoved),
-        SchemaId::RotationManifestSetV1 => read_whole(body).map(Event::RotationManifestSet),
+        SchemaId::RotationManifestSetV2 => read_whole(body).map(Event::RotationManifestSet),
+        SchemaId::RotationManifestSetV1 => {
+            read_whole_with(body, RotationManifestSet::read_v1).map(Event::RotationManifestSet)
+        }
         SchemaId::AlertAcknowledgedV1 => read_whole(body).map(Event::AlertAcknowledged),
         SchemaId::AlertV1 | SchemaId::DeadLetterV1 => {
             Err(DecodeError::UnexpectedSchema { found: schema, expected: "an event" })
@@ -337,7 +358,7 @@ impl EventHeader {
 }
 
 impl AvroRecord for PeerObservation {
-    const SCHEMA: SchemaId = SchemaId::PeerObservationV1;
+    const SCHEMA: SchemaId = SchemaId::PeerObservationV2;
 
     fn write(&self, writer: &mut AvroWriter<'_>) {
         let Self {
@@ -354,6 +375,7 @@ impl AvroRecord for PeerObservation {
             display_name,
             owner,
             tags,
+            writer_clearance,
         } = self;
         header.write(writer);
         writer.fixed(public_key.as_bytes());
@@ -368,9 +390,23 @@ impl AvroRecord for PeerObservation {
         writer.optional(display_name.as_deref(), AvroWriter::string);
         writer.optional(owner.as_deref(), AvroWriter::string);
         writer.block(tags.iter(), |writer, tag| writer.string(tag));
+        writer.optional(*writer_clearance, |writer, clearance| writer.index(clearance as usize));
     }
 
     fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
+        let mut observation = Self::read_v1(reader)?;
+        observation.writer_clearance = read_writer_clearance(reader)?;
+        Ok(observation)
+    }
+}
+
+fn read_writer_clearance(reader: &mut AvroReader<'_>) -> Result<Option<Clearance>, DecodeError> {
+    reader.optional("writer_clearance", |reader| read_enum(reader, "writer_clearance", &Clearance::ALL))
+}
+
+impl PeerObservation {
+    /// The fields of `PeerObservation.v1.avsc`: no writer's clearance.
+    fn read_v1(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             header: EventHeader::read(reader)?,
             public_key: read_key(reader, "public_key")?,
@@ -388,6 +424,7 @@ impl AvroRecord for PeerObservation {
             display_name: reader.optional("display_name", |reader| read_owned_string(reader, "display_name"))?,
             owner: reader.optional("owner", |reader| read_owned_string(reader, "owner"))?,
             tags: reader.blocks("tags", |reader| read_owned_string(reader, "tags"))?,
+            writer_clearance: None,
         })
     }
 }
@@ -442,10 +479,10 @@ impl AvroRecord for PeerRemoved {
 }
 
 impl AvroRecord for RotationManifestSet {
-    const SCHEMA: SchemaId = SchemaId::RotationManifestSetV1;
+    const SCHEMA: SchemaId = SchemaId::RotationManifestSetV2;
 
     fn write(&self, writer: &mut AvroWriter<'_>) {
-        let Self { header, entries } = self;
+        let Self { header, entries, writer_clearance } = self;
         header.write(writer);
         writer.block(entries.iter(), |writer, entry| {
             let ManifestEntry { label, expected_key, retired_keys } = entry;
@@ -453,9 +490,19 @@ impl AvroRecord for RotationManifestSet {
             writer.fixed(expected_key.as_bytes());
             writer.block(retired_keys.iter(), |writer, key| writer.fixed(key.as_bytes()));
         });
+        writer.optional(*writer_clearance, |writer, clearance| writer.index(clearance as usize));
     }
 
     fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
+        let mut manifest = Self::read_v1(reader)?;
+        manifest.writer_clearance = read_writer_clearance(reader)?;
+        Ok(manifest)
+    }
+}
+
+impl RotationManifestSet {
+    /// The fields of `RotationManifestSet.v1.avsc`: no writer's clearance.
+    fn read_v1(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             header: EventHeader::read(reader)?,
             entries: reader.blocks("entries", |reader| {
@@ -465,6 +512,7 @@ impl AvroRecord for RotationManifestSet {
                     retired_keys: reader.blocks("retired_keys", |reader| read_key(reader, "retired_keys"))?,
                 })
             })?,
+            writer_clearance: None,
         })
     }
 }

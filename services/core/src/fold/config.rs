@@ -64,6 +64,10 @@ pub struct RuleConfig {
     /// Endpoint networks are compared at these prefix lengths (IPv4, IPv6).
     pub endpoint_network_prefix: (u8, u8),
     pub anomaly: AnomalyConfig,
+    /// An event whose `seq` (microseconds of its collector's clock) is further than this ahead of
+    /// processing time is refused: one crafted `seq` would otherwise blind the fold to that
+    /// collector until its clock caught up.
+    pub max_clock_skew: Duration,
 }
 
 impl Default for RuleConfig {
@@ -75,6 +79,7 @@ impl Default for RuleConfig {
             roam_suspicion: Duration::from_secs(3600),
             endpoint_network_prefix: (24, 48),
             anomaly: AnomalyConfig::default(),
+            max_clock_skew: Duration::from_secs(300),
         }
     }
 }

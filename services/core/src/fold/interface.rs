@@ -8,6 +8,7 @@ use super::peer::{PeerAlert, PeerState};
 use super::{HostRecord, OpenAlert, PeerStatus};
 use crate::alert::ProbableCause;
 use crate::event::{ManifestEntry, UnixMillis};
+use crate::ids::Clearance;
 use crate::key::PublicKey;
 
 /// The last heartbeat of an interface and when (processing time) the fold received it.
@@ -17,7 +18,35 @@ pub(crate) struct HeartbeatSeen {
     pub(crate) received_at: UnixMillis,
 }
 
-/// Keys an interface's peers must present, after a rotation.
+/// Keys an interface's peers must present, after a rotation: one manifest per clearance of the
+/// operators who set them. A peer is judged only against those set at or above its own clearance,
+/// so an operator can neither flag nor clear a peer they may not see.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Manifests(Vec<(Clearance, Manifest)>);
+
+impl Manifests {
+    /// Replaces the manifest set at `scope` (no entries removes it).
+    pub(crate) fn set(&mut self, scope: Clearance, entries: &[ManifestEntry]) {
+        self.0.retain(|(set_at, _)| *set_at != scope);
+        if let Some(manifest) = Manifest::from_entries(entries) {
+            self.0.push((scope, manifest));
+        }
+    }
+
+    /// How `key`, presented by a peer at `clearance`, stands against the manifests that apply to it.
+    pub(crate) fn verdict(&self, key: &PublicKey, clearance: Clearance) -> KeyVerdict {
+        let applicable = || self.0.iter().filter(|(scope, _)| *scope >= clearance).map(|(_, manifest)| manifest);
+        if applicable().next().is_none() || applicable().any(|manifest| manifest.expected.contains(key)) {
+            KeyVerdict::Expected
+        } else if applicable().any(|manifest| manifest.retired.contains(key)) {
+            KeyVerdict::Retired
+        } else {
+            KeyVerdict::Unlisted
+        }
+    }
+}
+
+/// The keys one operator's manifest lists.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Manifest {
     expected: FxHashSet<PublicKey>,
@@ -35,7 +64,7 @@ pub(crate) enum KeyVerdict {
 }
 
 impl Manifest {
-    pub(crate) fn from_entries(entries: &[ManifestEntry]) -> Option<Self> {
+    fn from_entries(entries: &[ManifestEntry]) -> Option<Self> {
         if entries.is_empty() {
             return None;
         }
@@ -46,16 +75,6 @@ impl Manifest {
         }
         Some(manifest)
     }
-
-    pub(crate) fn verdict(&self, key: &PublicKey) -> KeyVerdict {
-        if self.expected.contains(key) {
-            KeyVerdict::Expected
-        } else if self.retired.contains(key) {
-            KeyVerdict::Retired
-        } else {
-            KeyVerdict::Unlisted
-        }
-    }
 }
 
 /// Everything the fold keeps about one interface of one gateway.
@@ -64,7 +83,7 @@ pub(crate) struct InterfaceState {
     pub(crate) staleness: StalenessWindow,
     pub(crate) heartbeat: Option<HeartbeatSeen>,
     pub(crate) silence_alert: Option<OpenAlert>,
-    pub(crate) manifest: Option<Manifest>,
+    pub(crate) manifests: Manifests,
     /// Boxed: a map of 1,000 peers has 2,048 buckets, and inline states would double the memory.
     pub(crate) peers: FxHashMap<PublicKey, Box<PeerState>>,
 }
@@ -78,7 +97,13 @@ pub(crate) struct QuietPeers {
 
 impl InterfaceState {
     pub(crate) fn new(staleness: StalenessWindow) -> Self {
-        Self { staleness, heartbeat: None, silence_alert: None, manifest: None, peers: FxHashMap::default() }
+        Self {
+            staleness,
+            heartbeat: None,
+            silence_alert: None,
+            manifests: Manifests::default(),
+            peers: FxHashMap::default(),
+        }
     }
 
     /// Other connected peers, and those whose handshake at `at` is older than the fresh bound.
@@ -91,7 +116,7 @@ impl InterfaceState {
             }
             if let Some(handshake) = peer.record.latest_handshake {
                 counts.connected += 1;
-                if at - handshake >= quiet_after {
+                if at.saturating_sub(handshake) >= quiet_after {
                     counts.quiet += 1;
                 }
             }

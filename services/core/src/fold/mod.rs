@@ -19,7 +19,7 @@ use self::baseline::AnomalyVerdict;
 pub use self::baseline::TrafficBaseline;
 use self::config::millis;
 pub use self::config::{AnomalyConfig, RuleConfig, StalenessWindow};
-use self::interface::{HeartbeatSeen, InterfaceState, KeyVerdict, Manifest};
+use self::interface::{HeartbeatSeen, InterfaceState, KeyVerdict};
 pub use self::peer::PeerMetadata;
 use self::peer::{ObservationOutcome, PeerAlert, PeerState};
 use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
@@ -151,6 +151,13 @@ pub struct HostStats {
     pub tx_bytes_per_s: f64,
 }
 
+impl HostStats {
+    /// No peer at this level: the row is removed rather than written.
+    pub fn is_empty(&self) -> bool {
+        self.peers.total() == 0
+    }
+}
+
 /// A peer's endpoint moved: an audit row in its history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointChange {
@@ -179,6 +186,20 @@ pub enum Effect {
     ManifestSet(RotationManifestSet),
     /// An operator acknowledged an alert (the first acknowledgement of an alert is kept).
     AlertAcknowledged(AlertAcknowledged),
+}
+
+/// Why the fold refused an event: nothing of it was applied. The runner records it (a dead
+/// letter with this reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("seq {seq} is more than {allowed_s} s ahead of processing time {now}")]
+    SeqAhead { seq: u64, now: UnixMillis, allowed_s: u64 },
+    #[error("an API write at {writer:?} cannot give a peer clearance {requested:?}")]
+    ClearanceAboveWriter { writer: Clearance, requested: Clearance },
+    #[error("peer {key} on {host}/{interface} is {peer:?}, above the API writer's {writer:?}")]
+    PeerAboveWriter { key: PublicKey, host: HostId, interface: InterfaceName, peer: Clearance, writer: Clearance },
+    #[error("an API write cannot lower peer {key} on {host}/{interface} from {from:?} to {to:?}")]
+    LowersClearance { key: PublicKey, host: HostId, interface: InterfaceName, from: Clearance, to: Clearance },
 }
 
 /// An alert raised and not yet resolved.
@@ -318,9 +339,9 @@ pub enum SnapshotError {
     Malformed { reason: String },
 }
 
-/// First byte of every snapshot; bumped when the state's layout changes (2: endpoints and
-/// prefixes packed as bytes instead of text).
-pub const SNAPSHOT_FORMAT: u8 = 2;
+/// First byte of every snapshot; bumped when the state's layout changes (3: one rotation manifest
+/// per clearance of its authors).
+pub const SNAPSHOT_FORMAT: u8 = 3;
 
 impl FoldState {
     pub fn new(config: RuleConfig) -> Self {
@@ -402,7 +423,8 @@ impl FoldState {
         peers.get(key).map(|peer| &peer.record)
     }
 
-    /// Statistics of one gateway, one row per clearance level present (sorted by level).
+    /// Statistics of one gateway, one row per clearance level (sorted by level); a level without
+    /// peers has a row with no peers, which tells the store to remove that level's row.
     ///
     /// Peers are added in key order, so floating-point sums do not depend on hash-map order
     /// (which differs after a restore): the same state always gives the same bytes.
@@ -421,21 +443,21 @@ impl FoldState {
                 right.public_key,
             ))
         });
-        let mut by_clearance: Vec<HostStats> = Vec::new();
+        let mut by_clearance: Vec<HostStats> = Clearance::ALL
+            .iter()
+            .map(|&clearance| HostStats {
+                org_id: org.clone(),
+                host: host.clone(),
+                clearance,
+                peers: StatusCounts::default(),
+                rx_total_bytes: 0,
+                tx_total_bytes: 0,
+                rx_bytes_per_s: 0.0,
+                tx_bytes_per_s: 0.0,
+            })
+            .collect();
         for record in records {
-            if by_clearance.last().is_none_or(|stats| stats.clearance != record.clearance) {
-                by_clearance.push(HostStats {
-                    org_id: org.clone(),
-                    host: host.clone(),
-                    clearance: record.clearance,
-                    peers: StatusCounts::default(),
-                    rx_total_bytes: 0,
-                    tx_total_bytes: 0,
-                    rx_bytes_per_s: 0.0,
-                    tx_bytes_per_s: 0.0,
-                });
-            }
-            let Some(stats) = by_clearance.last_mut() else { continue };
+            let stats = &mut by_clearance[record.clearance as usize];
             stats.peers.add(record.status);
             stats.rx_total_bytes = stats.rx_total_bytes.saturating_add(record.rx_total_bytes);
             stats.tx_total_bytes = stats.tx_total_bytes.saturating_add(record.tx_total_bytes);
@@ -447,14 +469,23 @@ impl FoldState {
         by_clearance
     }
 
-    /// Folds one event in, appending what must happen to `effects`. `now` is processing time.
-    pub fn apply(&mut self, event: &Event, now: UnixMillis, effects: &mut Vec<Effect>) {
+    /// Folds one event in, appending what must happen to `effects`. `now` is processing time. A
+    /// refused event changes nothing (not even its collector's last `seq`).
+    pub fn apply(&mut self, event: &Event, now: UnixMillis, effects: &mut Vec<Effect>) -> Result<(), Refusal> {
         let header = event.header();
         let Self { config, staleness_overrides, gateways } = self;
+        let allowed_ms = i64::try_from(config.max_clock_skew.as_millis()).unwrap_or(i64::MAX);
+        if i64::try_from(header.seq / 1_000).map_or(true, |seq_ms| seq_ms > now.saturating_add(allowed_ms)) {
+            return Err(Refusal::SeqAhead { seq: header.seq, now, allowed_s: config.max_clock_skew.as_secs() });
+        }
         let hosts = gateways.entry_ref(&header.org_id).or_insert_with(LookupMap::default);
         let gateway = hosts.entry_ref(&header.host).or_default();
+        let existing = gateway.interfaces.get(&header.interface);
+        if let Event::PeerObservation(observation) = event {
+            check_writer(existing, observation)?;
+        }
         if !gateway.accept(header) {
-            return;
+            return Ok(());
         }
         let interface = gateway.interfaces.entry_ref(&header.interface).or_insert_with(|| {
             InterfaceState::new(resolve_staleness(config, staleness_overrides, &header.org_id, &header.interface))
@@ -468,6 +499,7 @@ impl FoldState {
                 effects.push(Effect::AlertAcknowledged(acknowledgement.clone()))
             }
         }
+        Ok(())
     }
 
     /// The runner could not read its log until `now` (it was starting from a checkpoint, or the log
@@ -491,7 +523,7 @@ impl FoldState {
         for host in self.gateways.values_mut().flat_map(|hosts| hosts.values_mut()) {
             for interface in host.interfaces.values_mut() {
                 let Some(heartbeat) = interface.heartbeat.as_mut() else { continue };
-                let silent_for = now - heartbeat.received_at;
+                let silent_for = now.saturating_sub(heartbeat.received_at);
                 let allowed = scans * i64::from(heartbeat.record.scan_interval_ms);
                 if interface.silence_alert.is_some() || silent_for <= allowed {
                     continue;
@@ -515,6 +547,29 @@ impl FoldState {
             }
         }
     }
+}
+
+/// An API write (one carrying its writer's clearance) may create a peer at or below that
+/// clearance, and change one only at or below it, never lowering the peer's clearance.
+fn check_writer(interface: Option<&InterfaceState>, observation: &PeerObservation) -> Result<(), Refusal> {
+    let Some(writer) = observation.writer_clearance else { return Ok(()) };
+    let requested = observation.clearance;
+    if requested > writer {
+        return Err(Refusal::ClearanceAboveWriter { writer, requested });
+    }
+    let Some(peer) = interface.and_then(|interface| interface.peers.get(&observation.public_key)) else {
+        return Ok(());
+    };
+    let header = &observation.header;
+    let (key, host, interface) = (observation.public_key, header.host.clone(), header.interface.clone());
+    let current = peer.record.clearance;
+    if current > writer {
+        return Err(Refusal::PeerAboveWriter { key, host, interface, peer: current, writer });
+    }
+    if current > requested {
+        return Err(Refusal::LowersClearance { key, host, interface, from: current, to: requested });
+    }
+    Ok(())
 }
 
 fn resolve_staleness(
@@ -622,8 +677,8 @@ fn observe(
 
 /// Raises or resolves the rotation flag of one peer against its interface's manifest.
 fn check_rotation(interface: &mut InterfaceState, key: &PublicKey, at: UnixMillis, effects: &mut Vec<Effect>) {
-    let verdict = interface.manifest.as_ref().map_or(KeyVerdict::Expected, |manifest| manifest.verdict(key));
     let Some(peer) = interface.peers.get_mut(key) else { return };
+    let verdict = interface.manifests.verdict(key, peer.record.clearance);
     let subject = AlertSubject::of_peer(&peer.record);
     match (verdict, peer.alerts.get(PeerAlert::Rotation)) {
         (KeyVerdict::Expected, Some(open)) => {
@@ -663,8 +718,10 @@ fn heartbeat_seen(interface: &mut InterfaceState, heartbeat: &Heartbeat, now: Un
         clearance: heartbeat.clearance,
     };
     if let Some(open) = interface.silence_alert.take() {
-        let silent_for =
-            interface.heartbeat.as_ref().map_or(0, |previous| header.observed_at - previous.record.last_heartbeat_at);
+        let silent_for = interface
+            .heartbeat
+            .as_ref()
+            .map_or(0, |previous| header.observed_at.saturating_sub(previous.record.last_heartbeat_at));
         let evidence = Evidence::from([("silent_for_s", seconds(silent_for))]);
         effects.push(gateway_subject(&record).resolve(AlertKind::GatewaySilent, open, header.observed_at, evidence));
     }
@@ -696,9 +753,12 @@ fn remove(interface: &mut InterfaceState, removal: &PeerRemoved, effects: &mut V
 }
 
 fn set_manifest(interface: &mut InterfaceState, manifest: &RotationManifestSet, effects: &mut Vec<Effect>) {
-    interface.manifest = Manifest::from_entries(&manifest.entries);
+    let scope = manifest.scope();
+    interface.manifests.set(scope, &manifest.entries);
     effects.push(Effect::ManifestSet(manifest.clone()));
-    let mut keys: Vec<PublicKey> = interface.peers.keys().copied().collect();
+    // peers above the manifest's scope are judged by other manifests, which did not change
+    let mut keys: Vec<PublicKey> =
+        interface.peers.iter().filter(|(_, peer)| peer.record.clearance <= scope).map(|(key, _)| *key).collect();
     keys.sort_unstable();
     for key in keys {
         check_rotation(interface, &key, manifest.header.observed_at, effects);

@@ -172,8 +172,9 @@ impl PeerState {
         window: &StalenessWindow,
         config: &RuleConfig,
     ) -> (Self, ObservationOutcome) {
-        let handshake_age_ms =
-            observation.latest_handshake.map(|handshake| (observation.header.observed_at - handshake).max(0));
+        let handshake_age_ms = observation
+            .latest_handshake
+            .map(|handshake| observation.header.observed_at.saturating_sub(handshake).max(0));
         let status = status_for(handshake_age_ms, false, window);
         let record = PeerRecord {
             org_id: org_id.clone(),
@@ -223,7 +224,7 @@ impl PeerState {
         let mut outcome = ObservationOutcome::default();
         let record = &mut self.record;
         let observed_at = observation.header.observed_at;
-        let elapsed_ms = observed_at - record.observed_at;
+        let elapsed_ms = observed_at.saturating_sub(record.observed_at);
 
         let (rx_delta, rx_reset) = counter_delta(record.rx_bytes, observation.rx_bytes);
         let (tx_delta, tx_reset) = counter_delta(record.tx_bytes, observation.tx_bytes);
@@ -280,7 +281,7 @@ impl PeerState {
         if observation.latest_handshake.is_some() {
             record.latest_handshake = observation.latest_handshake;
         }
-        record.handshake_age_ms = record.latest_handshake.map(|handshake| (observed_at - handshake).max(0));
+        record.handshake_age_ms = record.latest_handshake.map(|handshake| observed_at.saturating_sub(handshake).max(0));
         let was_stale = self.alerts.is_open(PeerAlert::Stale);
         record.status = status_for(record.handshake_age_ms, was_stale, window);
         outcome.became_stale = !was_stale && record.status == PeerStatus::Stale;
@@ -302,7 +303,7 @@ impl PeerState {
 
     /// Whether the peer moved into a never-seen network shortly before `at`.
     pub(crate) fn roamed_recently(&self, at: UnixMillis, config: &RuleConfig) -> bool {
-        self.roamed_to_new_network_at.is_some_and(|roamed| at - roamed <= millis(config.roam_suspicion))
+        self.roamed_to_new_network_at.is_some_and(|roamed| at.saturating_sub(roamed) <= millis(config.roam_suspicion))
     }
 }
 

@@ -79,6 +79,7 @@ impl Gateway {
             display_name: Some(format!("site-{n}")),
             owner: None,
             tags: vec![],
+            writer_clearance: None,
         })
     }
 
@@ -98,7 +99,7 @@ impl Gateway {
     }
 
     pub fn manifest(&mut self, at: UnixMillis, entries: Vec<ManifestEntry>) -> Event {
-        Event::RotationManifestSet(RotationManifestSet { header: self.header(at), entries })
+        Event::RotationManifestSet(RotationManifestSet { header: self.header(at), entries, writer_clearance: None })
     }
 
     pub fn peer<'a>(&self, state: &'a FoldState, n: u8) -> &'a PeerRecord {
@@ -117,7 +118,7 @@ impl Gateway {
 pub fn apply_all(state: &mut FoldState, events: &[Event]) -> Vec<Effect> {
     let mut effects = Vec::new();
     for event in events {
-        state.apply(event, event.header().observed_at, &mut effects);
+        state.apply(event, event.header().observed_at, &mut effects).expect("the fold accepts it");
     }
     effects
 }
