@@ -27,7 +27,9 @@ pub fn wg_config(
         let label = [peer.metadata.display_name.as_deref(), peer.metadata.owner.as_deref()];
         let label: Vec<&str> = label.into_iter().flatten().collect();
         if !label.is_empty() {
-            let _ = writeln!(out, "# {}", label.join(", ").replace('\n', " "));
+            // a name is free text: a line break or other control character would end the comment
+            let label: String = label.join(", ").chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            let _ = writeln!(out, "# {label}");
         }
         let _ = writeln!(out, "PublicKey = {}", peer.public_key);
         if !peer.allowed_ips.is_empty() {

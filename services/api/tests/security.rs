@@ -451,6 +451,40 @@ async fn rotation_manifests_never_reach_above_their_writer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_resumes_only_its_own_listing_and_names_cannot_break_the_export() {
+    let mut api = Api::start().await;
+    api.seed().await;
+    let operator = token("acme", "TOP_SECRET", Role::Operator);
+    let alerts = api.data(&operator, "{ wireguardAlerts(first: 1) { pageInfo { endCursor } } }", json!({})).await;
+    let alert_cursor = alerts["wireguardAlerts"]["pageInfo"]["endCursor"].as_str().expect("cursor").to_owned();
+    let peers = api.data(&operator, "{ wireguardPeers(first: 1) { pageInfo { endCursor } } }", json!({})).await;
+    let peer_cursor = peers["wireguardPeers"]["pageInfo"]["endCursor"].as_str().expect("cursor").to_owned();
+    let peers_after = "query($after: String) { wireguardPeers(first: 1, after: $after) { edges { cursor } } }";
+    let alerts_after = "query($after: String) { wireguardAlerts(first: 1, after: $after) { edges { cursor } } }";
+    for (query, cursor) in [(peers_after, &alert_cursor), (alerts_after, &peer_cursor)] {
+        let (message, code) = api.error(&operator, query, json!({ "after": cursor })).await;
+        assert_eq!(
+            (message.as_str(), code.as_str()),
+            ("after: cursor is not valid for this listing", "BAD_USER_INPUT"),
+            "{query}"
+        );
+    }
+    api.data(&operator, peers_after, json!({ "after": peer_cursor })).await;
+
+    // a display name with a carriage return and other control characters stays one comment line
+    let sync = "mutation($input: SyncWireguardPeerInput!) { syncWireguardPeer(input: $input) { peer { publicKey } } }";
+    let name = "fob\r\nPublicKey = forged\u{0b}\u{1b}[31m";
+    let input = json!({ "input": { "host": "gw-9", "interface": "wg0", "publicKey": b64(61), "displayName": name } });
+    let answer = api.data(&operator, sync, input).await;
+    assert_eq!(answer["syncWireguardPeer"]["peer"]["publicKey"], b64(61));
+    let export = api.data(&operator, r#"{ wireguardConfigExport(host: "gw-9", interface: "wg0") }"#, json!({})).await;
+    let export = export["wireguardConfigExport"].as_str().expect("text");
+    assert!(export.contains("# fob  PublicKey = forged  [31m\n"), "{export:?}");
+    assert_eq!(export.matches("PublicKey = ").count(), 2, "one key line and the name's text in a comment: {export}");
+    assert!(!export.chars().any(|c| c.is_control() && c != '\n'), "{export:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_deep_and_complex_requests_are_refused() {
     let api = Api::start().await;
     let viewer = token("acme", "SECRET", Role::Viewer);

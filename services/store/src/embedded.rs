@@ -20,8 +20,8 @@ use rustc_hash::FxHashMap;
 use crate::ProjectionStore;
 use crate::keys::{self, SeenSpan};
 use crate::model::{
-    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, ManifestRow, Page, PageRequest, PeerFilter, PeerReading,
-    Stats, StoreError, TimeRange,
+    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Listing, ManifestRow, Page, PageRequest, PeerFilter,
+    PeerReading, Stats, StoreError, TimeRange,
 };
 use crate::scan::{
     PageBuilder, Scan, alerts_scan, decode, encode, encode_into, peers_scan, timeline_scan, unavailable, visible,
@@ -370,10 +370,11 @@ fn visit_rows(
 fn scan_page<T>(
     scan: &Scan,
     table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    listing: Listing,
     first: usize,
     mut keep: impl FnMut(&[u8]) -> Result<Option<T>, StoreError>,
 ) -> Result<Page<T>, StoreError> {
-    let mut page = PageBuilder::new(first);
+    let mut page = PageBuilder::new(listing, first);
     if !page.is_full() {
         visit_rows(scan, table, |key, value| Ok(page.offer(key, keep(value)?)))?;
     }
@@ -489,7 +490,7 @@ impl ProjectionStore for EmbeddedStore {
     ) -> Result<Page<PeerRecord>, StoreError> {
         let scan = peers_scan(org, filter, page.after.as_ref())?;
         self.read_table(PEERS, |table| {
-            scan_page(&scan, table, page.first, |bytes| visible::peer(bytes, filter, max_clearance))
+            scan_page(&scan, table, Listing::Peers, page.first, |bytes| visible::peer(bytes, filter, max_clearance))
         })
     }
 
@@ -546,7 +547,7 @@ impl ProjectionStore for EmbeddedStore {
             gateway.read(&scan, max_clearance, page.first.saturating_add(1), &mut rows)?;
         }
         rows.sort_by(|(left, _), (right, _)| left.cmp(right));
-        let mut listing = PageBuilder::new(page.first);
+        let mut listing = PageBuilder::new(Listing::History, page.first);
         for (timeline_key, row) in rows {
             if !listing.offer(&timeline_key, Some(row)) {
                 break;
@@ -577,7 +578,7 @@ impl ProjectionStore for EmbeddedStore {
     ) -> Result<Page<AlertRow>, StoreError> {
         let scan = alerts_scan(org, filter.range, page.after.as_ref())?;
         self.read_table(ALERTS, |table| {
-            scan_page(&scan, table, page.first, |bytes| {
+            scan_page(&scan, table, Listing::Alerts, page.first, |bytes| {
                 Ok(visible::alert(decode("alerts", bytes)?, filter, max_clearance))
             })
         })

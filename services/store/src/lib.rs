@@ -15,8 +15,8 @@ use async_trait::async_trait;
 
 pub use self::embedded::{EmbeddedStore, SYNC_INTERVAL};
 pub use self::model::{
-    AlertFilter, AlertRow, Batch, Checkpoint, Cursor, HistoryRow, HostStatsSummary, ManifestRow, Page, PageRequest,
-    PeerFilter, PeerReading, Stats, StoreError, TimeRange,
+    AlertFilter, AlertRow, Batch, Checkpoint, Cursor, HistoryRow, HostStatsSummary, Listing, ManifestRow, Page,
+    PageRequest, PeerFilter, PeerReading, Stats, StoreError, TimeRange,
 };
 
 /// What the processor writes and the API reads. Implementations pass `tests/contract.rs`.

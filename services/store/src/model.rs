@@ -223,9 +223,22 @@ impl TimeRange {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor(String);
 
+/// Which listing issued a cursor: the first byte of every cursor, so that a cursor resumes only
+/// the listing that issued it (another listing's is refused, as one of another organisation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Peers = 1,
+    History = 2,
+    Alerts = 3,
+}
+
 impl Cursor {
-    pub fn from_key(key: &[u8]) -> Self {
-        Self(URL_SAFE_NO_PAD.encode(key))
+    /// The cursor of the row at `key` in `listing`.
+    pub fn from_key(listing: Listing, key: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(1 + key.len());
+        bytes.push(listing as u8);
+        bytes.extend_from_slice(key);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
     }
 
     pub fn parse(text: &str) -> Result<Self, StoreError> {
@@ -233,8 +246,13 @@ impl Cursor {
         Ok(Self(text.to_owned()))
     }
 
-    pub fn key(&self) -> Result<Vec<u8>, StoreError> {
-        URL_SAFE_NO_PAD.decode(&self.0).map_err(|_| StoreError::InvalidCursor)
+    /// The row key this cursor stands at, if `listing` issued it.
+    pub fn key(&self, listing: Listing) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = URL_SAFE_NO_PAD.decode(&self.0).map_err(|_| StoreError::InvalidCursor)?;
+        match bytes.first() {
+            Some(&tag) if tag == listing as u8 => Ok(bytes.split_off(1)),
+            _ => Err(StoreError::InvalidCursor),
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::keys;
-use crate::model::{AlertFilter, AlertRow, Cursor, HistoryRow, Page, PeerFilter, StoreError, TimeRange};
+use crate::model::{AlertFilter, AlertRow, Cursor, HistoryRow, Listing, Page, PeerFilter, StoreError, TimeRange};
 
 pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -38,7 +38,7 @@ pub(crate) fn peers_scan(org: &OrgId, filter: &PeerFilter, after: Option<&Cursor
         (Some(host), None) => scope.clone().text(host.as_str()),
         _ => scope.clone(),
     };
-    Scan::prefix(narrowed.into_bytes()).after(after, &scope.into_bytes())
+    Scan::prefix(narrowed.into_bytes()).after(after, Listing::Peers, &scope.into_bytes())
 }
 
 /// The timeline rows (history, endpoint changes) of one peer in a time range.
@@ -50,14 +50,14 @@ pub(crate) fn timeline_scan(
 ) -> Result<Scan, StoreError> {
     let scope = keys::org(org).bytes(key.as_bytes());
     let (from, to) = (scope.clone().time(range.from), scope.clone().time(range.to));
-    Scan::between(from.into_bytes(), to.into_bytes(), false).after(after, &scope.into_bytes())
+    Scan::between(from.into_bytes(), to.into_bytes(), false).after(after, Listing::History, &scope.into_bytes())
 }
 
 /// The alerts of `org` raised in a time range, newest first.
 pub(crate) fn alerts_scan(org: &OrgId, range: TimeRange, after: Option<&Cursor>) -> Result<Scan, StoreError> {
     let scope = keys::org(org);
     let (from, to) = (scope.clone().time(range.from), scope.clone().time(range.to));
-    Scan::between(from.into_bytes(), to.into_bytes(), true).after(after, &scope.into_bytes())
+    Scan::between(from.into_bytes(), to.into_bytes(), true).after(after, Listing::Alerts, &scope.into_bytes())
 }
 
 /// Per-row decoding and visibility, the same in both stores.
@@ -140,10 +140,10 @@ impl Scan {
         Self { lower: Bound::Included(from), upper: Bound::Excluded(to), newest_first }
     }
 
-    /// Resumes after `cursor`, which must lie inside `scope` (else it is another listing's).
-    pub(crate) fn after(mut self, cursor: Option<&Cursor>, scope: &[u8]) -> Result<Self, StoreError> {
+    /// Resumes after `cursor`, which `listing` must have issued inside `scope`.
+    pub(crate) fn after(mut self, cursor: Option<&Cursor>, listing: Listing, scope: &[u8]) -> Result<Self, StoreError> {
         let Some(cursor) = cursor else { return Ok(self) };
-        let key = cursor.key()?;
+        let key = cursor.key(listing)?;
         if !key.starts_with(scope) {
             return Err(StoreError::InvalidCursor);
         }
@@ -185,6 +185,7 @@ impl Scan {
 /// Collects up to `first` accepted rows, peeking one more to know whether a next page exists.
 #[derive(Debug)]
 pub(crate) struct PageBuilder<T> {
+    listing: Listing,
     first: usize,
     items: Vec<T>,
     cursors: Vec<Cursor>,
@@ -192,9 +193,9 @@ pub(crate) struct PageBuilder<T> {
 }
 
 impl<T> PageBuilder<T> {
-    pub(crate) fn new(first: usize) -> Self {
+    pub(crate) fn new(listing: Listing, first: usize) -> Self {
         let capacity = first.min(1_024);
-        Self { first, items: Vec::with_capacity(capacity), cursors: Vec::with_capacity(capacity), more: false }
+        Self { listing, first, items: Vec::with_capacity(capacity), cursors: Vec::with_capacity(capacity), more: false }
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -209,7 +210,7 @@ impl<T> PageBuilder<T> {
             return false;
         }
         self.items.push(item);
-        self.cursors.push(Cursor::from_key(key));
+        self.cursors.push(Cursor::from_key(self.listing, key));
         true
     }
 

@@ -19,7 +19,7 @@ use scylla::statement::prepared::PreparedStatement;
 
 use crate::keys;
 use crate::model::{
-    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, ManifestRow, Page, PageRequest, PeerFilter, Stats,
+    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Listing, ManifestRow, Page, PageRequest, PeerFilter, Stats,
     StoreError, TimeRange,
 };
 use crate::scan::{PageBuilder, alerts_scan, decode, encode, peers_scan, timeline_scan, unavailable, visible};
@@ -352,7 +352,7 @@ impl ProjectionStore for ScyllaStore {
     ) -> Result<Page<PeerRecord>, StoreError> {
         let scan = peers_scan(org, filter, page.after.as_ref())?;
         let (lower, skip_lower) = scan.lower_inclusive();
-        let mut builder = PageBuilder::new(page.first);
+        let mut builder = PageBuilder::new(Listing::Peers, page.first);
         if builder.is_full() {
             return Ok(builder.finish());
         }
@@ -414,7 +414,7 @@ impl ProjectionStore for ScyllaStore {
         let scan = timeline_scan(org, key, range, page.after.as_ref())?;
         let (lower, skip_lower) = scan.lower_inclusive();
         let upper = scan.upper_exclusive();
-        let mut builder = PageBuilder::new(page.first);
+        let mut builder = PageBuilder::new(Listing::History, page.first);
         if builder.is_full() {
             return Ok(builder.finish());
         }
@@ -468,7 +468,7 @@ impl ProjectionStore for ScyllaStore {
         let scan = alerts_scan(org, filter.range, page.after.as_ref())?;
         let (lower, _) = scan.lower_inclusive();
         let upper = scan.upper_exclusive();
-        let mut builder = PageBuilder::new(page.first);
+        let mut builder = PageBuilder::new(Listing::Alerts, page.first);
         if builder.is_full() {
             return Ok(builder.finish());
         }
