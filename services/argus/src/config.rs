@@ -12,7 +12,7 @@ use argus_api::auth::AuthConfig;
 use argus_collector::{CollectorConfig, InterfaceOverride};
 use argus_core::fold::AnomalyConfig;
 use argus_core::{Clearance, RuleConfig, StalenessWindow};
-use argus_processor::ProcessorConfig;
+use argus_processor::{CollectorRegistry, ProcessorConfig};
 use serde::Deserialize;
 
 /// Everything `argus` reads; see `infra/argus.example.toml` for every key with its default.
@@ -50,6 +50,10 @@ pub struct ProcessorSection {
     /// How often each partition's lag is checked: the lag gauge, and a partition with records
     /// waiting that delivered none in a whole interval is sought to its position again.
     pub lag_check_interval_ms: u64,
+    /// `[processor.collectors]`: collector id -> the organisations (`"*"`: any) and hosts it may
+    /// publish for; events of other collectors, or outside their grant, are dead-lettered. Empty:
+    /// every collector is accepted.
+    pub collectors: CollectorRegistry,
 }
 
 impl Default for ProcessorSection {
@@ -59,6 +63,7 @@ impl Default for ProcessorSection {
             max_batch_records: defaults.max_batch_records,
             checkpoint_interval_ms: defaults.checkpoint_interval.as_millis() as u64,
             lag_check_interval_ms: defaults.lag_check_interval.as_millis() as u64,
+            collectors: defaults.collectors,
         }
     }
 }
@@ -303,6 +308,7 @@ impl Config {
             max_batch_records: self.processor.max_batch_records.max(1),
             checkpoint_interval: Duration::from_millis(self.processor.checkpoint_interval_ms),
             lag_check_interval: Duration::from_millis(self.processor.lag_check_interval_ms.max(100)),
+            collectors: self.processor.collectors.clone(),
             ..ProcessorConfig::default()
         })
     }

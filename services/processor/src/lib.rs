@@ -17,6 +17,8 @@
 //! skipped. Whenever reading resumes (from a checkpoint, or after the log was unreachable) the
 //! gateway-silence clocks start again: the pipeline's own outage is not a gateway's silence.
 
+mod registry;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,6 +30,8 @@ use argus_core::{DeadLetter, FoldState, HostId, OrgId, UnixMillis};
 use argus_log::{Delivery, EventLog, LogConsumer, LogError, Position, Record};
 use argus_store::{Batch, Checkpoint, ProjectionStore, StoreError};
 use tracing::warn;
+
+pub use self::registry::{CollectorGrant, CollectorRegistry};
 
 /// How long an alert or dead letter is retried while the log refuses it before the processor
 /// stops (its batch is not written then, so a restart publishes it again).
@@ -64,6 +68,8 @@ pub struct ProcessorConfig {
     /// no round trip): it sets the lag gauge, and a partition with records waiting that delivered
     /// none in a whole interval is sought to its position again.
     pub lag_check_interval: Duration,
+    /// Which organisations and hosts each collector id may publish for (empty: any).
+    pub collectors: CollectorRegistry,
 }
 
 impl Default for ProcessorConfig {
@@ -79,6 +85,7 @@ impl Default for ProcessorConfig {
             poll_timeout: Duration::from_millis(500),
             checkpoint_interval: Duration::from_secs(5),
             lag_check_interval: Duration::from_secs(10),
+            collectors: CollectorRegistry::default(),
         }
     }
 }
@@ -325,10 +332,14 @@ fn fold_record(config: &ProcessorConfig, state: &mut PartitionState, record: Rec
     let refusal = match decode_event(&record.value) {
         Ok(event) => {
             let header = event.header();
-            state.touched.insert((header.org_id.clone(), header.host.clone()));
-            match state.fold.apply(&event, now, &mut state.effects) {
-                Ok(()) => return,
-                Err(refusal) => format!("refused: {refusal}"),
+            if let Some(refusal) = config.collectors.refusal(header) {
+                format!("refused: {refusal}")
+            } else {
+                state.touched.insert((header.org_id.clone(), header.host.clone()));
+                match state.fold.apply(&event, now, &mut state.effects) {
+                    Ok(()) => return,
+                    Err(refusal) => format!("refused: {refusal}"),
+                }
             }
         }
         Err(error) => error.to_string(),
