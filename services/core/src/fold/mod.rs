@@ -474,7 +474,7 @@ impl FoldState {
     pub fn apply(&mut self, event: &Event, now: UnixMillis, effects: &mut Vec<Effect>) -> Result<(), Refusal> {
         let header = event.header();
         let Self { config, staleness_overrides, gateways } = self;
-        let allowed_ms = i64::try_from(config.max_clock_skew.as_millis()).unwrap_or(i64::MAX);
+        let allowed_ms = millis(config.max_clock_skew);
         if i64::try_from(header.seq / 1_000).map_or(true, |seq_ms| seq_ms > now.saturating_add(allowed_ms)) {
             return Err(Refusal::SeqAhead { seq: header.seq, now, allowed_s: config.max_clock_skew.as_secs() });
         }
