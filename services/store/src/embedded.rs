@@ -289,6 +289,23 @@ impl EmbeddedStore {
         transaction.commit().map_err(unavailable)
     }
 
+    /// Runs `work` on a blocking thread: a write, or a read that may walk many rows (history,
+    /// a filtered scan, every alert or manifest), never holds up the async runtime and with it
+    /// every other request and `/healthz`.
+    async fn off_runtime<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&EmbeddedStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&store)).await.map_err(unavailable)?
+    }
+
+    /// Runs `work` where it is called: a read bounded by its page, one key or the gateways costs
+    /// less than the hand-over to a blocking thread.
+    async fn in_place<T>(&self, work: impl FnOnce(&EmbeddedStore) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        work(self)
+    }
+
     fn read_table<T>(
         &self,
         table: Table,
@@ -477,8 +494,7 @@ impl GatewayHistory<'_> {
 #[async_trait]
 impl ProjectionStore for EmbeddedStore {
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_blocking(&batch)).await.map_err(unavailable)?
+        self.off_runtime(move |store| store.write_blocking(&batch)).await
     }
 
     async fn peers(
@@ -489,9 +505,14 @@ impl ProjectionStore for EmbeddedStore {
         page: &PageRequest,
     ) -> Result<Page<PeerRecord>, StoreError> {
         let scan = peers_scan(org, filter, page.after.as_ref())?;
-        self.read_table(PEERS, |table| {
-            scan_page(&scan, table, Listing::Peers, page.first, |bytes| visible::peer(bytes, filter, max_clearance))
-        })
+        let page_filter_tests_rows = filter.tests_rows();
+        let (filter, first) = (filter.clone(), page.first);
+        let read = move |store: &EmbeddedStore| {
+            store.read_table(PEERS, |table| {
+                scan_page(&scan, table, Listing::Peers, first, |bytes| visible::peer(bytes, &filter, max_clearance))
+            })
+        };
+        if page_filter_tests_rows { self.off_runtime(read).await } else { self.in_place(read).await }
     }
 
     async fn peer(
@@ -500,19 +521,23 @@ impl ProjectionStore for EmbeddedStore {
         key: &PublicKey,
         max_clearance: Clearance,
     ) -> Result<Vec<PeerRecord>, StoreError> {
-        let transaction = self.database.begin_read().map_err(unavailable)?;
-        let by_key = transaction.open_table(PEERS_BY_KEY).map_err(unavailable)?;
-        let peers = transaction.open_table(PEERS).map_err(unavailable)?;
-        let prefix = keys::org(org).bytes(key.as_bytes()).into_bytes();
-        let mut records = Vec::new();
-        for row in by_key.range(prefix.as_slice()..).map_err(unavailable)? {
-            let (index_key, _) = row.map_err(unavailable)?;
-            let Some(peer_key) = keys::peer_from_index(org, key, index_key.value()) else { break };
-            if let Some(bytes) = peers.get(peer_key.as_slice()).map_err(unavailable)? {
-                records.extend(visible::peer(bytes.value(), &PeerFilter::default(), max_clearance)?);
+        let (org, key) = (org.clone(), *key);
+        self.in_place(move |store| {
+            let transaction = store.database.begin_read().map_err(unavailable)?;
+            let by_key = transaction.open_table(PEERS_BY_KEY).map_err(unavailable)?;
+            let peers = transaction.open_table(PEERS).map_err(unavailable)?;
+            let prefix = keys::org(&org).bytes(key.as_bytes()).into_bytes();
+            let mut records = Vec::new();
+            for row in by_key.range(prefix.as_slice()..).map_err(unavailable)? {
+                let (index_key, _) = row.map_err(unavailable)?;
+                let Some(peer_key) = keys::peer_from_index(&org, &key, index_key.value()) else { break };
+                if let Some(bytes) = peers.get(peer_key.as_slice()).map_err(unavailable)? {
+                    records.extend(visible::peer(bytes.value(), &PeerFilter::default(), max_clearance)?);
+                }
             }
-        }
-        Ok(records)
+            Ok(records)
+        })
+        .await
     }
 
     async fn history(
@@ -526,34 +551,39 @@ impl ProjectionStore for EmbeddedStore {
         // listed in timeline order (time, then gateway) with timeline cursors; stored by gateway
         // and time, so each gateway that lists the key is walked scan by scan and the rows merged
         let scan = timeline_scan(org, key, range, page.after.as_ref())?;
-        let transaction = self.database.begin_read().map_err(unavailable)?;
-        let by_key = transaction.open_table(PEERS_BY_KEY).map_err(unavailable)?;
-        let history = transaction.open_table(PEER_HISTORY).map_err(unavailable)?;
-        let key_prefix = keys::org(org).bytes(key.as_bytes()).into_bytes();
-        let mut rows = Vec::new();
-        for entry in by_key.range(key_prefix.as_slice()..).map_err(unavailable)? {
-            let (index_key, seen) = entry.map_err(unavailable)?;
-            let Some(gateway) = index_key.value().strip_prefix(key_prefix.as_slice()) else { break };
-            // every row of this format holds one; without it the walk would have no ends
-            let seen = SeenSpan::from_value(seen.value()).ok_or_else(|| StoreError::Corrupt {
-                table: "peers_by_key",
-                reason: "no span of observations in the index row".into(),
-            })?;
-            let (host, interface) = keys::gateway_names(gateway).ok_or_else(|| StoreError::Corrupt {
-                table: "peers_by_key",
-                reason: "the index key does not end in a host and an interface".into(),
-            })?;
-            let gateway = GatewayHistory { table: &history, org, gateway, host, interface, key, seen };
-            gateway.read(&scan, max_clearance, page.first.saturating_add(1), &mut rows)?;
-        }
-        rows.sort_by(|(left, _), (right, _)| left.cmp(right));
-        let mut listing = PageBuilder::new(Listing::History, page.first);
-        for (timeline_key, row) in rows {
-            if !listing.offer(&timeline_key, Some(row)) {
-                break;
+        let (org, key, first) = (org.clone(), *key, page.first);
+        self.off_runtime(move |store| {
+            let (org, key) = (&org, &key);
+            let transaction = store.database.begin_read().map_err(unavailable)?;
+            let by_key = transaction.open_table(PEERS_BY_KEY).map_err(unavailable)?;
+            let history = transaction.open_table(PEER_HISTORY).map_err(unavailable)?;
+            let key_prefix = keys::org(org).bytes(key.as_bytes()).into_bytes();
+            let mut rows = Vec::new();
+            for entry in by_key.range(key_prefix.as_slice()..).map_err(unavailable)? {
+                let (index_key, seen) = entry.map_err(unavailable)?;
+                let Some(gateway) = index_key.value().strip_prefix(key_prefix.as_slice()) else { break };
+                // every row of this format holds one; without it the walk would have no ends
+                let seen = SeenSpan::from_value(seen.value()).ok_or_else(|| StoreError::Corrupt {
+                    table: "peers_by_key",
+                    reason: "no span of observations in the index row".into(),
+                })?;
+                let (host, interface) = keys::gateway_names(gateway).ok_or_else(|| StoreError::Corrupt {
+                    table: "peers_by_key",
+                    reason: "the index key does not end in a host and an interface".into(),
+                })?;
+                let gateway = GatewayHistory { table: &history, org, gateway, host, interface, key, seen };
+                gateway.read(&scan, max_clearance, first.saturating_add(1), &mut rows)?;
             }
-        }
-        Ok(listing.finish())
+            rows.sort_by(|(left, _), (right, _)| left.cmp(right));
+            let mut listing = PageBuilder::new(Listing::History, first);
+            for (timeline_key, row) in rows {
+                if !listing.offer(&timeline_key, Some(row)) {
+                    break;
+                }
+            }
+            Ok(listing.finish())
+        })
+        .await
     }
 
     async fn endpoint_changes(
@@ -564,9 +594,12 @@ impl ProjectionStore for EmbeddedStore {
         max_clearance: Clearance,
     ) -> Result<Vec<EndpointChange>, StoreError> {
         let scan = timeline_scan(org, key, range, None)?;
-        self.read_table(ENDPOINT_CHANGES, |table| {
-            scan_all(&scan, table, |bytes| visible::endpoint_change(bytes, max_clearance))
+        self.off_runtime(move |store| {
+            store.read_table(ENDPOINT_CHANGES, |table| {
+                scan_all(&scan, table, |bytes| visible::endpoint_change(bytes, max_clearance))
+            })
         })
+        .await
     }
 
     async fn alerts(
@@ -577,11 +610,15 @@ impl ProjectionStore for EmbeddedStore {
         page: &PageRequest,
     ) -> Result<Page<AlertRow>, StoreError> {
         let scan = alerts_scan(org, filter.range, page.after.as_ref())?;
-        self.read_table(ALERTS, |table| {
-            scan_page(&scan, table, Listing::Alerts, page.first, |bytes| {
-                Ok(visible::alert(decode("alerts", bytes)?, filter, max_clearance))
+        let (filter, first) = (filter.clone(), page.first);
+        self.off_runtime(move |store| {
+            store.read_table(ALERTS, |table| {
+                scan_page(&scan, table, Listing::Alerts, first, |bytes| {
+                    Ok(visible::alert(decode("alerts", bytes)?, &filter, max_clearance))
+                })
             })
         })
+        .await
     }
 
     async fn alert(
@@ -590,56 +627,75 @@ impl ProjectionStore for EmbeddedStore {
         alert_id: &AlertId,
         max_clearance: Clearance,
     ) -> Result<Option<AlertRow>, StoreError> {
-        let transaction = self.database.begin_read().map_err(unavailable)?;
-        let alert_ids = transaction.open_table(ALERT_IDS).map_err(unavailable)?;
-        let alerts = transaction.open_table(ALERTS).map_err(unavailable)?;
         let id_key = keys::alert_id(org, alert_id).into_bytes();
-        let Some(alert_key) = alert_ids.get(id_key.as_slice()).map_err(unavailable)? else { return Ok(None) };
-        let Some(bytes) = alerts.get(alert_key.value()).map_err(unavailable)? else { return Ok(None) };
-        Ok(visible::alert(decode("alerts", bytes.value())?, &AlertFilter::default(), max_clearance))
+        self.in_place(move |store| {
+            let transaction = store.database.begin_read().map_err(unavailable)?;
+            let alert_ids = transaction.open_table(ALERT_IDS).map_err(unavailable)?;
+            let alerts = transaction.open_table(ALERTS).map_err(unavailable)?;
+            let Some(alert_key) = alert_ids.get(id_key.as_slice()).map_err(unavailable)? else { return Ok(None) };
+            let Some(bytes) = alerts.get(alert_key.value()).map_err(unavailable)? else { return Ok(None) };
+            Ok(visible::alert(decode("alerts", bytes.value())?, &AlertFilter::default(), max_clearance))
+        })
+        .await
     }
 
     async fn manifests(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<ManifestRow>, StoreError> {
-        self.read_table(MANIFESTS, |table| {
-            scan_all(&Scan::prefix(keys::org(org).into_bytes()), table, |bytes| {
-                decode::<ManifestRow>("manifests", bytes).map(|row| (row.clearance <= max_clearance).then_some(row))
+        let scan = Scan::prefix(keys::org(org).into_bytes());
+        self.off_runtime(move |store| {
+            store.read_table(MANIFESTS, |table| {
+                scan_all(&scan, table, |bytes| {
+                    decode::<ManifestRow>("manifests", bytes).map(|row| (row.clearance <= max_clearance).then_some(row))
+                })
             })
         })
+        .await
     }
 
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError> {
-        self.read_table(HOSTS, |table| {
-            scan_all(&Scan::prefix(keys::org(org).into_bytes()), table, |bytes| visible::host(bytes, max_clearance))
+        let scan = Scan::prefix(keys::org(org).into_bytes());
+        self.in_place(move |store| {
+            store.read_table(HOSTS, |table| scan_all(&scan, table, |bytes| visible::host(bytes, max_clearance)))
         })
+        .await
     }
 
     async fn stats(&self, org: &OrgId, max_clearance: Clearance) -> Result<Stats, StoreError> {
-        let rows = self.read_table(HOST_STATS, |table| {
-            scan_all(&Scan::prefix(keys::org(org).into_bytes()), table, |bytes| {
-                decode::<HostStats>("host_stats", bytes).map(Some)
+        let scan = Scan::prefix(keys::org(org).into_bytes());
+        let rows = self
+            .in_place(move |store| {
+                store.read_table(HOST_STATS, |table| {
+                    scan_all(&scan, table, |bytes| decode::<HostStats>("host_stats", bytes).map(Some))
+                })
             })
-        })?;
+            .await?;
         Ok(Stats::from_rows(&rows, max_clearance))
     }
 
     async fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {
-        self.read_table(CHECKPOINTS, |table| match table.get(partition.as_bytes()).map_err(unavailable)? {
-            Some(bytes) => decode("checkpoints", bytes.value()).map(Some),
-            None => Ok(None),
+        let partition = partition.to_owned();
+        self.in_place(move |store| {
+            store.read_table(CHECKPOINTS, |table| match table.get(partition.as_bytes()).map_err(unavailable)? {
+                Some(bytes) => decode("checkpoints", bytes.value()).map(Some),
+                None => Ok(None),
+            })
         })
+        .await
     }
 
     async fn export(&self) -> Result<String, StoreError> {
-        let transaction = self.database.begin_read().map_err(unavailable)?;
-        let mut out = String::new();
-        for table in ALL_TABLES {
-            let opened = transaction.open_table(table).map_err(unavailable)?;
-            for row in opened.iter().map_err(unavailable)? {
-                let (key, value) = row.map_err(unavailable)?;
-                out.push_str(&crate::export_line(table.name(), key.value(), value.value()));
+        self.off_runtime(|store| {
+            let transaction = store.database.begin_read().map_err(unavailable)?;
+            let mut out = String::new();
+            for table in ALL_TABLES {
+                let opened = transaction.open_table(table).map_err(unavailable)?;
+                for row in opened.iter().map_err(unavailable)? {
+                    let (key, value) = row.map_err(unavailable)?;
+                    out.push_str(&crate::export_line(table.name(), key.value(), value.value()));
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
+        .await
     }
 }
 

@@ -164,6 +164,15 @@ pub struct PeerFilter {
 }
 
 impl PeerFilter {
+    /// Whether a page may read past its `first` rows: this filter tests rows rather than
+    /// narrowing the scan to a gateway's.
+    pub fn tests_rows(&self) -> bool {
+        self.status.is_some()
+            || self.stale.is_some()
+            || self.text.is_some()
+            || self.host.is_none() && self.interface.is_some()
+    }
+
     pub fn matches(&self, record: &PeerRecord) -> bool {
         self.host.as_ref().is_none_or(|host| *host == record.host)
             && self.interface.as_ref().is_none_or(|interface| *interface == record.interface)
