@@ -2,8 +2,10 @@
 //! separate process, one thread) with 64 concurrent keep-alive connections, each sending one query
 //! after another; reports throughput and latency percentiles of `wireguardPeers(first: 100)` and
 //! of `wireguardStats`, first with the store at rest, then while every peer is written again every
-//! 10 s (a live fleet's scans: each row changes, and each statistics row). Needs `wrk` (Debian:
-//! `apt-get install wrk`).
+//! 10 s (a live fleet's scans: each row changes, and each statistics row). Last, `/healthz` and
+//! `wireguardStats` (4 connections each) while 8 callers send, one after another, the most
+//! expensive requests the default limits allow (a filtered scan of every peer, three config
+//! exports, month-long history and activity). Needs `wrk` (Debian: `apt-get install wrk`).
 //!
 //! `cargo run --release -p argus-benches --bin api-load [seconds per query, default 20]`
 
@@ -32,23 +34,69 @@ const PEERS_QUERY: &str = "{ wireguardPeers(first: 100) { edges { cursor node { 
 const STATS_QUERY: &str = "{ wireguardStats { peers { total active stale neverConnected } transferRx transferTx \
     rxBytesPerSecond txBytesPerSecond hosts { host peers { total stale } transferRx } } }";
 
-/// Runs `wrk` (one thread, `CLIENTS` keep-alive connections) posting `query` for `seconds`, and
-/// prints its throughput and latency percentiles.
-fn load(url: &str, token: &str, name: &str, query: &str, seconds: u64) {
+/// Callers sending expensive requests in the last round.
+const ABUSERS: usize = 8;
+/// Connections of `wrk` for each query measured while they do.
+const PROBES: usize = 4;
+
+/// The most expensive requests the default limits allow (each costs at most `max_complexity`).
+fn expensive_queries() -> Vec<String> {
+    let iso = |millis| chrono::DateTime::from_timestamp_millis(millis).expect("a time").to_rfc3339();
+    let (from, to) = (iso(argus_benches::FLEET_START), iso(argus_benches::FLEET_START + 31 * 86_400_000));
+    let key = argus_core::synthetic::Fleet::peer_key(7, 7).to_string();
+    vec![
+        "{ wireguardPeers(first: 500, filter: { text: \"no such peer\" }) { edges { cursor node { publicKey } } } }"
+            .into(),
+        "{ a: wireguardConfigExport(host: \"gw-00001\", interface: \"wg0\") \
+           b: wireguardConfigExport(host: \"gw-00002\", interface: \"wg0\") \
+           c: wireguardConfigExport(host: \"gw-00003\", interface: \"wg0\") }"
+            .into(),
+        format!(
+            "{{ wireguardActivePeers(from: \"{from}\", to: \"{to}\", first: 2) {{ edges {{ node {{ publicKey rxBytes }} }} }} }}"
+        ),
+        format!(
+            "{{ wireguardPeerHistory(publicKey: \"{key}\", from: \"{from}\", to: \"{to}\", first: 500) {{ edges {{ node {{ observedAt }} }} }} }}"
+        ),
+    ]
+}
+
+/// A token of the viewer `subject`.
+fn viewer_token(subject: &str) -> String {
+    let claims = Claims {
+        sub: subject.into(),
+        org: argus_benches::org().to_string(),
+        clearance: "TOP_SECRET".into(),
+        role: Role::Viewer,
+        exp: jsonwebtoken::get_current_timestamp() + 3_600,
+        iat: None,
+    };
+    mint_hs256(&Secret::new(SECRET), &claims).expect("token")
+}
+
+/// Runs `wrk` (one thread, `connections` keep-alive connections) sending `query` (a GET without
+/// one) for `seconds`, and prints its throughput and latency percentiles.
+fn load(url: &str, token: &str, name: &str, query: Option<&str>, connections: usize, seconds: u64) {
     let script = tempfile::NamedTempFile::new().expect("script file");
-    let body = json!({ "query": query }).to_string();
+    let request = match query {
+        Some(query) => {
+            let body = json!({ "query": query }).to_string();
+            format!(
+                "wrk.method = \"POST\"\nwrk.body = {body:?}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+            )
+        }
+        None => "wrk.method = \"GET\"\n".to_owned(),
+    };
     std::fs::write(
         script.path(),
         format!(
-            "wrk.method = \"POST\"\nwrk.body = {body:?}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
-             wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n\
+            "{request}wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n\
              response = function(status, headers, body)\n  if status ~= 200 or body:sub(1, 10) == '{{\"errors\"' then\n    \
              io.stderr:write(\"bad answer \" .. status .. \": \" .. body:sub(1, 200) .. \"\\n\")\n    os.exit(1)\n  end\nend\n"
         ),
     )
     .expect("write script");
     let output = std::process::Command::new("wrk")
-        .args(["-t1", &format!("-c{CLIENTS}"), &format!("-d{seconds}s"), "--latency", "-s"])
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "-s"])
         .arg(script.path())
         .arg(url)
         .output()
@@ -98,19 +146,14 @@ async fn main() {
     let server = tokio::spawn(serve(listener, routes(context, authenticator), async {
         let _ = stopped.await;
     }));
-    let claims = Claims {
-        sub: "load".into(),
-        org: argus_benches::org().to_string(),
-        clearance: "TOP_SECRET".into(),
-        role: Role::Viewer,
-        exp: jsonwebtoken::get_current_timestamp() + 3_600,
-        iat: None,
-    };
-    let token = mint_hs256(&Secret::new(SECRET), &claims).expect("token");
+    let token = viewer_token("load");
+    let healthz = url.replace("/graphql", "/healthz");
     println!("wrk: {CLIENTS} concurrent keep-alive connections over HTTP, {seconds} s per query, target p99 <= 10 ms");
+    let (rounds_url, rounds_token) = (url.clone(), token.clone());
     tokio::task::spawn_blocking(move || {
-        load(&url, &token, "wireguardPeers(first: 100)", PEERS_QUERY, seconds);
-        load(&url, &token, "wireguardStats", STATS_QUERY, seconds);
+        let (url, token) = (rounds_url, rounds_token);
+        load(&url, &token, "wireguardPeers(first: 100)", Some(PEERS_QUERY), CLIENTS, seconds);
+        load(&url, &token, "wireguardStats", Some(STATS_QUERY), CLIENTS, seconds);
         // the same while scans are written: one batch of rows at a time, evenly over each interval
         let writing = Arc::new(AtomicBool::new(true));
         let writer = {
@@ -125,13 +168,60 @@ async fn main() {
             })
         };
         let live = format!(" while every peer is written every {} s", SCAN_INTERVAL.as_secs());
-        load(&url, &token, &format!("wireguardPeers(first: 100){live}"), PEERS_QUERY, seconds);
-        load(&url, &token, &format!("wireguardStats{live}"), STATS_QUERY, seconds);
+        load(&url, &token, &format!("wireguardPeers(first: 100){live}"), Some(PEERS_QUERY), CLIENTS, seconds);
+        load(&url, &token, &format!("wireguardStats{live}"), Some(STATS_QUERY), CLIENTS, seconds);
         writing.store(false, Ordering::Relaxed);
         writer.join().expect("writer");
     })
     .await
     .expect("load");
+
+    // the last round: expensive requests from several callers at once
+    let abusing = Arc::new(AtomicBool::new(true));
+    let answers = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
+    let mut abusers = Vec::new();
+    for caller in 0..ABUSERS {
+        let (url, abusing, answers) = (url.clone(), abusing.clone(), answers.clone());
+        let token = viewer_token(&format!("abuser-{caller}"));
+        abusers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let queries = expensive_queries();
+            let mut next = caller;
+            while abusing.load(Ordering::Relaxed) {
+                let query = &queries[next % queries.len()];
+                next += 1;
+                let response = client.post(&url).bearer_auth(&token).json(&json!({ "query": query })).send().await;
+                let outcome = match response {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let body: serde_json::Value = response.json().await.unwrap_or_default();
+                        match body["errors"][0]["extensions"]["code"].as_str() {
+                            Some(code) => format!("{status} {code}"),
+                            None => format!("{status} ok"),
+                        }
+                    }
+                    Err(error) => format!("failed: {error}"),
+                };
+                *answers.lock().expect("answers").entry(outcome).or_default() += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!(
+        "while {ABUSERS} callers send the most expensive requests allowed, {PROBES} connections each, target p99 < 50 ms"
+    );
+    let (stats_url, probe_token) = (url.clone(), token.clone());
+    tokio::task::spawn_blocking(move || {
+        load(&healthz, &probe_token, "/healthz", None, PROBES, seconds);
+        load(&stats_url, &probe_token, "wireguardStats", Some(STATS_QUERY), PROBES, seconds);
+    })
+    .await
+    .expect("probes");
+    abusing.store(false, Ordering::Relaxed);
+    for abuser in abusers {
+        abuser.await.expect("abuser");
+    }
+    println!("expensive requests answered: {:?}", answers.lock().expect("answers"));
     let _ = stop.send(());
     let _ = server.await;
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use argus_core::Secret;
 use argus_core::{Clearance, OrgId};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -59,27 +60,8 @@ pub struct Caller {
     pub org: OrgId,
     pub clearance: Clearance,
     pub role: Role,
-}
-
-/// A secret that never prints.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
+    /// The last second (since the Unix epoch) the token is accepted: its `exp` and the leeway.
+    pub accepted_until: u64,
 }
 
 /// A public key for RS256 or ES256 tokens, in PEM.
@@ -200,7 +182,6 @@ thread_local! {
 struct Verified {
     by: u64,
     caller: Caller,
-    accepted_until: u64,
 }
 
 /// Verifies bearer tokens against the configured keys.
@@ -286,27 +267,26 @@ impl Authenticator {
         };
         let known = VERIFIED.with_borrow(|verified| {
             let known = verified.get(token).filter(|known| known.by == self.id)?;
-            Some(if now <= known.accepted_until { Ok(known.caller.clone()) } else { Err(expired()) })
+            Some(if now <= known.caller.accepted_until { Ok(known.caller.clone()) } else { Err(expired()) })
         });
         if let Some(answer) = known {
             return answer;
         }
-        let (caller, exp) = self.verify(token)?;
-        let accepted_until = exp.saturating_add(LEEWAY_SECONDS);
+        let caller = self.verify(token)?;
         VERIFIED.with_borrow_mut(|verified| {
             if verified.len() >= VERIFIED_TOKENS {
                 verified.clear();
             }
-            verified.insert(token.into(), Verified { by: self.id, caller: caller.clone(), accepted_until });
+            verified.insert(token.into(), Verified { by: self.id, caller: caller.clone() });
         });
         Ok(caller)
     }
 
-    /// The caller `token` names, and its `exp`, when its signature and claims verify.
+    /// The caller `token` names, when its signature and claims verify.
     ///
     /// A token naming a `kid` is checked against the key with that id only; a token without one
     /// against every key of its algorithm in turn (several keys are configured while one rotates).
-    fn verify(&self, token: &str) -> Result<(Caller, u64), AuthError> {
+    fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| AuthError::InvalidToken(format!("token is not a signed JWT: {error}")))?;
         let of_algorithm = || self.keys.iter().filter(|key| key.validation.algorithms.contains(&header.alg));
@@ -333,7 +313,7 @@ impl Authenticator {
 }
 
 /// The caller verified claims name.
-fn caller_of(claims: Claims) -> Result<(Caller, u64), AuthError> {
+fn caller_of(claims: Claims) -> Result<Caller, AuthError> {
     let org = claims
         .org
         .parse::<OrgId>()
@@ -342,7 +322,8 @@ fn caller_of(claims: Claims) -> Result<(Caller, u64), AuthError> {
         .clearance
         .parse::<Clearance>()
         .map_err(|error| AuthError::InvalidToken(format!("token clearance claim is invalid: {error}")))?;
-    Ok((Caller { subject: claims.sub, org, clearance, role: claims.role }, claims.exp))
+    let accepted_until = claims.exp.saturating_add(LEEWAY_SECONDS);
+    Ok(Caller { subject: claims.sub, org, clearance, role: claims.role, accepted_until })
 }
 
 /// The refusal a token's verification error stands for.

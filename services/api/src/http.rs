@@ -3,23 +3,27 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql_poem::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
+use futures_util::{SinkExt, StreamExt};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::middleware::SizeLimit;
-use poem::web::websocket::WebSocket;
+use poem::web::websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::web::{Html, Json};
 use poem::{Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get, handler};
 use thread_local::ThreadLocal;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::auth::{AuthError, Authenticator, Caller};
 use crate::direct::DirectQuery;
+use crate::limits::{Limits, MeasuredCost, SocketSubscriptions};
 use crate::schema::ApiSchema;
 use crate::{ApiContext, schema};
 
@@ -39,7 +43,9 @@ struct HttpState {
     schema: ApiSchema,
     authenticator: Authenticator,
     context: ApiContext,
+    limits: Arc<Limits>,
     parsed_queries: ParsedQueries,
+    open_sockets: Arc<Semaphore>,
 }
 
 /// Parsed documents by query text: dashboards send the same few queries over and over, and
@@ -53,16 +59,18 @@ struct ParsedQueries(ThreadLocal<RefCell<HashMap<String, ParsedQuery>>>);
 
 struct ParsedQuery {
     document: ExecutableDocument,
-    /// The query when it can be answered directly ([`crate::direct`]), and whether async-graphql
-    /// has executed this text without error (validation included) yet.
-    direct: Option<(Arc<DirectQuery>, bool)>,
+    /// The query when it can be answered directly ([`crate::direct`]), and its cost once
+    /// async-graphql has executed this text without error (validation included); set on
+    /// whichever thread the execution ends.
+    direct: Option<(Arc<DirectQuery>, Arc<OnceLock<usize>>)>,
 }
 
 /// Whether a request can be answered directly.
 enum Direct {
-    Ready(Arc<DirectQuery>),
-    /// Once async-graphql has executed the text without error.
-    AfterExecution,
+    /// The query and its cost.
+    Ready(Arc<DirectQuery>, usize),
+    /// Once async-graphql has executed the text without error: then set its cost here.
+    AfterExecution(Arc<OnceLock<usize>>),
     Never,
 }
 
@@ -79,8 +87,10 @@ impl ParsedQueries {
             request.operation_name.is_none() && request.variables.is_empty() && request.extensions.is_empty();
         if let Some(parsed) = cache.borrow().get(&request.query) {
             let direct = match &parsed.direct {
-                Some((query, true)) if plain_request => return Direct::Ready(Arc::clone(query)),
-                Some((_, false)) if plain_request => Direct::AfterExecution,
+                Some((query, executed)) if plain_request && let Some(cost) = executed.get() => {
+                    return Direct::Ready(Arc::clone(query), *cost);
+                }
+                Some((_, executed)) if plain_request => Direct::AfterExecution(Arc::clone(executed)),
                 _ => Direct::Never,
             };
             // a direct answer needs no document: it is cloned only for execution
@@ -91,8 +101,11 @@ impl ParsedQueries {
             return Direct::Never;
         }
         let Ok(document) = request.parsed_query() else { return Direct::Never };
-        let direct = DirectQuery::of(document).map(|query| (Arc::new(query), false));
-        let answer = if direct.is_some() && plain_request { Direct::AfterExecution } else { Direct::Never };
+        let direct = DirectQuery::of(document).map(|query| (Arc::new(query), Arc::new(OnceLock::new())));
+        let answer = match &direct {
+            Some((_, executed)) if plain_request => Direct::AfterExecution(Arc::clone(executed)),
+            _ => Direct::Never,
+        };
         let parsed = ParsedQuery { document: document.clone(), direct };
         let mut cache = cache.borrow_mut();
         if cache.len() >= Self::MOST_KEPT {
@@ -100,15 +113,6 @@ impl ParsedQueries {
         }
         cache.insert(request.query.clone(), parsed);
         answer
-    }
-
-    /// async-graphql executed `query` without error: it is answered directly from now on.
-    fn executed_without_error(&self, query: &str) {
-        if let Some(parsed) = self.0.get_or_default().borrow_mut().get_mut(query)
-            && let Some((_, executed)) = &mut parsed.direct
-        {
-            *executed = true;
-        }
     }
 }
 
@@ -121,10 +125,13 @@ pub fn metrics_routes() -> impl Endpoint {
 
 pub fn routes(context: ApiContext, authenticator: Authenticator) -> impl Endpoint {
     let max_body_bytes = context.config.max_body_bytes;
+    let limits = Limits::new(&context.config);
     let state = Arc::new(HttpState {
-        schema: schema::build(context.clone()),
+        schema: schema::build(context.clone(), Arc::clone(&limits)),
         authenticator,
+        open_sockets: Arc::new(Semaphore::new(context.config.max_open_sockets)),
         context,
+        limits,
         parsed_queries: ParsedQueries::default(),
     });
     prometheus();
@@ -172,44 +179,82 @@ async fn graphql(request: &Request, body: poem::Body, state: poem::web::Data<&Ar
         }
     };
     let direct = state.parsed_queries.attach(&mut graphql_request);
-    if let Direct::Ready(query) = &direct
-        && let Some(body) = query.answer(&state.context, &caller).await
-    {
-        metrics::counter!("argus_api_requests_total", "outcome" => "ok").increment(1);
-        metrics::counter!("argus_api_direct_answers_total").increment(1);
-        metrics::histogram!("argus_api_request_seconds").record(started.elapsed().as_secs_f64());
-        return Response::builder().header(header::CONTENT_TYPE, "application/json; charset=utf-8").body(body);
+    if let Direct::Ready(query, cost) = &direct {
+        // limited as async-graphql's execution of the same text is
+        let answer = async {
+            let _slots = match state.limits.is_expensive(*cost) {
+                true => Some(state.limits.hold(&caller).await?),
+                false => None,
+            };
+            Ok(query.answer(&state.context, &caller).await)
+        };
+        let answer = match tokio::time::timeout(state.limits.deadline(), answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(busy)) => return limited(busy, StatusCode::TOO_MANY_REQUESTS),
+            Err(_) => return limited(state.limits.deadline_error(), StatusCode::OK),
+        };
+        if let Some(body) = answer {
+            metrics::counter!("argus_api_requests_total", "outcome" => "ok").increment(1);
+            metrics::counter!("argus_api_direct_answers_total").increment(1);
+            metrics::histogram!("argus_api_request_seconds").record(started.elapsed().as_secs_f64());
+            return Response::builder().header(header::CONTENT_TYPE, "application/json; charset=utf-8").body(body);
+        }
     }
     // else async-graphql answers (a direct answer that is an error too: it parses the text again)
-    let query_text = matches!(direct, Direct::AfterExecution).then(|| graphql_request.query.clone());
-    let response = state.schema.execute(graphql_request.data(caller)).await;
-    if let Some(query_text) = query_text
+    let measured = MeasuredCost::default();
+    let cost = Arc::clone(&measured.0);
+    let response = state.schema.execute(graphql_request.data(caller).data(measured)).await;
+    if let Direct::AfterExecution(executed) = &direct
         && response.errors.is_empty()
     {
-        state.parsed_queries.executed_without_error(&query_text);
+        // answered directly from now on
+        let _ = executed.set(cost.load(Ordering::Relaxed));
     }
-    let insufficient = response.errors.iter().find_map(|error| {
-        let code = error.extensions.as_ref().and_then(|extensions| extensions.get("code"));
-        matches!(code, Some(async_graphql::Value::String(code)) if code == "insufficient_scope")
-            .then(|| AuthError::InsufficientScope(error.message.clone()))
-    });
-    let outcome = if insufficient.is_some() {
-        "forbidden"
+    let has_code = |wanted: &str| {
+        response.errors.iter().find(|error| {
+            let code = error.extensions.as_ref().and_then(|extensions| extensions.get("code"));
+            matches!(code, Some(async_graphql::Value::String(code)) if code == wanted)
+        })
+    };
+    let insufficient = has_code("insufficient_scope").map(|error| AuthError::InsufficientScope(error.message.clone()));
+    let busy = has_code("TOO_MANY_REQUESTS").is_some();
+    let (outcome, status) = if insufficient.is_some() {
+        ("forbidden", StatusCode::FORBIDDEN)
+    } else if busy {
+        ("busy", StatusCode::TOO_MANY_REQUESTS)
     } else if response.errors.is_empty() {
-        "ok"
+        ("ok", StatusCode::OK)
     } else {
-        "error"
+        ("error", StatusCode::OK)
     };
     metrics::counter!("argus_api_requests_total", "outcome" => outcome).increment(1);
     metrics::histogram!("argus_api_request_seconds").record(started.elapsed().as_secs_f64());
-    let status = if insufficient.is_some() { StatusCode::FORBIDDEN } else { StatusCode::OK };
     let mut http = Json(&response).with_status(status).into_response();
     if let Some(error) = insufficient
         && let Ok(value) = HeaderValue::from_str(&error.challenge())
     {
         http.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
+    if busy {
+        retry_soon(&mut http);
+    }
     http
+}
+
+/// The answer to a request the limits stopped.
+fn limited(error: async_graphql::ServerError, status: StatusCode) -> Response {
+    let outcome = if status == StatusCode::TOO_MANY_REQUESTS { "busy" } else { "error" };
+    metrics::counter!("argus_api_requests_total", "outcome" => outcome).increment(1);
+    let mut response = Json(async_graphql::Response::from_errors(vec![error])).with_status(status).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        retry_soon(&mut response);
+    }
+    response
+}
+
+/// A `429`'s `Retry-After`: an expensive request of the same caller ends within the deadline.
+fn retry_soon(response: &mut Response) {
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
 }
 
 #[handler]
@@ -225,6 +270,7 @@ fn graphiql() -> Html<String> {
 
 /// Subscriptions authenticate with the upgrade request's `Authorization` header, or else with an
 /// `Authorization` entry in the `connection_init` payload (browsers cannot set upgrade headers).
+/// Sockets are bounded in number and message size like requests are in body size.
 #[handler]
 async fn subscriptions(
     request: &Request,
@@ -239,33 +285,104 @@ async fn subscriptions(
         },
         None => None,
     };
+    let Ok(socket_slot) = Arc::clone(&state.open_sockets).try_acquire_owned() else {
+        metrics::counter!("argus_api_sockets_refused_total").increment(1);
+        return "too many open sockets, retry later"
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .with_header(header::RETRY_AFTER, "5")
+            .into_response();
+    };
     let state: Arc<HttpState> = state.clone();
-    let schema = state.schema.clone();
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(state.context.config.max_body_bytes);
+    config.max_frame_size = Some(state.context.config.max_body_bytes);
     websocket
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            let mut data = Data::default();
-            let authenticated = upgrade_caller.is_some();
-            if let Some(caller) = upgrade_caller {
-                data.insert(caller);
+        .config(config)
+        .on_upgrade(move |socket| async move {
+            serve_socket(socket, protocol, &state, upgrade_caller).await;
+            drop(socket_slot);
+        })
+        .into_response()
+}
+
+/// Serves one socket until the client closes it, its `connection_init` does not come in time
+/// (closed with 4408), its token expires (4401), or it sends a frame larger than a request body
+/// may be (1009): a socket never outlives its token.
+async fn serve_socket(
+    socket: WebSocketStream,
+    protocol: GraphQLProtocol,
+    state: &Arc<HttpState>,
+    upgrade_caller: Option<Caller>,
+) {
+    let (mut sink, stream) = socket.split();
+    // a frame the socket refuses to read (too large, malformed) ends the stream: say why on close
+    let refused_read = Arc::new(OnceLock::<(u16, &'static str)>::new());
+    let stream = stream.inspect({
+        let refused_read = Arc::clone(&refused_read);
+        move |read| {
+            if let Err(error) = read
+                && error.kind() == std::io::ErrorKind::Other
+            {
+                let too_big = error.to_string().contains("too long");
+                let _ = refused_read.set(if too_big { (1009, "message too big") } else { (1002, "protocol error") });
             }
-            GraphQLWebSocket::new(stream, schema, protocol)
-                .with_data(data)
-                .on_connection_init(move |payload| async move {
-                    let mut data = Data::default();
-                    if authenticated {
-                        return Ok(data);
-                    }
+        }
+    });
+    let (initialised, accepted_until) = oneshot::channel::<u64>();
+    let upgrade_until = upgrade_caller.as_ref().map(|caller| caller.accepted_until);
+    let mut data = Data::default();
+    data.insert(SocketSubscriptions::default());
+    if let Some(caller) = upgrade_caller {
+        data.insert(caller);
+    }
+    let init_state = Arc::clone(state);
+    let serve = GraphQLWebSocket::new_with_pair(&mut sink, stream, state.schema.clone(), protocol)
+        .with_data(data)
+        .on_connection_init(move |payload| async move {
+            let mut data = Data::default();
+            let accepted_until = match upgrade_until {
+                Some(accepted_until) => accepted_until,
+                None => {
                     let header = ["Authorization", "authorization"]
                         .iter()
                         .find_map(|name| payload.get(name).and_then(|value| value.as_str()));
-                    let caller = state.authenticator.authenticate(header).map_err(schema::auth_error)?;
+                    let caller = init_state.authenticator.authenticate(header).map_err(schema::auth_error)?;
+                    let accepted_until = caller.accepted_until;
                     data.insert(caller);
-                    Ok(data)
-                })
-                .serve()
+                    accepted_until
+                }
+            };
+            // the socket's end is watched as long as it is served
+            let _ = initialised.send(accepted_until);
+            Ok(data)
         })
-        .into_response()
+        .serve();
+    let (code, reason) = tokio::select! {
+        () = serve => match refused_read.get() {
+            Some(refused) => *refused,
+            None => return,
+        },
+        ending = socket_ending(accepted_until, state.context.config.socket_init_timeout) => ending,
+    };
+    metrics::counter!("argus_api_sockets_closed_total", "reason" => reason).increment(1);
+    let _ = sink.send(Message::close_with(code, reason)).await;
+    let _ = sink.close().await;
+}
+
+/// When and why a served socket must close: no `connection_init` within `init_timeout`, or the
+/// second its token stops being accepted. A refused `connection_init` is closed by the protocol.
+async fn socket_ending(initialised: oneshot::Receiver<u64>, init_timeout: Duration) -> (u16, &'static str) {
+    match tokio::time::timeout(init_timeout, initialised).await {
+        Err(_) => (4408, "connection initialisation timeout"),
+        Ok(Err(_)) => std::future::pending().await,
+        Ok(Ok(accepted_until)) => {
+            let until = std::time::UNIX_EPOCH + Duration::from_secs(accepted_until.saturating_add(1));
+            let left = until.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+            tokio::time::sleep(left).await;
+            (4401, "token expired")
+        }
+    }
 }
 
 #[handler]

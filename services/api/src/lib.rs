@@ -8,6 +8,7 @@ mod direct;
 mod events;
 mod export;
 mod http;
+mod limits;
 mod live;
 mod plain;
 pub mod schema;
@@ -26,20 +27,42 @@ pub use self::events::{EventPublisher, PublishError, RecordSink};
 pub use self::http::{metrics_routes, prometheus, routes};
 pub use self::live::run_alert_feed;
 
+/// Page size when `first` is not given, unless configured otherwise.
+const DEFAULT_PAGE_SIZE: usize = 50;
+
 /// What the API needs to know beyond its keys; every field has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Deepest query accepted.
     pub max_depth: usize,
-    /// Most complex query accepted (async-graphql's field count).
+    /// Most costly query accepted: a point per field selected and about one per row the store
+    /// reads for it (a page's `first`, the hours a time range spans); see `limits::cost`.
     pub max_complexity: usize,
     /// Page size when `first` is not given.
     pub default_page_size: usize,
     /// Largest `first` accepted.
     pub max_page_size: usize,
-    /// Largest request body accepted (413 above it).
+    /// Longest time range of a peer's history, endpoint moves or activity, in days.
+    pub max_time_range_days: u32,
+    /// A request costing at least this much is expensive: it holds one of the slots below while it runs.
+    pub expensive_cost: usize,
+    /// Expensive requests one caller (organisation and subject) may have running; more are refused.
+    pub max_expensive_per_caller: usize,
+    /// Expensive requests running at once in this API; more wait for a slot within their deadline.
+    pub max_expensive_requests: usize,
+    /// Longest a query or mutation may run before it is answered with `DEADLINE_EXCEEDED`.
+    #[serde(with = "millis", rename = "request_deadline_ms")]
+    pub request_deadline: Duration,
+    /// Largest request body accepted (413 above it), and largest WebSocket message.
     pub max_body_bytes: usize,
+    /// How long a WebSocket may stay open without a `connection_init`.
+    #[serde(with = "millis", rename = "socket_init_timeout_ms")]
+    pub socket_init_timeout: Duration,
+    /// Operations (subscriptions included) one WebSocket may have running.
+    pub max_subscriptions_per_socket: usize,
+    /// WebSockets open at once in this API; more upgrades are answered 503.
+    pub max_open_sockets: usize,
     /// How long `syncWireguardPeer` waits for the processor to project the peer.
     #[serde(with = "millis", rename = "sync_wait_ms")]
     pub sync_wait: Duration,
@@ -56,10 +79,18 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             max_depth: 10,
-            max_complexity: 500,
-            default_page_size: 50,
+            max_complexity: 20_000,
+            default_page_size: DEFAULT_PAGE_SIZE,
             max_page_size: 500,
+            max_time_range_days: 31,
+            expensive_cost: 1_000,
+            max_expensive_per_caller: 2,
+            max_expensive_requests: 4,
+            request_deadline: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
+            socket_init_timeout: Duration::from_secs(10),
+            max_subscriptions_per_socket: 16,
+            max_open_sockets: 1_024,
             sync_wait: Duration::from_secs(3),
             observations_topic: "wireguard.observations".into(),
             alerts_topic: "wireguard.alerts".into(),

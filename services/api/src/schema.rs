@@ -3,6 +3,7 @@
 //! Every resolver takes the organisation and clearance from the authenticated [`Caller`]; no
 //! argument names an organisation, so none can widen the caller's scope.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use argus_core::{
@@ -16,19 +17,20 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::{AuthError, Caller, Role};
 use crate::events::PublishError;
+use crate::limits::{Limits, LimitsExtension, cost};
 use crate::plain::{Plain, PlainConnection, PlainList};
 use crate::types::*;
 use crate::{ApiConfig, ApiContext};
 
 pub type ApiSchema = Schema<QueryRoot, MutationRoot, crate::live::SubscriptionRoot>;
 
-/// Builds the schema with the configured depth and complexity limits.
-pub fn build(context: ApiContext) -> ApiSchema {
-    let ApiConfig { max_depth, max_complexity, .. } = context.config;
+/// Builds the schema with the configured depth limit and `limits` (cost, slots, deadline).
+pub(crate) fn build(context: ApiContext, limits: Arc<Limits>) -> ApiSchema {
+    let max_depth = context.config.max_depth;
     Schema::build(QueryRoot, MutationRoot, crate::live::SubscriptionRoot)
         .data(context)
         .limit_depth(max_depth)
-        .limit_complexity(max_complexity)
+        .extension(LimitsExtension(limits))
         .finish()
 }
 
@@ -98,11 +100,18 @@ where
     text.parse::<T>().map_err(|failure| bad_input(field, failure))
 }
 
-fn time_range(from: &DateTime<Utc>, to: &DateTime<Utc>) -> async_graphql::Result<TimeRange> {
+/// `[from, to)`, at most the configured number of days long.
+fn time_range(config: &ApiConfig, from: &DateTime<Utc>, to: &DateTime<Utc>) -> async_graphql::Result<TimeRange> {
     if from >= to {
         return Err(bad_input("to", "must be later than from"));
     }
-    Ok(TimeRange { from: unix_millis(from), to: unix_millis(to) })
+    let (from, to) = (unix_millis(from), unix_millis(to));
+    let longest = i64::from(config.max_time_range_days) * 86_400_000;
+    if to.saturating_sub(from) > longest {
+        let days = config.max_time_range_days;
+        return Err(bad_input("to", format!("the range may span at most {days} days: ask for it in parts")));
+    }
+    Ok(TimeRange { from, to })
 }
 
 /// `wireguardPeers`: a page of the peers the caller may see, and whether it was asked for after a
@@ -145,6 +154,7 @@ pub struct QueryRoot;
 #[Object(name = "Query")]
 impl QueryRoot {
     /// Peers of the caller's organisation, ordered by host, interface and key.
+    #[graphql(complexity = "cost::peers(first, &filter, child_complexity)")]
     async fn wireguard_peers(
         &self,
         context: &Context<'_>,
@@ -157,6 +167,7 @@ impl QueryRoot {
     }
 
     /// One public key on every gateway interface that lists it.
+    #[graphql(complexity = "cost::ONE_KEY + child_complexity")]
     async fn wireguard_peer(
         &self,
         context: &Context<'_>,
@@ -169,11 +180,13 @@ impl QueryRoot {
     }
 
     /// Counts by status, traffic totals and rates, per host: only peers the caller may see.
+    #[graphql(complexity = "cost::GATEWAY_ROWS + child_complexity")]
     async fn wireguard_stats(&self, context: &Context<'_>) -> async_graphql::Result<WireguardStats> {
         stats(api(context), caller(context)?).await
     }
 
     /// A peer's observations (every gateway) in `[from, to)`, oldest first.
+    #[graphql(complexity = "cost::ranged_page(first, &from, &to, child_complexity)")]
     async fn wireguard_peer_history(
         &self,
         context: &Context<'_>,
@@ -186,7 +199,7 @@ impl QueryRoot {
         let caller = caller(context)?;
         let api = api(context);
         let key = parse::<PublicKey>("publicKey", &public_key)?;
-        let range = time_range(&from, &to)?;
+        let range = time_range(&api.config, &from, &to)?;
         let request = page_request(&api.config, first, after)?;
         let after_given = request.after.is_some();
         let page =
@@ -195,6 +208,7 @@ impl QueryRoot {
     }
 
     /// A peer's endpoint moves in `[from, to)`, oldest first (roaming audit).
+    #[graphql(complexity = "cost::ranged(&from, &to, child_complexity)")]
     async fn wireguard_endpoint_changes(
         &self,
         context: &Context<'_>,
@@ -204,7 +218,7 @@ impl QueryRoot {
     ) -> async_graphql::Result<PlainList<EndpointMove>> {
         let caller = caller(context)?;
         let key = parse::<PublicKey>("publicKey", &public_key)?;
-        let range = time_range(&from, &to)?;
+        let range = time_range(&api(context).config, &from, &to)?;
         let changes = api(context)
             .store
             .endpoint_changes(&caller.org, &key, range, caller.clearance)
@@ -214,6 +228,7 @@ impl QueryRoot {
     }
 
     /// Alerts raised in a time range, newest first.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
     async fn wireguard_alerts(
         &self,
         context: &Context<'_>,
@@ -239,6 +254,7 @@ impl QueryRoot {
     }
 
     /// Gateway interfaces and whether they are heard from.
+    #[graphql(complexity = "cost::GATEWAY_ROWS + child_complexity")]
     async fn wireguard_hosts(&self, context: &Context<'_>) -> async_graphql::Result<PlainList<WireguardHost>> {
         let caller = caller(context)?;
         let hosts = api(context).store.hosts(&caller.org, caller.clearance).await.map_err(store_error)?;
@@ -248,6 +264,7 @@ impl QueryRoot {
     /// Peers that handshook or moved traffic in `[from, to)` (the shift audit), ordered by host,
     /// interface and key. Each page examines at most `first` x 10 peers, so a page may hold fewer
     /// than `first` while `hasNextPage` is true: keep paging until it is false.
+    #[graphql(complexity = "cost::activity(first, &from, &to, child_complexity)")]
     async fn wireguard_active_peers(
         &self,
         context: &Context<'_>,
@@ -259,14 +276,14 @@ impl QueryRoot {
     ) -> async_graphql::Result<PlainConnection<ActivePeer>> {
         let caller = caller(context)?;
         let api = api(context);
-        let range = time_range(&from, &to)?;
+        let range = time_range(&api.config, &from, &to)?;
         let filter = PeerFilter {
             host: host.as_deref().map(|host| parse::<HostId>("host", host)).transpose()?,
             ..PeerFilter::default()
         };
         let request = page_request(&api.config, first, after)?;
         let after_given = request.after.is_some();
-        let scan = PageRequest { first: request.first * 10, after: request.after.clone() };
+        let scan = PageRequest { first: request.first * cost::ACTIVE_PEERS_EXAMINED, after: request.after.clone() };
         let peers = api.store.peers(&caller.org, &filter, caller.clearance, &scan).await.map_err(store_error)?;
         let mut found = Page { items: Vec::new(), cursors: Vec::new(), next: peers.next.clone() };
         for (peer, cursor) in peers.items.iter().zip(&peers.cursors) {
@@ -285,6 +302,7 @@ impl QueryRoot {
 
     /// Where each key of the rotation manifests you may see stands on its interface, judged by the
     /// peers you may see.
+    #[graphql(complexity = "cost::ROTATION_STATUS + child_complexity")]
     async fn wireguard_rotation_status(
         &self,
         context: &Context<'_>,
@@ -336,6 +354,7 @@ impl QueryRoot {
 
     /// The interface's configuration in `wg` format, for backup and audit: `[Interface]` without a
     /// private key, one `[Peer]` per visible peer.
+    #[graphql(complexity = "cost::CONFIG_EXPORT + child_complexity")]
     async fn wireguard_config_export(
         &self,
         context: &Context<'_>,

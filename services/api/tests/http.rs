@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use argus_api::auth::Role;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const PEER_FIELDS: &str = "publicKey host interface status endpoint allowedIps latestHandshake handshakeAgeSeconds \
     transferRx transferTx rxBytesPerSecond clearance displayName observedAt";
@@ -338,42 +335,6 @@ async fn sync_manifest_and_acknowledge_go_through_the_log() {
     let (message, code) =
         api.error(&operator, acknowledge, json!({ "id": "8f1f1a1e-0000-5000-8000-000000000000" })).await;
     assert_eq!(code, "NOT_FOUND", "{message}");
-}
-
-/// Opens a `graphql-transport-ws` subscription; returns the socket after the subscribe message.
-async fn subscribe(
-    api: &Api,
-    token: &str,
-    query: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut request = format!("ws://{}/graphql/ws", api.address).into_client_request().expect("request");
-    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
-    socket.send(Message::text(init.to_string())).await.expect("init");
-    let ack = socket.next().await.expect("message").expect("ack");
-    assert_eq!(serde_json::from_str::<Value>(ack.to_text().expect("text")).expect("json")["type"], "connection_ack");
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } });
-    socket.send(Message::text(subscribe.to_string())).await.expect("subscribe");
-    socket
-}
-
-/// The next `next` payload within `wait`, or None.
-async fn next_event(
-    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    wait: Duration,
-) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let message = tokio::time::timeout_at(deadline, socket.next()).await.ok()??.ok()?;
-        let Ok(text) = message.to_text() else { continue };
-        let value: Value = serde_json::from_str(text).ok()?;
-        match value["type"].as_str() {
-            Some("next") => return Some(value["payload"].clone()),
-            Some("error") => panic!("subscription error: {value}"),
-            _ => {}
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn b64(n: u8) -> String {
     key(n).to_string()
@@ -492,8 +493,9 @@ async fn oversized_deep_and_complex_requests_are_refused() {
     let (message, _) = api.error(&viewer, deep, json!({})).await;
     assert!(message.contains("nested too deep"), "{message}");
     let wide: String = (0..600).map(|index| format!("h{index}: wireguardHosts {{ host }} ")).collect();
-    let (message, _) = api.error(&viewer, &format!("{{ {wide} }}"), json!({})).await;
-    assert!(message.contains("too complex"), "{message}");
+    let (message, code) = api.error(&viewer, &format!("{{ {wide} }}"), json!({})).await;
+    assert_eq!(code, "QUERY_TOO_COSTLY", "{message}");
+    assert!(message.starts_with("the query costs 60600, more than the 20000 allowed"), "{message}");
     let (message, code) = api.error(&viewer, "{ wireguardPeers(first: 10000) { edges { cursor } } }", json!({})).await;
     assert_eq!((message.as_str(), code.as_str()), ("first: must be between 1 and 500", "BAD_USER_INPUT"));
     let huge = format!("{{ wireguardHosts {{ host }} }} # {}", "x".repeat(100 * 1024));
@@ -532,4 +534,192 @@ async fn invalid_sync_input_gets_precise_errors_and_publishes_nothing() {
         assert!(message.len() > prefix.len() || !prefix.ends_with(": "), "the reason is given: {message}");
     }
     assert_eq!(api.observation_count().await, before, "nothing was published");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_costs_the_rows_it_reads_and_time_ranges_are_bounded() {
+    let mut api = Api::start().await;
+    api.seed().await;
+    let viewer = token("acme", "SECRET", Role::Viewer);
+    let costly = |message: &str, code: &str| {
+        assert_eq!(code, "QUERY_TOO_COSTLY", "{message}");
+        assert!(message.contains("ask for smaller pages (first), shorter time ranges"), "{message}");
+    };
+    // a hundred whole-history activity audits in one document
+    let audit = r#"wireguardActivePeers(from: "0001-01-01T00:00:00Z", to: "9999-01-01T00:00:00Z", first: 500) { edges { cursor } }"#;
+    let copies: String = (0..100).map(|index| format!("a{index}: {audit} ")).collect();
+    let (message, code) = api.error(&viewer, &format!("{{ {copies} }}"), json!({})).await;
+    costly(&message, &code);
+    // the cost counts arguments sent as variables, as real clients send them
+    let with_variables = "query($from: DateTime!, $to: DateTime!, $first: Int) { wireguardActivePeers(from: $from, to: $to, first: $first) { edges { cursor } } }";
+    let (from, to) = (api.t0, api.t0 + 31 * 86_400 * SECOND);
+    let (message, code) =
+        api.error(&viewer, with_variables, json!({ "from": iso(from), "to": iso(to), "first": 500 })).await;
+    costly(&message, &code);
+    // a short shift audit with a small page is fine
+    let shift = json!({ "from": iso(from), "to": iso(from + 12 * 3_600 * SECOND), "first": 20 });
+    api.data(&viewer, with_variables, shift).await;
+    // every page of an interface, several times over
+    let export = r#"wireguardConfigExport(host: "gw-1", interface: "wg0")"#;
+    let exports: String = (0..5).map(|index| format!("e{index}: {export} ")).collect();
+    let (message, code) = api.error(&viewer, &format!("{{ {exports} }}"), json!({})).await;
+    costly(&message, &code);
+
+    // history and activity span at most 31 days
+    let history = "query($k: String!, $from: DateTime!, $to: DateTime!) { wireguardPeerHistory(publicKey: $k, from: $from, to: $to, first: 10) { edges { cursor } } }";
+    let month = json!({ "k": b64(1), "from": iso(from), "to": iso(to) });
+    let rows = api.data(&viewer, history, month).await;
+    assert!(!rows["wireguardPeerHistory"]["edges"].as_array().expect("edges").is_empty(), "{rows}");
+    let longer = json!({ "k": b64(1), "from": iso(from), "to": iso(to + 1) });
+    let (message, code) = api.error(&viewer, history, longer).await;
+    assert_eq!(
+        (message.as_str(), code.as_str()),
+        ("to: the range may span at most 31 days: ask for it in parts", "BAD_USER_INPUT")
+    );
+    let moves = "query($k: String!, $from: DateTime!, $to: DateTime!) { wireguardEndpointChanges(publicKey: $k, from: $from, to: $to) { endpoint } }";
+    let earlier = iso(to - 32 * 86_400 * SECOND);
+    let (message, _) = api.error(&viewer, moves, json!({ "k": b64(3), "from": earlier, "to": iso(to) })).await;
+    assert!(message.starts_with("to: the range may span at most 31 days"), "{message}");
+    let (message, _) = api.error(&viewer, with_variables, json!({ "from": earlier, "to": iso(to), "first": 1 })).await;
+    assert!(message.starts_with("to: the range may span at most 31 days"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expensive_request_holds_one_of_its_callers_slots_and_every_request_has_a_deadline() {
+    use std::time::Duration;
+    // every request is expensive here, and a caller has one slot
+    let config = argus_api::ApiConfig {
+        sync_wait: Duration::from_millis(1_500),
+        expensive_cost: 1,
+        max_expensive_per_caller: 1,
+        ..Default::default()
+    };
+    let mut api = Api::start_with(config).await;
+    api.seed().await;
+    let low = token("acme", "UNCLASSIFIED", Role::Operator);
+    // a sync the fold refuses waits the whole sync_wait for a projection that never comes
+    let sync = "mutation($input: SyncWireguardPeerInput!) { syncWireguardPeer(input: $input) { eventId } }";
+    let refused = json!({ "input": { "host": "gw-1", "interface": "wg0", "publicKey": b64(2) } });
+    let slow = {
+        let (address, low) = (api.address, low.clone());
+        tokio::spawn(async move {
+            let body = json!({ "query": sync, "variables": refused });
+            let url = format!("http://{address}/graphql");
+            reqwest::Client::new().post(url).bearer_auth(low).json(&body).send().await.expect("sync").status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let response = api
+        .http
+        .post(api.url("/graphql"))
+        .bearer_auth(&low)
+        .json(&json!({ "query": HOSTS }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "TOO_MANY_REQUESTS", "{body}");
+    assert!(body["errors"][0]["message"].as_str().expect("message").contains("wait for one to finish"), "{body}");
+    // another caller is not held up by it
+    api.data(&token("acme", "SECRET", Role::Viewer), HOSTS, json!({})).await;
+    assert_eq!(slow.await.expect("slow request"), 200);
+    // the slot is given back
+    api.data(&low, HOSTS, json!({})).await;
+
+    // a request still running at its deadline is answered with a clear error
+    let config = argus_api::ApiConfig {
+        sync_wait: Duration::from_secs(5),
+        request_deadline: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let mut api = Api::start_with(config).await;
+    api.seed().await;
+    let started = std::time::Instant::now();
+    let refused = json!({ "input": { "host": "gw-1", "interface": "wg0", "publicKey": b64(2) } });
+    let (message, code) = api.error(&low, sync, refused).await;
+    assert_eq!(code, "DEADLINE_EXCEEDED", "{message}");
+    assert_eq!(
+        message,
+        "the request took longer than its 300 ms deadline: ask for a smaller page or a shorter time range"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "answered at the deadline, not after the wait");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_lives_no_longer_than_its_token_and_is_bounded_like_a_request() {
+    use std::time::Duration;
+    let config = argus_api::ApiConfig {
+        socket_init_timeout: Duration::from_millis(500),
+        max_subscriptions_per_socket: 2,
+        ..Default::default()
+    };
+    let api = Api::start_with(config).await;
+    // no connection_init in time: closed with 4408
+    let mut idle = open_socket(&api, None).await;
+    assert_eq!(receive(&mut idle, Duration::from_secs(5)).await, Err(Some(4408)));
+
+    // a token accepted for three more seconds (expired, within the 30 s leeway): closed with 4401
+    let exp = jsonwebtoken::get_current_timestamp() - 27;
+    let expiring = token_with_exp("acme", "SECRET", Role::Viewer, exp);
+    let mut socket = subscribe(&api, &expiring, "subscription { wireguardAlerts { alertId } }").await;
+    let started = std::time::Instant::now();
+    loop {
+        match receive(&mut socket, Duration::from_secs(10)).await {
+            Ok(message) => assert_ne!(message["type"], "error", "{message}"),
+            Err(code) => {
+                assert_eq!(code, Some(4401), "closed because the token expired");
+                break;
+            }
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(6), "closed when the token expired");
+
+    // over the socket a viewer is refused a mutation exactly as over HTTP
+    let viewer = token("acme", "SECRET", Role::Viewer);
+    let mut socket = open_socket(&api, Some(&viewer)).await;
+    let acknowledge = r#"mutation { acknowledgeAlert(alertId: "8f1f1a1e-0000-5000-8000-000000000000") { eventId } }"#;
+    send(&mut socket, json!({ "id": "m", "type": "subscribe", "payload": { "query": acknowledge } })).await;
+    let answer = receive(&mut socket, Duration::from_secs(5)).await.expect("answer");
+    let errors = if answer["type"] == "error" { &answer["payload"] } else { &answer["payload"]["errors"] };
+    assert_eq!(errors[0]["extensions"]["code"], "insufficient_scope", "{answer}");
+
+    // two subscriptions on a socket; a third is refused, and the socket serves the two
+    for id in ["s1", "s2", "s3"] {
+        let query = "subscription { wireguardAlerts { alertId } }";
+        send(&mut socket, json!({ "id": id, "type": "subscribe", "payload": { "query": query } })).await;
+    }
+    let refusal = loop {
+        let message = receive(&mut socket, Duration::from_secs(5)).await.expect("refusal");
+        if message["type"] != "complete" {
+            break message;
+        }
+    };
+    assert_eq!(refusal["id"], "s3", "{refusal}");
+    let errors = if refusal["type"] == "error" { &refusal["payload"] } else { &refusal["payload"]["errors"] };
+    assert_eq!(errors[0]["extensions"]["code"], "TOO_MANY_REQUESTS", "{refusal}");
+    // a message larger than a request body may be closes the socket
+    let huge = format!("{{ wireguardHosts {{ host }} }} # {}", "x".repeat(100 * 1024));
+    send(&mut socket, json!({ "id": "h", "type": "subscribe", "payload": { "query": huge } })).await;
+    loop {
+        match receive(&mut socket, Duration::from_secs(5)).await {
+            Ok(message) => assert_ne!(message["id"], "h", "the huge message was not run: {message}"),
+            Err(code) => {
+                assert_eq!(code, Some(1009), "closed: message too big");
+                break;
+            }
+        }
+    }
+
+    // open sockets are bounded: the next upgrade is answered 503
+    let config = argus_api::ApiConfig { max_open_sockets: 2, ..Default::default() };
+    let api = Api::start_with(config).await;
+    let _held = (open_socket(&api, Some(&viewer)).await, open_socket(&api, None).await);
+    let mut request = format!("ws://{}/graphql/ws", api.address).into_client_request().expect("request");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("expected 503, got {other:?}"),
+    }
 }

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod key;
 pub mod net;
 pub mod packed;
+pub mod secret;
 pub mod synthetic;
 pub mod text;
 
@@ -27,3 +28,4 @@ pub use fold::{
 pub use ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
 pub use key::PublicKey;
 pub use net::{Cidr, Endpoint};
+pub use secret::Secret;

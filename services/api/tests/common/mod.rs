@@ -14,8 +14,13 @@ use argus_core::{Clearance, Event, EventHeader, Heartbeat, PeerObservation, Peer
 use argus_log::{Delivery, EmbeddedLog, EventLog, LogConsumer};
 use argus_processor::ProcessorConfig;
 use argus_store::{EmbeddedStore, ProjectionStore};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub const SECRET: &str = "test-secret-of-at-least-thirty-two-bytes";
 pub const OBSERVATIONS: &str = "wireguard.observations";
@@ -30,15 +35,79 @@ pub fn now_millis() -> i64 {
 }
 
 pub fn token(org: &str, clearance: &str, role: Role) -> String {
+    token_with_exp(org, clearance, role, jsonwebtoken::get_current_timestamp() + 3_600)
+}
+
+/// [`token`] with the given `exp` (seconds since the Unix epoch).
+pub fn token_with_exp(org: &str, clearance: &str, role: Role, exp: u64) -> String {
     let claims = Claims {
         sub: format!("{org}-{role:?}").to_lowercase(),
         org: org.into(),
         clearance: clearance.into(),
         role,
-        exp: jsonwebtoken::get_current_timestamp() + 3_600,
+        exp,
         iat: None,
     };
     mint_hs256(&Secret::new(SECRET), &claims).expect("mint")
+}
+
+/// Sends one `graphql-transport-ws` message.
+pub async fn send(socket: &mut Socket, message: Value) {
+    socket.send(Message::text(message.to_string())).await.expect("send");
+}
+
+/// The next protocol message within `wait`: `Ok(json)`, or `Err(close code)` when the server
+/// closed the socket (`Err(None)`: closed without a code, or nothing arrived in time).
+pub async fn receive(socket: &mut Socket, wait: Duration) -> Result<Value, Option<u16>> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next()).await.map_err(|_| None)?;
+        match message {
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).expect("json")),
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|frame| u16::from(frame.code))),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Err(None),
+        }
+    }
+}
+
+/// Opens a `graphql-transport-ws` socket and, with a token, initialises it (the token in the
+/// `connection_init` payload) and waits for the acknowledgement.
+pub async fn open_socket(api: &Api, token: Option<&str>) -> Socket {
+    let mut request = format!("ws://{}/graphql/ws", api.address).into_client_request().expect("request");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    if let Some(token) = token {
+        send(
+            &mut socket,
+            json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }),
+        )
+        .await;
+        let ack = receive(&mut socket, Duration::from_secs(5)).await.expect("ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+    }
+    socket
+}
+
+/// Opens an initialised socket and subscribes to `query` (id "1").
+pub async fn subscribe(api: &Api, token: &str, query: &str) -> Socket {
+    let mut socket = open_socket(api, Some(token)).await;
+    send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": query } })).await;
+    socket
+}
+
+/// The next `next` payload within `wait`, or None.
+pub async fn next_event(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let value = receive(socket, left).await.ok()?;
+        match value["type"].as_str() {
+            Some("next") => return Some(value["payload"].clone()),
+            Some("error") => panic!("subscription error: {value}"),
+            _ => {}
+        }
+    }
 }
 
 pub struct Api {
