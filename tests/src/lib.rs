@@ -41,6 +41,8 @@ pub struct Tansu {
     child: Option<Child>,
     bootstrap: String,
     storage: &'static str,
+    /// Whether clients must authenticate (SASL SCRAM against the broker's users).
+    authentication: bool,
     directory: tempfile::TempDir,
 }
 
@@ -64,9 +66,24 @@ impl Tansu {
     fn start_with(storage: &'static str) -> Self {
         let port = free_loopback_port();
         let directory = tempfile::tempdir().expect("tempdir");
-        let mut broker = Self { child: None, bootstrap: format!("127.0.0.1:{port}"), storage, directory };
+        let mut broker =
+            Self { child: None, bootstrap: format!("127.0.0.1:{port}"), storage, authentication: false, directory };
         broker.restart();
         broker
+    }
+
+    /// Adds a user and restarts the broker requiring SASL SCRAM-SHA-512 authentication from then
+    /// on (its storage must be durable: `start_durable`).
+    pub fn require_user(&mut self, name: &str, password: &str) {
+        let url = format!("tcp://{}", self.bootstrap);
+        let created = Command::new(tansu_binary())
+            .args(["user", "create", "--broker", &url, "--mechanism", "scram512", name, password])
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run tansu user create");
+        assert!(created.status.success(), "tansu user create: {}", String::from_utf8_lossy(&created.stderr));
+        self.authentication = true;
+        self.restart();
     }
 
     /// Kills the broker (as a crash would); `restart` brings it back on the same port.
@@ -89,6 +106,7 @@ impl Tansu {
         let child = Command::new(tansu_binary())
             .args(["broker", "--kafka-listener-url", &url, "--kafka-advertised-listener-url", &url])
             .args(["--storage-engine", self.storage])
+            .args(self.authentication.then_some("--authentication"))
             .current_dir(self.directory.path())
             // the test's own RUST_LOG would make tansu trace every request into its log
             .env_remove("RUST_LOG")

@@ -12,6 +12,7 @@ use argus_api::auth::AuthConfig;
 use argus_collector::{CollectorConfig, InterfaceOverride};
 use argus_core::fold::AnomalyConfig;
 use argus_core::{Clearance, RuleConfig, StalenessWindow};
+use argus_log::KafkaSecurity;
 use argus_processor::{CollectorRegistry, ProcessorConfig};
 use serde::Deserialize;
 
@@ -76,11 +77,13 @@ pub struct KafkaSection {
     pub brokers: String,
     /// The processors' consumer group.
     pub group: String,
+    /// TLS and SASL of every Kafka client (`[kafka.security]`).
+    pub security: KafkaSecurity,
 }
 
 impl Default for KafkaSection {
     fn default() -> Self {
-        Self { brokers: "127.0.0.1:9092".into(), group: "argus-processor".into() }
+        Self { brokers: "127.0.0.1:9092".into(), group: "argus-processor".into(), security: KafkaSecurity::default() }
     }
 }
 

@@ -13,12 +13,12 @@ use anyhow::Context;
 use argus_api::auth::{Authenticator, Claims, Role, mint_hs256};
 use argus_api::{ApiContext, metrics_routes, routes, run_alert_feed, serve};
 use argus_collector::{Collector, WireguardHost};
-use argus_log::{EmbeddedLog, EventLog, KafkaLog};
+use argus_log::{EmbeddedLog, EventLog, KafkaLog, LogError};
 use argus_store::scylla::ScyllaStore;
 use argus_store::{EmbeddedStore, ProjectionStore, StoreError};
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Many threads allocating many small values (GraphQL responses, events): mimalloc measured 1.5x
 /// glibc's malloc on the API benchmark.
@@ -246,9 +246,23 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     services.wait().await
 }
 
-fn kafka(config: &config::Config) -> anyhow::Result<Arc<KafkaLog>> {
-    Ok(Arc::new(KafkaLog::connect(&config.kafka.brokers).with_context(|| format!("kafka {}", config.kafka.brokers))?))
+/// The Kafka log with `[kafka.security]`; refuses to start when the brokers refuse its
+/// credentials or TLS, and starts (retrying in the background) when they are only unreachable.
+async fn kafka(config: &config::Config) -> anyhow::Result<Arc<KafkaLog>> {
+    let brokers = &config.kafka.brokers;
+    let log = KafkaLog::connect_with(brokers, &config.kafka.security).with_context(|| format!("kafka {brokers}"))?;
+    match log.check(KAFKA_CHECK).await {
+        Ok(()) => {}
+        Err(refused @ LogError::Refused(_)) => {
+            return Err(refused).context("check [kafka.security] (protocol, sasl_*, ca_file, certificate_file)");
+        }
+        Err(error) => warn!(%error, "kafka brokers not answering yet; retrying in the background"),
+    }
+    Ok(Arc::new(log))
 }
+
+/// How long a scale-out service waits for the brokers' first answer before starting anyway.
+const KAFKA_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn scylla(config: &config::Config) -> anyhow::Result<Arc<ScyllaStore>> {
     let uri =
@@ -266,7 +280,7 @@ async fn collector(config: config::Config) -> anyhow::Result<()> {
     let collector_config = config.collector()?;
     let mut services = Services::new();
     services.metrics(config.metrics_listen)?;
-    services.collector(kafka(&config)?, collector_config);
+    services.collector(kafka(&config).await?, collector_config);
     info!(brokers = %config.kafka.brokers, "argus collector running");
     services.wait().await
 }
@@ -276,7 +290,7 @@ async fn processor(config: config::Config) -> anyhow::Result<()> {
     let processor_config = config.processor()?;
     let mut services = Services::new();
     services.metrics(config.metrics_listen)?;
-    services.processor(kafka(&config)?, scylla(&config).await?, processor_config);
+    services.processor(kafka(&config).await?, scylla(&config).await?, processor_config);
     info!(brokers = %config.kafka.brokers, group = %config.kafka.group, "argus processor running");
     services.wait().await
 }
@@ -285,7 +299,7 @@ async fn processor(config: config::Config) -> anyhow::Result<()> {
 async fn api(config: config::Config) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("listen {}", config.listen))?;
     let mut services = Services::new();
-    services.api(kafka(&config)?, scylla(&config).await?, &config, listener)?;
+    services.api(kafka(&config).await?, scylla(&config).await?, &config, listener)?;
     info!(listen = %config.listen, "argus api running: GraphQL at /graphql");
     services.wait().await
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::embedded::{EmbeddedConsumer, EmbeddedLog};
-pub use self::kafka::{KafkaConsumer, KafkaLog};
+pub use self::kafka::{KafkaConsumer, KafkaLog, KafkaSecurity, SaslMechanism, SecurityProtocol};
 
 /// A place in a topic: a partition and an offset within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,6 +51,9 @@ pub enum LogError {
     /// The log is unreachable or failing: retry with backoff.
     #[error("log unavailable: {0}")]
     Unavailable(String),
+    /// The log refused this process's credentials or TLS: fix the configuration, do not retry.
+    #[error("log refused the connection: {0}")]
+    Refused(String),
     /// Stored bytes are damaged beyond what recovery repairs: do not retry.
     #[error("log data damaged: {0}")]
     Corrupt(String),

@@ -254,3 +254,113 @@ async fn the_embedded_log_survives_a_reopen_and_cuts_a_torn_tail() {
         Err(LogError::Invalid(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_credentials_the_broker_accepts_carry_records_and_others_are_refused_with_the_reason() {
+    use argus_log::{KafkaSecurity, SaslMechanism, SecurityProtocol};
+    let mut broker = argus_testkit::Tansu::start_durable();
+    broker.create_topic(TOPIC, PARTITIONS as i32).await;
+    broker.require_user("argus", "the-password");
+    let sasl = |password: &str| KafkaSecurity {
+        protocol: SecurityProtocol::SaslPlaintext,
+        sasl_mechanism: Some(SaslMechanism::ScramSha512),
+        sasl_username: Some("argus".into()),
+        sasl_password: Some(argus_core::Secret::new(password)),
+        ..KafkaSecurity::default()
+    };
+    let log = KafkaLog::connect_with(broker.bootstrap(), &sasl("the-password")).expect("connect");
+    log.check(Duration::from_secs(10)).await.expect("the broker accepts the user");
+    // producer and consumer both authenticate: a record goes through
+    let position = log.append(TOPIC, b"acme/gw-1", b"v").await.expect("append");
+    let mut consumer = log.subscribe(TOPIC, "secured-group").await.expect("subscribe");
+    let records = read_records(&mut consumer, 1).await;
+    assert_eq!(
+        (records[0].partition, records[0].offset, &records[0].value[..]),
+        (position.partition, position.offset, &b"v"[..])
+    );
+
+    let refused = KafkaLog::connect_with(broker.bootstrap(), &sasl("not-the-password")).expect("connect");
+    match refused.check(Duration::from_secs(10)).await {
+        Err(LogError::Refused(reason)) => {
+            assert!(reason.starts_with(broker.bootstrap()), "names the brokers: {reason}");
+            assert!(reason.contains("SASL authentication error"), "says why: {reason}");
+            assert!(!reason.contains("not-the-password"), "never prints the password: {reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // a plaintext client is not served either
+    let anonymous = KafkaLog::connect(broker.bootstrap()).expect("connect");
+    assert!(anonymous.check(Duration::from_secs(3)).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_is_verified_against_the_configured_ca_and_refused_otherwise() {
+    use argus_log::{KafkaSecurity, SecurityProtocol};
+    let fixture =
+        |name: &str| std::path::PathBuf::from(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR")));
+    // a real TLS server (OpenSSL's) on a loopback port, with a certificate of the fixture CA
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("port").port();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-accept", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(fixture("server.pem"))
+        .arg("-key")
+        .arg(fixture("server.key"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_server (Debian: openssl)");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "openssl s_server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bootstrap = format!("127.0.0.1:{port}");
+    // without the CA the server's certificate does not verify: refused, saying so
+    let tls = KafkaSecurity { protocol: SecurityProtocol::Ssl, ..KafkaSecurity::default() };
+    let outcome = KafkaLog::connect_with(&bootstrap, &tls).expect("connect").check(Duration::from_secs(10)).await;
+    // with it the handshake succeeds (and the server, which is no broker, never answers metadata)
+    let trusted = KafkaSecurity { ca_file: Some(fixture("ca.pem")), ..tls };
+    let verified = KafkaLog::connect_with(&bootstrap, &trusted).expect("connect").check(Duration::from_secs(3)).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    match outcome {
+        Err(LogError::Refused(reason)) => assert!(reason.contains("certificate verify failed"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(matches!(verified, Err(LogError::Unavailable(_))), "{verified:?}");
+}
+
+#[test]
+fn security_settings_that_cannot_work_are_refused_naming_the_setting() {
+    use argus_log::{KafkaSecurity, SaslMechanism, SecurityProtocol};
+    let refusal = |security: KafkaSecurity| match KafkaLog::connect_with("127.0.0.1:9", &security) {
+        Err(LogError::Invalid(reason)) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let sasl = KafkaSecurity {
+        protocol: SecurityProtocol::SaslSsl,
+        sasl_mechanism: Some(SaslMechanism::Plain),
+        sasl_username: Some("argus".into()),
+        ..KafkaSecurity::default()
+    };
+    assert_eq!(refusal(sasl.clone()), "kafka.security.sasl_password: required with a sasl_* protocol");
+    let plain_with_user = KafkaSecurity { protocol: SecurityProtocol::Plaintext, ..sasl.clone() };
+    assert!(refusal(plain_with_user).starts_with("kafka.security.protocol: SASL settings need"));
+    let missing_ca = KafkaSecurity {
+        protocol: SecurityProtocol::Ssl,
+        ca_file: Some("/no/such/ca.pem".into()),
+        ..Default::default()
+    };
+    assert!(refusal(missing_ca).starts_with("kafka.security.ca_file: /no/such/ca.pem: "));
+    let lone_certificate = KafkaSecurity {
+        protocol: SecurityProtocol::Ssl,
+        certificate_file: Some(std::env::current_exe().expect("a file that exists")),
+        ..Default::default()
+    };
+    assert!(refusal(lone_certificate).starts_with("kafka.security.key_file: "));
+    let debug = format!("{:?}", KafkaSecurity { sasl_password: Some(argus_core::Secret::new("hunter2")), ..sasl });
+    assert!(!debug.contains("hunter2"), "{debug}");
+}
