@@ -7,7 +7,8 @@ CARGO ?= cargo
 
 ## tools: what the test command needs, installed only when missing (tansu: the pinned Kafka-API
 ## broker the integration tests start on loopback, built once into ~/.cache/argus-wireguard/tools;
-## wireguard-go, wireguard-tools, iproute2 and ping for the WireGuard lab, from Debian's packages)
+## wireguard-go, wireguard-tools, iproute2 and ping for the WireGuard lab, and OpenSSL's headers
+## for librdkafka, from Debian's packages)
 tools:
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 	@bash infra/scripts/install-lab-deps.sh

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the WireGuard lab needs (wireguard-go, wg, ip, ping) from Debian's packages,
+# Installs what the WireGuard lab needs (wireguard-go, wg, ip, ping) and what the build links
+# (OpenSSL's headers for librdkafka) from Debian's packages,
 # idempotently: nothing is fetched when every command is already there. Needs root.
 set -euo pipefail
 missing=()
@@ -7,6 +8,10 @@ command -v wireguard-go >/dev/null 2>&1 || missing+=(wireguard-go)
 command -v wg >/dev/null 2>&1 || missing+=(wireguard-tools)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
+# the build: librdkafka links OpenSSL (TLS and SCRAM to Kafka); the tests start OpenSSL's TLS server
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
