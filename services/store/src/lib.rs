@@ -88,7 +88,8 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError>;
 
     /// Every row of every table in key order, one line each (`table key value`, hex): two stores
-    /// holding the same projections export the same text.
+    /// of one engine holding the same projections export the same text. Engines lay their rows
+    /// out differently; across engines, the reads above agree.
     async fn export(&self) -> Result<String, StoreError>;
 }
 

@@ -1,7 +1,7 @@
 //! The ScyllaDB store: the tables of `schemas/cql/argus.cql`, prepared statements, idempotent writes.
 //!
-//! Rows carry the same ordered keys and encoded values as the embedded store, so listings, cursors
-//! and exports behave identically; the contract suite runs against it when `SCYLLA_URI` is set.
+//! Its tables are laid out for ScyllaDB's partitions, not as the embedded store's; what both must
+//! return to every read is the contract suite's, run against it when `SCYLLA_URI` is set.
 
 use std::future::Future;
 use std::pin::Pin;

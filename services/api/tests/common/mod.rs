@@ -225,7 +225,16 @@ impl Api {
 
     /// The body of a query without variables, as sent (key order and all).
     pub async fn graphql_text(&self, token: &str, query: &str) -> String {
-        let request = self.http.post(self.url("/graphql")).json(&json!({ "query": query })).bearer_auth(token);
+        self.body_text(token, json!({ "query": query })).await
+    }
+
+    /// [`Api::graphql_text`] with variables.
+    pub async fn graphql_text_with_variables(&self, token: &str, query: &str, variables: Value) -> String {
+        self.body_text(token, json!({ "query": query, "variables": variables })).await
+    }
+
+    async fn body_text(&self, token: &str, body: Value) -> String {
+        let request = self.http.post(self.url("/graphql")).json(&body).bearer_auth(token);
         let response = request.send().await.expect("request");
         assert_eq!(response.status().as_u16(), 200);
         response.text().await.expect("body")
