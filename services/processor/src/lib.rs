@@ -217,6 +217,8 @@ async fn run_towards<L: EventLog, S: ProjectionStore>(
             Polled::Failed(error) => return Err(error.into()),
             Polled::Folded => {}
             Polled::Assigned(assigned) => {
+                // a rebalance shows as assignments and revocations beyond the first
+                metrics::counter!("argus_processor_partitions_assigned_total").increment(assigned.len() as u64);
                 for partition in assigned {
                     let state = resume(store, config, partition).await?;
                     consumer.seek(Position { partition, offset: state.next_offset }).await?;
@@ -225,6 +227,7 @@ async fn run_towards<L: EventLog, S: ProjectionStore>(
                 }
             }
             Polled::Revoked(revoked) => {
+                metrics::counter!("argus_processor_partitions_revoked_total").increment(revoked.len() as u64);
                 for partition in revoked {
                     if let Some(mut state) = partitions.remove(&partition) {
                         flush(log, store, config, &mut consumer, partition, &mut state, Checkpointing::Now).await?;

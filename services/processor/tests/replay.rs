@@ -160,6 +160,16 @@ async fn outcome<L: EventLog>(
     (without_checkpoints(&store.export().await.expect("export")), alert_ids)
 }
 
+/// Each partition's checkpointed offset (0 before the first checkpoint).
+async fn checkpoints(store: &EmbeddedStore, config: &ProcessorConfig, recorded: &Recorded) -> Vec<u64> {
+    let mut offsets = Vec::new();
+    for partition in recorded.end.keys() {
+        let name = format!("{}/{partition}", config.observations_topic);
+        offsets.push(store.checkpoint(&name).await.expect("checkpoint").map_or(0, |checkpoint| checkpoint.next_offset));
+    }
+    offsets
+}
+
 /// One run: record the stream on `log`, process it (stopping once mid-stream when `restarts`),
 /// and return what it left.
 async fn run_once<L: EventLog>(log: &L, config: &ProcessorConfig, restarts: bool) -> (String, BTreeSet<String>) {
@@ -168,6 +178,9 @@ async fn run_once<L: EventLog>(log: &L, config: &ProcessorConfig, restarts: bool
     let recorded = record(log, &config.observations_topic).await;
     if restarts {
         process(log, &store, config, &recorded.end, true).await;
+        let at_stop = checkpoints(&store, config, &recorded).await;
+        println!("checkpoints at the stop: {at_stop:?} of {:?}", recorded.end);
+        assert!(at_stop.iter().zip(recorded.end.values()).any(|(at, end)| at < end), "it stopped mid-stream");
     }
     process(log, &store, config, &recorded.end, false).await;
     outcome(log, config, &store, &recorded).await
@@ -284,27 +297,37 @@ async fn on_kafka_two_processors_share_the_partitions_and_one_dying_loses_nothin
     let store = EmbeddedStore::open_with_sync_interval(&directory.path().join("store"), Duration::ZERO).expect("store");
     let recorded = record(&*first_log, &config.observations_topic).await;
 
+    // this test process's own metrics: the processors count the partitions given and taken
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().expect("recorder");
+    let counted = |name: &str| {
+        metrics.render().lines().find_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok()).unwrap_or(0)
+    };
     let first = {
         let (log, store, config) = (Arc::clone(&first_log), store.clone(), config.clone());
         tokio::spawn(async move { run(&*log, &store, &config, std::future::pending()).await })
     };
     until_a_third_done(&store, &config, &recorded).await;
+    assert_eq!(counted("argus_processor_partitions_assigned_total"), PARTITIONS as u64, "the first has them all");
     let second = {
         let (log, store, config, end) = (Arc::clone(&second_log), store.clone(), config.clone(), recorded.end.clone());
         tokio::spawn(async move { process(&*log, &store, &config, &end, false).await })
     };
-    // let the group rebalance and both work, then the first dies without a goodbye
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut at_death = Vec::new();
-    for partition in recorded.end.keys() {
-        let name = format!("{}/{partition}", config.observations_topic);
-        at_death
-            .push(store.checkpoint(&name).await.expect("checkpoint").map_or(0, |checkpoint| checkpoint.next_offset));
+    // the group rebalances: the first gives partitions up and they are assigned again, some of
+    // them to the second (alone, the first would keep them); then the first dies without a goodbye
+    let rebalanced = tokio::time::Instant::now() + Duration::from_secs(60);
+    while counted("argus_processor_partitions_revoked_total") == 0
+        || counted("argus_processor_partitions_assigned_total") < 2 * PARTITIONS as u64
+    {
+        assert!(tokio::time::Instant::now() < rebalanced, "the second processor never got partitions");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let at_death = checkpoints(&store, &config, &recorded).await;
     println!("checkpoints when the first processor died: {at_death:?} of {:?}", recorded.end);
     assert!(at_death.iter().zip(recorded.end.values()).any(|(at, end)| at < end), "it died mid-stream");
+    assert!(!first.is_finished(), "the first was still running when it died");
     first.abort();
-    let _ = first.await;
+    assert!(first.await.expect_err("killed").is_cancelled(), "it died of the kill, not of an error");
     second.await.expect("the survivor finishes");
 
     let outcome = outcome(&*second_log, &config, &store, &recorded).await;
@@ -330,6 +353,9 @@ async fn on_kafka_a_broker_restart_mid_stream_ends_in_the_golden_projections() {
     };
     until_a_third_done(&store, &config, &recorded).await;
     broker.stop();
+    let at_stop = checkpoints(&store, &config, &recorded).await;
+    assert!(at_stop.iter().zip(recorded.end.values()).any(|(at, end)| at < end), "the broker died mid-stream");
+    assert!(!processor.is_finished(), "the processor was still at work");
     tokio::time::sleep(Duration::from_secs(2)).await;
     broker.restart();
     processor.await.expect("the processor finishes");
