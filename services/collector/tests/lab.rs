@@ -296,8 +296,16 @@ async fn no_private_or_preshared_key_is_published_or_logged() {
     wait_until("ten scans", Duration::from_secs(30), || running.status.scans() >= 10).await;
     lab.fail(2);
     wait_until("a scan after a site left", Duration::from_secs(30), || running.status.scans() >= 15).await;
+    let published_events = running.status.published();
     running.stop().await;
     log.flush().await.expect("flush");
+    // the site interfaces were read too: their private and preshared keys passed through the scans
+    let interfaces: std::collections::BTreeSet<String> =
+        read_events(&*log, published_events).await.iter().map(|event| event.header().interface.to_string()).collect();
+    for site in 1..=3 {
+        assert!(interfaces.contains(&lab.site_interface(site)), "site {site} was scanned: {interfaces:?}");
+    }
+    assert!(interfaces.contains(&lab.hub_interface()), "{interfaces:?}");
 
     let mut published = Vec::new();
     for entry in walk(directory.path()) {
