@@ -354,6 +354,156 @@ mod tests {
         let example = Path::new(&manifest).join("../../infra/argus.example.toml");
         let from_file = load(Some(&example), &[], &[]).expect("the example parses, with no unknown key");
         assert_eq!(format!("{from_file:?}"), format!("{:?}", Config::default()));
+        // and it names every key, set or commented out (`# key = ...` under its section)
+        let text = std::fs::read_to_string(&example).expect("example");
+        let named = keys::named_in(&text);
+        let missing: Vec<String> = keys::of::<Config>().into_iter().filter(|key| !named.contains(key)).collect();
+        assert!(missing.is_empty(), "infra/argus.example.toml does not name {missing:?}");
+    }
+
+    #[test]
+    fn every_key_of_the_configuration_is_found() {
+        let keys = keys::of::<Config>();
+        for key in ["data_dir", "api.max_complexity", "kafka.security.sasl_username", "rules.max_clock_skew_s"] {
+            assert!(keys.contains(key), "{key} in {keys:?}");
+        }
+        let named = keys::named_in("a = 1\n[kafka.security]\n# sasl_username = \"argus\"\nprotocol = \"ssl\"\n");
+        let expected = ["a", "kafka", "kafka.security", "kafka.security.protocol", "kafka.security.sasl_username"];
+        assert_eq!(named, expected.map(String::from).into());
+    }
+
+    /// The keys a configuration type reads (its struct fields, as dotted paths, found through its
+    /// `Deserialize`), and the keys a TOML text names.
+    mod keys {
+        use std::collections::BTreeSet;
+
+        use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+
+        /// Every key path of `T`: each struct's fields are asked of a deserializer that presents
+        /// one path at a time, so a field that is itself a struct is explored in turn.
+        pub fn of<T: DeserializeOwned>() -> BTreeSet<String> {
+            let mut found = BTreeSet::new();
+            let mut pending: Vec<Vec<&'static str>> = vec![Vec::new()];
+            while let Some(path) = pending.pop() {
+                let mut fields = None;
+                let _ = T::deserialize(Explorer { path: &path, fields: &mut fields });
+                for field in fields.unwrap_or_default() {
+                    let mut deeper = path.clone();
+                    deeper.push(field);
+                    found.insert(deeper.join("."));
+                    pending.push(deeper);
+                }
+            }
+            // a path is a key when it is a leaf: drop the sections (paths that have keys below)
+            let sections: BTreeSet<String> =
+                found.iter().filter_map(|key| key.rsplit_once('.').map(|(section, _)| section.to_owned())).collect();
+            found.retain(|key| !sections.contains(key));
+            found
+        }
+
+        /// Key paths a TOML text names: `key = ` lines, commented out or not, under their `[section]`.
+        pub fn named_in(text: &str) -> BTreeSet<String> {
+            let mut section = String::new();
+            let mut named = BTreeSet::new();
+            for line in text.lines() {
+                let commented = line.trim_start().starts_with('#');
+                let line = line.trim().trim_start_matches('#').trim();
+                if let Some(header) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+                    // a section (a table of free keys, such as `[collector.overrides.<name>]`) and
+                    // every table above it are named; a commented one leaves the section as it was
+                    let header = header.trim_matches(|c| c == '[' || c == ']');
+                    let mut prefix = String::new();
+                    for part in header.split('.') {
+                        prefix = if prefix.is_empty() { part.to_owned() } else { format!("{prefix}.{part}") };
+                        named.insert(prefix.clone());
+                    }
+                    if !commented {
+                        section = header.to_owned();
+                    }
+                    continue;
+                }
+                let Some((key, _)) = line.split_once('=') else { continue };
+                let key = key.trim();
+                if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    named.insert(if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") });
+                }
+            }
+            named
+        }
+
+        /// Deserializes as a map holding only `path` (its first key, whose value is the rest of
+        /// the path); at the path's end, records the fields the struct there asks for.
+        struct Explorer<'a> {
+            path: &'a [&'static str],
+            fields: &'a mut Option<Vec<&'static str>>,
+        }
+
+        #[derive(Debug)]
+        struct Stop;
+
+        impl std::fmt::Display for Stop {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("explored")
+            }
+        }
+
+        impl std::error::Error for Stop {}
+
+        impl de::Error for Stop {
+            fn custom<T: std::fmt::Display>(_: T) -> Self {
+                Stop
+            }
+        }
+
+        impl<'de> Deserializer<'de> for Explorer<'_> {
+            type Error = Stop;
+
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+                Err(Stop)
+            }
+
+            fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Stop> {
+                visitor.visit_some(self)
+            }
+
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                visitor: V,
+            ) -> Result<V::Value, Stop> {
+                match self.path.split_first() {
+                    None => {
+                        *self.fields = Some(fields.to_vec());
+                        Err(Stop)
+                    }
+                    Some((first, rest)) => visitor.visit_map(OneKey { key: Some(first), rest, fields: self.fields }),
+                }
+            }
+
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+                unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+            }
+        }
+
+        struct OneKey<'a> {
+            key: Option<&'static str>,
+            rest: &'a [&'static str],
+            fields: &'a mut Option<Vec<&'static str>>,
+        }
+
+        impl<'de> MapAccess<'de> for OneKey<'_> {
+            type Error = Stop;
+
+            fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Stop> {
+                self.key.take().map(|key| seed.deserialize(de::value::BorrowedStrDeserializer::new(key))).transpose()
+            }
+
+            fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Stop> {
+                seed.deserialize(Explorer { path: self.rest, fields: self.fields })
+            }
+        }
     }
 
     #[test]
