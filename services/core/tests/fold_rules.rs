@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use argus_core::fold::{Effect, PeerStatus, RuleConfig, StalenessWindow};
 use argus_core::{AlertKind, AlertState, FoldState, HostStatus, ManifestEntry, ProbableCause};
 use common::*;
@@ -145,12 +147,15 @@ fn an_interface_restart_reporting_no_handshake_keeps_the_known_handshake() {
     assert!(alerts(&effects).is_empty());
 }
 
-/// Given a gateway whose heartbeats stop, when the timer runs past three scan intervals, then one
-/// GATEWAY_SILENT alert (and no per-peer alert), and one RESOLVED when heartbeats return.
+/// Given a gateway whose heartbeats stop, when the timer runs past three scan intervals and on
+/// past its peers' staleness window, then one GATEWAY_SILENT alert (and no per-peer alert: a
+/// peer is judged on what is seen of it, never on the clock while nothing is), and one RESOLVED
+/// when heartbeats return.
 #[test]
 fn gateway_silence_is_judged_on_the_timer_and_raised_once() {
     let mut gateway = Gateway::new("gw-7");
-    let mut state = FoldState::default();
+    let window = StalenessWindow { stale_after: Duration::from_secs(150), fresh_below: Duration::from_secs(130) };
+    let mut state = FoldState::new(RuleConfig { staleness: window, ..RuleConfig::default() });
     let mut effects = Vec::new();
     for scan in 0..6 {
         let at = T0 + scan * SCAN;
@@ -161,7 +166,8 @@ fn gateway_silence_is_judged_on_the_timer_and_raised_once() {
     }
     let last_heartbeat = T0 + 5 * SCAN;
     let mut ticks = Vec::new();
-    for second in 0..=120 {
+    // long enough for every peer's last handshake to be older than the window
+    for second in 0..=300 {
         state.tick(last_heartbeat + second * SECOND, &mut ticks);
     }
     let silent = alerts_of(&ticks, AlertKind::GatewaySilent, AlertState::Raised);
