@@ -177,7 +177,9 @@ async fn run_once<L: EventLog>(log: &L, config: &ProcessorConfig, restarts: bool
     let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
     let recorded = record(log, &config.observations_topic).await;
     if restarts {
-        process(log, &store, config, &recorded.end, true).await;
+        // tiny batches: the stream takes seconds, so the stop lands mid-stream
+        let slow = ProcessorConfig { max_batch_records: 2, ..config.clone() };
+        process(log, &store, &slow, &recorded.end, true).await;
         let at_stop = checkpoints(&store, config, &recorded).await;
         println!("checkpoints at the stop: {at_stop:?} of {:?}", recorded.end);
         assert!(at_stop.iter().zip(recorded.end.values()).any(|(at, end)| at < end), "it stopped mid-stream");
