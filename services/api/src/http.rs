@@ -182,10 +182,7 @@ async fn graphql(request: &Request, body: poem::Body, state: poem::web::Data<&Ar
     if let Direct::Ready(query, cost) = &direct {
         // limited as async-graphql's execution of the same text is
         let answer = async {
-            let _slots = match state.limits.is_expensive(*cost) {
-                true => Some(state.limits.hold(&caller).await?),
-                false => None,
-            };
+            let _slots = if state.limits.is_expensive(*cost) { Some(state.limits.hold(&caller).await?) } else { None };
             Ok(query.answer(&state.context, &caller).await)
         };
         let answer = match tokio::time::timeout(state.limits.deadline(), answer).await {
