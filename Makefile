@@ -18,7 +18,7 @@ tools:
 ## the ScyllaDB contract tests run when SCYLLA_URI is set and are listed as skipped otherwise
 test: tools
 ifeq ($(SCYLLA_URI),)
-	@echo "note: the ScyllaDB contract tests are NOT run: SCYLLA_URI is unset (no ScyllaDB server can be installed on this build machine; see README, 'ScyllaDB'). They are listed as SKIP below."
+	@echo "note: the ScyllaDB contract tests are NOT run: SCYLLA_URI is unset (no ScyllaDB server can be installed on this build machine; see docs/ARCHITECTURE.md, 'Projections'). They are listed as SKIP below."
 	$(CARGO) nextest run --workspace --locked --no-fail-fast --status-level skip
 else
 	@echo "note: running the ScyllaDB contract tests against $(SCYLLA_URI)"
@@ -41,6 +41,6 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## bench: criterion benchmarks (figures in README.md, "Benchmarks")
+## bench: criterion benchmarks (figures in docs/BENCHMARKS.md)
 bench:
 	$(CARGO) bench -p argus-benches
