@@ -173,8 +173,7 @@ const VERIFIED_TOKENS: usize = 1_024;
 thread_local! {
     /// Tokens this thread has verified, by token text: the authenticator that verified it, the
     /// caller it names, and the last second it is accepted. A dashboard sends the same token with
-    /// every request, and checking its signature again (HMAC, or RSA/ECDSA) was a thirtieth of a
-    /// page's cost.
+    /// every request, and its signature need not be checked again each time.
     static VERIFIED: RefCell<HashMap<Box<str>, Verified>> = RefCell::new(HashMap::new());
 }
 

@@ -4,7 +4,7 @@
 //!
 //! A page of 100 peers is the API's hottest answer, the statistics (a row per gateway) the next.
 //! async-graphql builds an answer as a tree of values (an ordered map and a hashed name per field
-//! of every object) and then serialises the tree; that was more than half of their cost. A direct
+//! of every object) and then serialises the tree, which costs more than the data. A direct
 //! answer resolves the same data through the same resolver functions ([`schema::peers_page`],
 //! [`schema::stats`], scoped by the caller's organisation and clearance) and writes each selected
 //! field's value as it goes: a peer's by [`PeerView::field_writer`] (the JSON of the value

@@ -48,8 +48,8 @@ struct HttpState {
     open_sockets: Arc<Semaphore>,
 }
 
-/// Parsed documents by query text: dashboards send the same few queries over and over, and
-/// parsing was a tenth of a page's cost. Bounded in entries and in the text kept.
+/// Parsed documents by query text: dashboards send the same few queries over and over. Bounded in
+/// entries and in the text kept.
 ///
 /// One cache per thread: every name in a document is reference-counted, and a request gets a
 /// clone of the cached document, so a document shared by all threads had the cores take turns on

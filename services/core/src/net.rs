@@ -126,7 +126,7 @@ impl AppendText for Cidr {
 /// Writes `a.b.c.d`, `separator` and `number` as `Display` of the standard types would, but put
 /// together on the stack and written at once instead of through the formatting machinery a piece
 /// at a time (a `to_string` then allocates once, at the right size): a page of 100 peers writes
-/// hundreds of endpoints and prefixes, and their text was a tenth of that answer's cost.
+/// hundreds of endpoints and prefixes.
 fn write_v4_and_number(f: &mut fmt::Formatter<'_>, address: Ipv4Addr, separator: u8, number: u16) -> fmt::Result {
     let (text, length) = v4_and_number(address, separator, number);
     f.write_str(std::str::from_utf8(&text[..length]).map_err(|_| fmt::Error)?)

@@ -54,10 +54,8 @@ pub struct ProcessorConfig {
     pub rules: RuleConfig,
     /// Most records taken from the log in one poll; each partition's share becomes one projection
     /// batch. A poll takes what is waiting, so batches reach this size only while a backlog is
-    /// read. 128,000: one transaction of a catching-up processor then holds several observations
-    /// of many a peer, whose `peers` row and pages it writes once (on 100,000 peers: 15% faster
-    /// than 4,000 and 16,000 with 64,000, and 325–344 k against 269–324 k observations/s with
-    /// 128,000 against 64,000; about 0.4 s of records there).
+    /// read; then one transaction holds several observations of many a peer, whose `peers` row
+    /// and pages it writes once.
     pub max_batch_records: usize,
     /// How long a poll waits for records; also the pace of the gateway-silence timer.
     pub poll_timeout: Duration,

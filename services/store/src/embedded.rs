@@ -129,11 +129,8 @@ impl std::fmt::Debug for EmbeddedStore {
 }
 
 /// redb's page cache: bounded, so a process holding a million peers stays within its memory
-/// budget (redb's default is 1 GiB). Measured on the benches: 48 MiB writes as fast as 96 MiB in
-/// the store bench (batches of 1,000 rows) and in the processor's (batches of 64,000 observations,
-/// 100,000 peers), and takes 60–100 MiB off the processor's peak with a million
-/// peers (with batches of 4,000, 64 MiB had been 20% slower than 96 MiB).
-/// The pages a batch touches are few and neighbours, and the OS page cache holds the rest.
+/// budget (redb's default is 1 GiB). The pages a batch touches are few and neighbours, and the OS
+/// page cache holds the rest.
 const CACHE_BYTES: usize = 48 * 1024 * 1024;
 
 impl EmbeddedStore {

@@ -74,8 +74,8 @@ pub(crate) mod visible {
     thread_local! {
         /// Peer rows this thread has listed lately, decoded, by their bytes: the same bytes always
         /// decode to the same record, and a dashboard asks for the same page again and again
-        /// (each row changes once a scan). A copy of a decoded record is about a tenth of a
-        /// decode, which was a fifth of a page of peers' cost.
+        /// (each row changes once a scan), and a copy of a decoded record costs far less than a
+        /// decode.
         static DECODED: RefCell<FxHashMap<Box<[u8]>, PeerRecord>> = RefCell::default();
     }
 

@@ -77,9 +77,9 @@ pub(crate) enum PeerAlert {
     Rotation = 2,
 }
 
-/// A peer's open alerts. Boxed, as almost every peer has none: three inline slots were a quarter
-/// of a peer's state (96 of 408 bytes). Serialised as the three optional alerts in a row, the
-/// snapshot layout of three separate fields.
+/// A peer's open alerts. Boxed, as almost every peer has none and three inline slots would weigh
+/// on every peer's state. Serialised as the three optional alerts in a row, the snapshot layout
+/// of three separate fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct OpenAlerts(Option<Box<[Option<OpenAlert>; 3]>>);
 
