@@ -518,16 +518,15 @@ impl ProjectionStore for EmbeddedStore {
         key: &PublicKey,
         max_clearance: Clearance,
     ) -> Result<Vec<PeerRecord>, StoreError> {
-        let (org, key) = (org.clone(), *key);
-        self.in_place(move |store| {
+        self.in_place(|store| {
             let transaction = store.database.begin_read().map_err(unavailable)?;
             let by_key = transaction.open_table(PEERS_BY_KEY).map_err(unavailable)?;
             let peers = transaction.open_table(PEERS).map_err(unavailable)?;
-            let prefix = keys::org(&org).bytes(key.as_bytes()).into_bytes();
+            let prefix = keys::org(org).bytes(key.as_bytes()).into_bytes();
             let mut records = Vec::new();
             for row in by_key.range(prefix.as_slice()..).map_err(unavailable)? {
                 let (index_key, _) = row.map_err(unavailable)?;
-                let Some(peer_key) = keys::peer_from_index(&org, &key, index_key.value()) else { break };
+                let Some(peer_key) = keys::peer_from_index(org, key, index_key.value()) else { break };
                 if let Some(bytes) = peers.get(peer_key.as_slice()).map_err(unavailable)? {
                     records.extend(visible::peer(bytes.value(), &PeerFilter::default(), max_clearance)?);
                 }
@@ -669,8 +668,7 @@ impl ProjectionStore for EmbeddedStore {
     }
 
     async fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {
-        let partition = partition.to_owned();
-        self.in_place(move |store| {
+        self.in_place(|store| {
             store.read_table(CHECKPOINTS, |table| match table.get(partition.as_bytes()).map_err(unavailable)? {
                 Some(bytes) => decode("checkpoints", bytes.value()).map(Some),
                 None => Ok(None),
