@@ -1,16 +1,15 @@
 //! Bearer tokens: JWT verification (HS256, RS256, ES256), the caller they name, and RFC 6750 refusals.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use argus_core::Secret;
 use argus_core::{Clearance, OrgId};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+use crate::cache::Memo;
 
 /// What a caller may do; each role includes the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -167,28 +166,15 @@ struct VerificationKey {
 /// Seconds a token is still accepted after its `exp` (clock skew between issuer and API).
 const LEEWAY_SECONDS: u64 = 30;
 
-/// Tokens verified on a thread, kept at most this many (then forgotten all at once).
-const VERIFIED_TOKENS: usize = 1_024;
-
-thread_local! {
-    /// Tokens this thread has verified, by token text: the authenticator that verified it, the
-    /// caller it names, and the last second it is accepted. A dashboard sends the same token with
-    /// every request, and its signature need not be checked again each time.
-    static VERIFIED: RefCell<HashMap<Box<str>, Verified>> = RefCell::new(HashMap::new());
-}
-
-/// A token verified by the authenticator `by`.
-struct Verified {
-    by: u64,
-    caller: Caller,
-}
+/// Tokens whose verification is remembered, at most.
+const VERIFIED_TOKENS: usize = 4_096;
 
 /// Verifies bearer tokens against the configured keys.
 pub struct Authenticator {
-    /// Tells this authenticator's verified tokens from another's (a token one accepts, the other
-    /// may not).
-    id: u64,
     keys: Vec<VerificationKey>,
+    /// Tokens verified, by token text, and the caller each names: a dashboard sends the same token
+    /// with every request, and its signature need not be checked again each time.
+    verified: Memo<Box<str>, Caller>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -246,8 +232,7 @@ impl Authenticator {
         if keys.is_empty() {
             return Err(AuthConfigError::NoKeys);
         }
-        static IDS: AtomicU64 = AtomicU64::new(0);
-        Ok(Self { id: IDS.fetch_add(1, Ordering::Relaxed), keys })
+        Ok(Self { keys, verified: Memo::new(VERIFIED_TOKENS) })
     }
 
     /// The caller named by an `Authorization` header value (or its absence).
@@ -256,28 +241,19 @@ impl Authenticator {
     }
 
     /// [`Authenticator::authenticate`] at `now` (seconds since the Unix epoch). A token verified
-    /// before on this thread is accepted again without checking its signature, until its `exp`
-    /// (with the same leeway) has passed.
+    /// before is accepted again without checking its signature, until its `exp` (with the same
+    /// leeway) has passed.
     fn authenticate_at(&self, authorization: Option<&str>, now: u64) -> Result<Caller, AuthError> {
         let header = authorization.ok_or(AuthError::Missing)?;
         let token = match header.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => token.trim(),
             _ => return Err(AuthError::InvalidRequest("authorization header must be `Bearer <token>`".into())),
         };
-        let known = VERIFIED.with_borrow(|verified| {
-            let known = verified.get(token).filter(|known| known.by == self.id)?;
-            Some(if now <= known.caller.accepted_until { Ok(known.caller.clone()) } else { Err(expired()) })
-        });
-        if let Some(answer) = known {
-            return answer;
+        if let Some(known) = self.verified.get(token) {
+            return if now <= known.accepted_until { Ok(known) } else { Err(expired()) };
         }
         let caller = self.verify(token)?;
-        VERIFIED.with_borrow_mut(|verified| {
-            if verified.len() >= VERIFIED_TOKENS {
-                verified.clear();
-            }
-            verified.insert(token.into(), Verified { by: self.id, caller: caller.clone() });
-        });
+        self.verified.insert(token.into(), caller.clone());
         Ok(caller)
     }
 

@@ -1,354 +1,399 @@
-//! Direct answers: a page of peers, or the statistics, written straight into the JSON response,
-//! for the query text a dashboard sends over and over, once async-graphql has executed that text
-//! without error.
+//! Direct answers: the queries a dashboard sends over and over (pages of peers and alerts,
+//! statistics, gateways, one key), written straight into the JSON response once async-graphql has
+//! executed the same document without error (validation and depth limit included).
 //!
-//! A page of 100 peers is the API's hottest answer, the statistics (a row per gateway) the next.
-//! async-graphql builds an answer as a tree of values (an ordered map and a hashed name per field
-//! of every object) and then serialises the tree, which costs more than the data. A direct
-//! answer resolves the same data through the same resolver functions ([`schema::peers_page`],
-//! [`schema::stats`], scoped by the caller's organisation and clearance) and writes each selected
-//! field's value as it goes: a peer's by [`PeerView::field_writer`] (the JSON of the value
-//! [`PeerView`] gives async-graphql), from the store's page itself; a statistic by
-//! [`JsonObject::write_field`].
-//!
-//! Only plain documents get one: a single query operation without variables, directives or
-//! fragments whose one root field is `wireguardPeers` (literal arguments) or `wireguardStats`,
-//! selecting fields without arguments each under a response key of its own. Everything else, and
-//! any request whose data is an error, is executed by async-graphql, which also validates (depth
-//! and complexity limits included) a text before it is ever answered directly.
+//! async-graphql builds an answer as a tree of values and then serialises the tree, which costs
+//! more than the data. A direct answer calls the same resolver functions as the schema (scoped
+//! by the caller's organisation and clearance) and writes each selected field with the writer of
+//! its object's description ([`crate::object`]). A document is planned once: variables, named
+//! operations, fragments and `@skip` / `@include` are bound per request, so one plan serves every
+//! page. Its cost is computed as async-graphql computes it, from the arguments as sent, and
+//! limited alike. Anything the plan does not cover is executed by async-graphql.
 
-use argus_core::PeerRecord;
-use argus_core::text::AppendText;
-use argus_store::{Cursor, Page};
-use async_graphql::InputType;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
-use serde::Serialize;
+use argus_core::{HostRecord, PeerRecord};
+use argus_store::{AlertRow, Stats};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, VariableDefinition,
+};
+use async_graphql::{InputType, Name, Positioned, Value, Variables};
 
 use crate::ApiContext;
 use crate::auth::Caller;
-use crate::plain::{Plain, PlainList};
+use crate::limits::cost;
+use crate::object::{Answer, Condition, Connection, Flag, Fragments, Object, Plan, Planned, Selected, key_json};
 use crate::schema;
-use crate::types::{HostTraffic, PeerCounts, PeerFieldWriter, PeerView, WireguardPeerFilter, WireguardStats};
+use crate::types::{WireguardAlertFilter, WireguardPeerFilter};
 
-/// A plain query, ready to be answered directly.
+/// A planned document.
 #[derive(Debug)]
 pub(crate) struct DirectQuery {
-    /// The root field's response key as JSON with its colon.
-    response_key_json: Vec<u8>,
-    root: Root,
-    selection: Vec<Selected>,
+    operation_name: Option<Name>,
+    variables: Vec<Positioned<VariableDefinition>>,
+    roots: Vec<RootField>,
+    /// Some field is included or skipped on a condition: the plan is bound per request.
+    conditional: bool,
 }
 
-/// The root field a direct query asks, with its arguments.
+/// A root field: which one, its arguments as written, what is selected below it.
 #[derive(Debug)]
-enum Root {
-    Peers { filter: Option<WireguardPeerFilter>, first: Option<i32>, after: Option<String> },
-    Stats,
-}
-
-/// One selected field: its response key as JSON with its colon (ready to write), its name, what
-/// writes it when it is a peer's field, and what is selected below it.
-#[derive(Debug)]
-struct Selected {
+struct RootField {
     key_json: Vec<u8>,
-    name: String,
-    peer_field: Option<PeerFieldWriter>,
-    below: Vec<Selected>,
+    root: Root,
+    arguments: Vec<(Name, async_graphql_value::Value)>,
+    conditions: Vec<Condition>,
+    selection: Vec<Selected>,
+    /// The cost of what is selected below it, as async-graphql counts it.
+    child_cost: usize,
 }
 
-impl DirectQuery {
-    /// The query `document` asks, when it is plain enough to be answered directly.
-    pub(crate) fn of(document: &ExecutableDocument) -> Option<Self> {
-        if !document.fragments.is_empty() {
-            return None;
-        }
-        let operation = match &document.operations {
-            DocumentOperations::Single(operation) => &operation.node,
-            DocumentOperations::Multiple(operations) if operations.len() == 1 => &operations.values().next()?.node,
-            DocumentOperations::Multiple(_) => return None,
-        };
-        if operation.ty != OperationType::Query
-            || !operation.variable_definitions.is_empty()
-            || !operation.directives.is_empty()
-        {
-            return None;
-        }
-        let [root] = operation.selection_set.node.items.as_slice() else { return None };
-        let Selection::Field(root) = &root.node else { return None };
-        let root = &root.node;
-        if !root.directives.is_empty() {
-            return None;
-        }
-        let root_field = match root.name.node.as_str() {
-            "wireguardPeers" => {
-                let (mut filter, mut first, mut after) = (None, None, None);
-                for (name, value) in &root.arguments {
-                    let value = Some(value.node.clone().into_const()?);
-                    match name.node.as_str() {
-                        "filter" => filter = InputType::parse(value).ok()?,
-                        "first" => first = InputType::parse(value).ok()?,
-                        "after" => after = InputType::parse(value).ok()?,
-                        _ => return None,
-                    }
-                }
-                Root::Peers { filter, first, after }
-            }
-            "wireguardStats" if root.arguments.is_empty() => Root::Stats,
+/// The root fields answered directly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Root {
+    Peers,
+    Peer,
+    Stats,
+    Hosts,
+    Alerts,
+}
+
+impl Root {
+    fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "wireguardPeers" => Self::Peers,
+            "wireguardPeer" => Self::Peer,
+            "wireguardStats" => Self::Stats,
+            "wireguardHosts" => Self::Hosts,
+            "wireguardAlerts" => Self::Alerts,
             _ => return None,
-        };
-        Some(Self {
-            response_key_json: key_json(root.response_key().node.as_str())?,
-            root: root_field,
-            selection: selected(&root.selection_set.node)?,
         })
     }
 
+    fn arguments(self) -> &'static [&'static str] {
+        match self {
+            Self::Peers => &["filter", "first", "after"],
+            Self::Peer => &["publicKey"],
+            Self::Stats | Self::Hosts => &[],
+            Self::Alerts => &["filter", "first", "after"],
+        }
+    }
+
+    fn plan(self, set: &SelectionSet, fragments: &Fragments, plan: &mut Plan) -> Option<Vec<Selected>> {
+        match self {
+            Self::Peers => <Object<Connection<PeerRecord>> as Planned>::plan(set, fragments, plan),
+            Self::Peer => <Vec<Object<PeerRecord>> as Planned>::plan(set, fragments, plan),
+            Self::Stats => <Object<Stats> as Planned>::plan(set, fragments, plan),
+            Self::Hosts => <Vec<Object<HostRecord>> as Planned>::plan(set, fragments, plan),
+            Self::Alerts => <Object<Connection<AlertRow>> as Planned>::plan(set, fragments, plan),
+        }
+    }
+}
+
+/// A root field's arguments, parsed from the request.
+enum Bound {
+    Peers { filter: Option<WireguardPeerFilter>, first: Option<i32>, after: Option<String> },
+    Peer { public_key: String },
+    Stats,
+    Hosts,
+    Alerts { filter: Option<WireguardAlertFilter>, first: Option<i32>, after: Option<String> },
+}
+
+/// A planned document bound to one request's variables: ready to answer.
+pub(crate) struct BoundQuery<'a> {
+    roots: Vec<(&'a RootField, Bound, Option<Vec<Selected>>)>,
+    /// What async-graphql's complexity limit counts for this request.
+    pub(crate) cost: usize,
+}
+
+impl DirectQuery {
+    /// The plan of `document`, when every part of it can be answered directly.
+    pub(crate) fn of(document: &ExecutableDocument) -> Option<Self> {
+        let (operation_name, operation) = match &document.operations {
+            DocumentOperations::Single(operation) => (None, &operation.node),
+            DocumentOperations::Multiple(operations) if operations.len() == 1 => {
+                let (name, operation) = operations.iter().next()?;
+                (Some(name.clone()), &operation.node)
+            }
+            DocumentOperations::Multiple(_) => return None,
+        };
+        if operation.ty != OperationType::Query || !operation.directives.is_empty() {
+            return None;
+        }
+        let mut plan = Plan::default();
+        let mut roots: Vec<RootField> = Vec::new();
+        for item in &operation.selection_set.node.items {
+            let Selection::Field(field) = &item.node else { return None };
+            let field = &field.node;
+            let root = Root::named(&field.name.node)?;
+            let mut arguments = Vec::with_capacity(field.arguments.len());
+            for (name, value) in &field.arguments {
+                if !root.arguments().contains(&name.node.as_str()) {
+                    return None;
+                }
+                arguments.push((name.node.clone(), value.node.clone()));
+            }
+            let conditions = crate::object::conditions(&field.directives)?;
+            plan.conditional |= !conditions.is_empty();
+            let key_json = key_json(field.response_key().node.as_str());
+            if roots.iter().any(|earlier| earlier.key_json == key_json) {
+                return None;
+            }
+            roots.push(RootField {
+                key_json,
+                root,
+                arguments,
+                conditions,
+                selection: root.plan(&field.selection_set.node, &document.fragments, &mut plan)?,
+                child_cost: child_cost(&field.selection_set.node, &document.fragments),
+            });
+        }
+        Some(Self {
+            operation_name,
+            variables: operation.variable_definitions.clone(),
+            roots,
+            conditional: plan.conditional,
+        })
+    }
+
+    /// Whether a request naming `operation_name` asks for this document's operation.
+    pub(crate) fn answers(&self, operation_name: Option<&str>) -> bool {
+        operation_name.is_none_or(|name| self.operation_name.as_deref() == Some(name))
+    }
+
+    /// The plan bound to `variables`; `None` when they do not parse as the arguments' types
+    /// (async-graphql then reports why).
+    pub(crate) fn bind(&self, variables: &Variables) -> Option<BoundQuery<'_>> {
+        let variable = |name: &Name| -> Value {
+            variables.get(name).cloned().unwrap_or_else(|| {
+                let definition = self.variables.iter().find(|definition| definition.node.name.node == *name);
+                definition
+                    .and_then(|definition| definition.node.default_value.as_ref())
+                    .map_or(Value::Null, |value| value.node.clone())
+            })
+        };
+        let holds = |conditions: &[Condition]| {
+            conditions.iter().all(|condition| {
+                let flag = match &condition.when {
+                    Flag::Literal(flag) => *flag,
+                    Flag::Variable(name) => bool::parse(Some(variable(name))).unwrap_or_default(),
+                };
+                flag == condition.include
+            })
+        };
+        let mut cost_total = 0usize;
+        let mut roots = Vec::with_capacity(self.roots.len());
+        for field in &self.roots {
+            let argument = |name: &str| -> Option<Option<Value>> {
+                let Some((_, value)) = field.arguments.iter().find(|(argument, _)| argument.as_str() == name) else {
+                    return Some(None);
+                };
+                Some(Some(value.clone().into_const_with(|name| Ok::<_, ()>(variable(&name))).ok()?))
+            };
+            fn parsed<T: InputType>(value: Option<Value>) -> Option<T> {
+                T::parse(value).ok()
+            }
+            let bound = match field.root {
+                Root::Peers => Bound::Peers {
+                    filter: parsed(argument("filter")?)?,
+                    first: parsed(argument("first")?)?,
+                    after: parsed(argument("after")?)?,
+                },
+                Root::Peer => Bound::Peer { public_key: parsed(argument("publicKey")?)? },
+                Root::Stats => Bound::Stats,
+                Root::Hosts => Bound::Hosts,
+                Root::Alerts => Bound::Alerts {
+                    filter: parsed(argument("filter")?)?,
+                    first: parsed(argument("first")?)?,
+                    after: parsed(argument("after")?)?,
+                },
+            };
+            // counted as async-graphql counts it: skipped fields included
+            let child = field.child_cost;
+            cost_total = cost_total.saturating_add(match &bound {
+                Bound::Peers { filter, first, .. } => cost::peers(*first, filter, child),
+                Bound::Peer { .. } => cost::ONE_KEY + child,
+                Bound::Stats | Bound::Hosts => cost::GATEWAY_ROWS + child,
+                Bound::Alerts { first, .. } => cost::page(*first, child),
+            });
+            if holds(&field.conditions) {
+                let pruned = self.conditional.then(|| prune(&field.selection, &holds));
+                roots.push((field, bound, pruned));
+            }
+        }
+        Some(BoundQuery { roots, cost: cost_total })
+    }
+}
+
+impl BoundQuery<'_> {
     /// The JSON response, or `None` when the data is an error (async-graphql then reports it).
     pub(crate) async fn answer(&self, api: &ApiContext, caller: &Caller) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(32 * 1024);
         out.extend_from_slice(b"{\"data\":{");
-        out.extend_from_slice(&self.response_key_json);
-        match &self.root {
-            Root::Peers { filter, first, after } => {
-                let (page, after_given) =
-                    schema::peers_page(api, caller, filter.clone(), *first, after.clone()).await.ok()?;
-                write_connection(&mut out, &self.selection, &page, after_given)?;
+        for (index, (field, bound, pruned)) in self.roots.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
             }
-            Root::Stats => schema::stats(api, caller).await.ok()?.write_answer(&self.selection, &mut out)?,
+            out.extend_from_slice(&field.key_json);
+            let below = pruned.as_deref().unwrap_or(&field.selection);
+            match bound {
+                Bound::Peers { filter, first, after } => {
+                    schema::peers(api, caller, filter.clone(), *first, after.clone())
+                        .await
+                        .ok()?
+                        .write_json(below, &mut out)?
+                }
+                Bound::Peer { public_key } => {
+                    schema::peer(api, caller, public_key).await.ok()?.write_json(below, &mut out)?
+                }
+                Bound::Stats => schema::stats(api, caller).await.ok()?.write_json(below, &mut out)?,
+                Bound::Hosts => schema::hosts(api, caller).await.ok()?.write_json(below, &mut out)?,
+                Bound::Alerts { filter, first, after } => {
+                    schema::alerts(api, caller, filter.clone(), *first, after.clone())
+                        .await
+                        .ok()?
+                        .write_json(below, &mut out)?
+                }
+            }
         }
         out.extend_from_slice(b"}}");
         Some(out)
     }
 }
 
-/// The fields of a selection set, each with no arguments, directives or fragments, and no response
-/// key twice (async-graphql merges those).
-fn selected(set: &SelectionSet) -> Option<Vec<Selected>> {
-    let mut fields: Vec<Selected> = Vec::with_capacity(set.items.len());
-    for item in &set.items {
-        let Selection::Field(field) = &item.node else { return None };
-        let field = &field.node;
-        let key_json = key_json(field.response_key().node.as_str())?;
-        if !field.arguments.is_empty()
-            || !field.directives.is_empty()
-            || field.name.node.starts_with("__")
-            || fields.iter().any(|earlier| earlier.key_json == key_json)
-        {
-            return None;
-        }
-        fields.push(Selected {
-            key_json,
-            name: field.name.node.to_string(),
-            peer_field: PeerView::field_writer(&field.name.node),
-            below: selected(&field.selection_set.node)?,
-        });
-    }
-    Some(fields)
+/// `selection` without the fields whose conditions do not hold.
+fn prune(selection: &[Selected], holds: &impl Fn(&[Condition]) -> bool) -> Vec<Selected> {
+    selection
+        .iter()
+        .filter(|field| holds(&field.conditions))
+        .map(|field| Selected { below: prune(&field.below, holds), ..field.clone() })
+        .collect()
 }
 
-fn write(out: &mut Vec<u8>, value: &impl Serialize) -> Option<()> {
-    serde_json::to_writer(out, value).ok()
-}
-
-/// `"key":`
-fn key_json(key: &str) -> Option<Vec<u8>> {
-    let mut json = serde_json::to_vec(key).ok()?;
-    json.push(b':');
-    Some(json)
-}
-
-/// Writes `{ "k": …, "k2": … }` over `selection`, each value by `value`.
-fn write_object(
-    out: &mut Vec<u8>,
-    selection: &[Selected],
-    mut value: impl FnMut(&mut Vec<u8>, &Selected) -> Option<()>,
-) -> Option<()> {
-    out.push(b'{');
-    for (index, field) in selection.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(&field.key_json);
-        value(out, field)?;
-    }
-    out.push(b'}');
-    Some(())
-}
-
-/// Writes `[ …, … ]`, each item by `item`.
-fn write_list<T>(
-    out: &mut Vec<u8>,
-    items: impl Iterator<Item = T>,
-    mut item: impl FnMut(&mut Vec<u8>, T) -> Option<()>,
-) -> Option<()> {
-    out.push(b'[');
-    for (index, each) in items.enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        item(out, each)?;
-    }
-    out.push(b']');
-    Some(())
-}
-
-/// The page as async-graphql's `Connection` answers it (see [`crate::plain`]).
-fn write_connection(
-    out: &mut Vec<u8>,
-    selection: &[Selected],
-    page: &Page<PeerRecord>,
-    after_given: bool,
-) -> Option<()> {
-    let edges = || page.items.iter().zip(&page.cursors);
-    write_object(out, selection, |out, field| match field.name.as_str() {
-        "edges" => write_list(out, edges(), |out, (peer, cursor)| {
-            write_object(out, &field.below, |out, edge_field| match edge_field.name.as_str() {
-                "cursor" => write_cursor(out, Some(cursor)),
-                "node" => write_peer(out, &edge_field.below, peer),
-                _ => None,
-            })
-        }),
-        "nodes" => write_list(out, page.items.iter(), |out, peer| write_peer(out, &field.below, peer)),
-        "pageInfo" => write_object(out, &field.below, |out, info| match info.name.as_str() {
-            "hasPreviousPage" => write(out, &after_given),
-            "hasNextPage" => write(out, &page.next.is_some()),
-            "startCursor" => write_cursor(out, page.cursors.first()),
-            "endCursor" => write_cursor(out, page.cursors.last()),
-            _ => None,
-        }),
-        _ => None,
-    })
-}
-
-fn write_cursor(out: &mut Vec<u8>, cursor: Option<&Cursor>) -> Option<()> {
-    match cursor {
-        Some(cursor) => cursor.append_json_string(out),
-        None => out.extend_from_slice(b"null"),
-    }
-    Some(())
-}
-
-fn write_peer(out: &mut Vec<u8>, selection: &[Selected], peer: &PeerRecord) -> Option<()> {
-    write_object(out, selection, |out, field| (field.peer_field?)(peer, out))
-}
-
-/// A value written as its JSON answer, with what is selected below it (for objects).
-trait JsonAnswer {
-    fn write_answer(&self, below: &[Selected], out: &mut Vec<u8>) -> Option<()>;
-}
-
-/// An object of plain data written field by field.
-trait JsonObject {
-    /// Writes the value of `field` (by its GraphQL name); `None` for no such field.
-    fn write_field(&self, field: &Selected, out: &mut Vec<u8>) -> Option<()>;
-}
-
-impl<T: JsonObject> JsonAnswer for T {
-    fn write_answer(&self, below: &[Selected], out: &mut Vec<u8>) -> Option<()> {
-        write_object(out, below, |out, field| self.write_field(field, out))
-    }
-}
-
-impl<T: JsonObject> JsonObject for Plain<T> {
-    fn write_field(&self, field: &Selected, out: &mut Vec<u8>) -> Option<()> {
-        self.0.write_field(field, out)
-    }
-}
-
-/// Numbers and text, as async-graphql serialises them.
-struct Scalar<'a, T>(&'a T);
-
-impl<T: Serialize> JsonAnswer for Scalar<'_, T> {
-    fn write_answer(&self, _below: &[Selected], out: &mut Vec<u8>) -> Option<()> {
-        write(out, self.0)
-    }
-}
-
-struct List<'a, T>(&'a PlainList<T>);
-
-impl<T: JsonObject> JsonAnswer for List<'_, T> {
-    fn write_answer(&self, below: &[Selected], out: &mut Vec<u8>) -> Option<()> {
-        write_list(out, self.0.0.iter(), |out, item| item.write_answer(below, out))
-    }
-}
-
-/// Each object's GraphQL field names and how each is answered (`scalar`, `object` or `list`).
-/// A name missing here is answered by async-graphql (the direct answer gives up), and the test
-/// that selects every field of the statistics would show it.
-macro_rules! json_objects {
-    ($($type:ty { $($name:literal => $how:ident($field:ident)),* $(,)? })*) => {
-        $(impl JsonObject for $type {
-            fn write_field(&self, field: &Selected, out: &mut Vec<u8>) -> Option<()> {
-                match field.name.as_str() {
-                    $($name => json_objects!(@$how self.$field).write_answer(&field.below, out),)*
-                    _ => None,
-                }
-            }
-        })*
-    };
-    (@scalar $value:expr) => { Scalar(&$value) };
-    (@object $value:expr) => { $value };
-    (@list $value:expr) => { List(&$value) };
-}
-
-json_objects! {
-    WireguardStats {
-        "peers" => object(peers),
-        "transferRx" => scalar(transfer_rx),
-        "transferTx" => scalar(transfer_tx),
-        "rxBytesPerSecond" => scalar(rx_bytes_per_second),
-        "txBytesPerSecond" => scalar(tx_bytes_per_second),
-        "hosts" => list(hosts),
-    }
-    HostTraffic {
-        "host" => scalar(host),
-        "peers" => object(peers),
-        "transferRx" => scalar(transfer_rx),
-        "transferTx" => scalar(transfer_tx),
-        "rxBytesPerSecond" => scalar(rx_bytes_per_second),
-        "txBytesPerSecond" => scalar(tx_bytes_per_second),
-    }
-    PeerCounts {
-        "total" => scalar(total),
-        "neverConnected" => scalar(never_connected),
-        "active" => scalar(active),
-        "stale" => scalar(stale),
-        "removed" => scalar(removed),
-    }
+/// The cost of a selection as async-graphql's complexity counts it below a root field: a point
+/// per field but `__typename` (fragments counted where they are spread), skipped or not.
+fn child_cost(set: &SelectionSet, fragments: &Fragments) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) if field.node.name.node == "__typename" => 0,
+            Selection::Field(field) => 1 + child_cost(&field.node.selection_set.node, fragments),
+            Selection::FragmentSpread(spread) => fragments
+                .get(&spread.node.fragment_name.node)
+                .map_or(0, |fragment| child_cost(&fragment.node.selection_set.node, fragments)),
+            Selection::InlineFragment(fragment) => child_cost(&fragment.node.selection_set.node, fragments),
+        })
+        .fold(0, usize::saturating_add)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextValidation};
+    use async_graphql::{Response, ServerError, ValidationResult, Variables};
+
     use super::{DirectQuery, Root};
+
+    /// Keeps the cost async-graphql computed for a request, and executes nothing.
+    struct CostOnly(Arc<AtomicUsize>);
+
+    impl ExtensionFactory for CostOnly {
+        fn create(&self) -> Arc<dyn Extension> {
+            Arc::new(CostOnly(Arc::clone(&self.0)))
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Extension for CostOnly {
+        async fn validation(
+            &self,
+            ctx: &ExtensionContext<'_>,
+            next: NextValidation<'_>,
+        ) -> Result<ValidationResult, Vec<ServerError>> {
+            let result = next.run(ctx).await?;
+            self.0.store(result.complexity, Ordering::Relaxed);
+            Ok(result)
+        }
+
+        async fn execute(&self, _: &ExtensionContext<'_>, _: Option<&str>, _: NextExecute<'_>) -> Response {
+            Response::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plan_costs_what_async_graphql_counts() {
+        let cost = Arc::new(AtomicUsize::new(0));
+        let schema = async_graphql::Schema::build(
+            crate::schema::QueryRoot,
+            crate::schema::MutationRoot,
+            crate::live::SubscriptionRoot,
+        )
+        .extension(CostOnly(Arc::clone(&cost)))
+        .finish();
+        let cases = [
+            ("{ wireguardPeers { edges { cursor } } }", "{}"),
+            (
+                "query($n: Int, $f: WireguardPeerFilter) { wireguardPeers(first: $n, filter: $f) { \
+                 edges { cursor node { host ... on WireguardPeer { status } } } pageInfo { hasNextPage } } \
+                 wireguardStats @skip(if: true) { peers { total } hosts { host peers { stale } } } }",
+                r#"{"n": 37, "f": {"text": "paris"}}"#,
+            ),
+            (
+                "query($n: Int = 7) { a: wireguardAlerts(first: $n) { nodes { ...alert } } wireguardHosts { host } } \
+                 fragment alert on WireguardAlert { alertId evidence { name value } __typename }",
+                "{}",
+            ),
+            ("query($k: String!) { wireguardPeer(publicKey: $k) { host tags } }", r#"{"k": "x"}"#),
+            ("{ wireguardPeers(filter: { stale: true }, first: 3) { nodes { host } } }", "{}"),
+        ];
+        for (query, variables) in cases {
+            let variables = Variables::from_json(serde_json::from_str(variables).expect("json"));
+            let request = async_graphql::Request::new(query).variables(variables.clone());
+            let response = schema.execute(request).await;
+            assert!(response.errors.is_empty(), "{query}: {:?}", response.errors);
+            let plan = plan(query).expect("planned");
+            let bound = plan.bind(&variables).expect("bound");
+            assert_eq!(bound.cost, cost.load(Ordering::Relaxed), "{query}");
+        }
+    }
 
     fn plan(query: &str) -> Option<DirectQuery> {
         DirectQuery::of(&async_graphql::parser::parse_query(query).expect("parses"))
     }
 
     #[test]
-    fn only_plain_page_queries_are_answered_directly() {
-        let plain =
-            plan("query Page { peers: wireguardPeers(first: 5, filter: { stale: true }) { edges { cursor } } }")
-                .expect("plain");
-        let Root::Peers { filter, first, .. } = plain.root else { panic!("a page of peers") };
-        assert_eq!((plain.response_key_json.as_slice(), first), (b"\"peers\":".as_slice(), Some(5)));
-        assert_eq!(filter.and_then(|filter| filter.stale), Some(true));
-        assert!(matches!(
-            plan("{ stats: wireguardStats { peers { total } hosts { host } } }").expect("plain").root,
-            Root::Stats
-        ));
+    fn what_clients_send_is_planned() {
         for query in [
-            "query($n: Int) { wireguardPeers(first: $n) { edges { cursor } } }",
-            "{ wireguardPeers @skip(if: false) { edges { cursor } } }",
-            "{ wireguardPeers { edges { cursor @include(if: true) } } }",
+            "query Page { peers: wireguardPeers(first: 5, filter: { stale: true }) { edges { cursor } } }",
+            "{ stats: wireguardStats { peers { total } hosts { host } } }",
+            "query($n: Int, $after: String) { wireguardPeers(first: $n, after: $after) { edges { cursor } } }",
             "{ wireguardPeers { ...page } } fragment page on WireguardPeerConnection { edges { cursor } }",
             "{ wireguardPeers { ... on WireguardPeerConnection { edges { cursor } } } }",
-            "{ wireguardPeers { edges { cursor } } wireguardStats { peers { total } } }",
+            "query($full: Boolean!) { wireguardPeers { edges { cursor node @include(if: $full) { host } } } }",
+            "{ wireguardPeers { edges { cursor } } wireguardStats { peers { total } } wireguardHosts { host } }",
             "{ wireguardPeers { edges { cursor } edges { node { host } } } }",
-            "{ wireguardPeers { __typename edges { cursor } } }",
-            "{ wireguardPeers(last: 3) { edges { cursor } } }",
-            "{ wireguardStats { peers { total } __typename } }",
+            "{ wireguardPeers { __typename edges { __typename cursor } } }",
             "{ wireguardPeer(publicKey: \"x\") { host } }",
+            "{ wireguardAlerts(first: 10) { nodes { alertId evidence { name value } } } }",
+        ] {
+            assert!(plan(query).is_some(), "{query}");
+        }
+        let named = plan("query Page { wireguardPeers { edges { cursor } } }").expect("planned");
+        assert!(named.answers(None) && named.answers(Some("Page")) && !named.answers(Some("Other")));
+        assert_eq!(named.roots[0].root, Root::Peers);
+    }
+
+    #[test]
+    fn what_the_plan_does_not_cover_is_left_to_async_graphql() {
+        for query in [
+            "{ wireguardPeers(last: 3) { edges { cursor } } }",
+            "{ wireguardPeers { edges { cursor @deprecated } } }",
+            "{ wireguardPeers { edges { c: cursor c: node { host } } } }",
+            "{ wireguardPeers { edges { cursor } } wireguardPeers { pageInfo { hasNextPage } } }",
+            "{ wireguardRotationStatus { host } }",
+            "{ wireguardPeers { edges { unknown } } }",
+            "{ wireguardStats { peers } }",
+            "{ ... on Query { wireguardStats { peers { total } } } }",
             "mutation { wireguardPeers { edges { cursor } } }",
             "query A { wireguardPeers { edges { cursor } } } query B { wireguardStats { peers { total } } }",
         ] {

@@ -1,9 +1,6 @@
 //! HTTP: `/graphql` (POST queries and mutations, GET GraphiQL), `/graphql/ws` (subscriptions),
 //! `/healthz`, `/readyz` and `/metrics`; bearer authentication before any GraphQL runs.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -18,12 +15,12 @@ use poem::middleware::SizeLimit;
 use poem::web::websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::web::{Html, Json};
 use poem::{Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get, handler};
-use thread_local::ThreadLocal;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::auth::{AuthError, Authenticator, Caller};
+use crate::cache::Memo;
 use crate::direct::DirectQuery;
-use crate::limits::{Limits, MeasuredCost, SocketSubscriptions};
+use crate::limits::{Limits, SocketSubscriptions};
 use crate::schema::ApiSchema;
 use crate::{ApiContext, schema};
 
@@ -48,72 +45,98 @@ struct HttpState {
     open_sockets: Arc<Semaphore>,
 }
 
-/// Parsed documents by query text: dashboards send the same few queries over and over. Bounded in
-/// entries and in the text kept.
-///
-/// One cache per thread: every name in a document is reference-counted, and a request gets a
-/// clone of the cached document, so a document shared by all threads had the cores take turns on
-/// the same counters for every field of every object of every answer.
-#[derive(Default)]
-struct ParsedQueries(ThreadLocal<RefCell<HashMap<String, ParsedQuery>>>);
+/// Parsed documents by their normalised text: dashboards send the same few documents over and
+/// over, with variables.
+struct ParsedQueries(Memo<Box<str>, Arc<ParsedQuery>>);
 
 struct ParsedQuery {
     document: ExecutableDocument,
-    /// The query when it can be answered directly ([`crate::direct`]), and its cost once
-    /// async-graphql has executed this text without error (validation included); set on
-    /// whichever thread the execution ends.
-    direct: Option<(Arc<DirectQuery>, Arc<OnceLock<usize>>)>,
+    /// The plan when the document can be answered directly ([`crate::direct`]), once
+    /// async-graphql has executed it without error (validation included).
+    direct: Option<(DirectQuery, OnceLock<()>)>,
 }
 
 /// Whether a request can be answered directly.
 enum Direct {
-    /// The query and its cost.
-    Ready(Arc<DirectQuery>, usize),
-    /// Once async-graphql has executed the text without error: then set its cost here.
-    AfterExecution(Arc<OnceLock<usize>>),
+    Ready(Arc<ParsedQuery>),
+    /// Once async-graphql has executed the document without error: then mark it here.
+    AfterExecution(Arc<ParsedQuery>),
     Never,
 }
 
 impl ParsedQueries {
-    const MOST_KEPT: usize = 256;
-    const LONGEST_KEPT: usize = 4 * 1024;
+    const MOST_KEPT: usize = 1_024;
+    const LONGEST_KEPT: usize = 8 * 1024;
+
+    fn new() -> Self {
+        Self(Memo::new(Self::MOST_KEPT))
+    }
 
     /// Tells whether `request` can be answered directly, and otherwise gives it its parsed
     /// document, from the cache or parsed now (and kept). A query that does not parse is left for
     /// execution to report.
     fn attach(&self, request: &mut async_graphql::Request) -> Direct {
-        let cache = self.0.get_or_default();
-        let plain_request =
-            request.operation_name.is_none() && request.variables.is_empty() && request.extensions.is_empty();
-        if let Some(parsed) = cache.borrow().get(&request.query) {
-            let direct = match &parsed.direct {
-                Some((query, executed)) if plain_request && let Some(cost) = executed.get() => {
-                    return Direct::Ready(Arc::clone(query), *cost);
-                }
-                Some((_, executed)) if plain_request => Direct::AfterExecution(Arc::clone(executed)),
-                _ => Direct::Never,
-            };
-            // a direct answer needs no document: it is cloned only for execution
-            request.set_parsed_query(parsed.document.clone());
-            return direct;
-        }
         if request.query.len() > Self::LONGEST_KEPT {
             return Direct::Never;
         }
-        let Ok(document) = request.parsed_query() else { return Direct::Never };
-        let direct = DirectQuery::of(document).map(|query| (Arc::new(query), Arc::new(OnceLock::new())));
-        let answer = match &direct {
-            Some((_, executed)) if plain_request => Direct::AfterExecution(Arc::clone(executed)),
-            _ => Direct::Never,
+        let text = normalised(&request.query);
+        let parsed = match self.0.get(text.as_str()) {
+            Some(parsed) => parsed,
+            None => {
+                let Ok(document) = async_graphql::parser::parse_query(&text) else { return Direct::Never };
+                let direct = DirectQuery::of(&document).map(|plan| (plan, OnceLock::new()));
+                let parsed = Arc::new(ParsedQuery { document, direct });
+                self.0.insert(text.into_boxed_str(), Arc::clone(&parsed));
+                parsed
+            }
         };
-        let parsed = ParsedQuery { document: document.clone(), direct };
-        let mut cache = cache.borrow_mut();
-        if cache.len() >= Self::MOST_KEPT {
-            cache.clear();
-        }
-        cache.insert(request.query.clone(), parsed);
-        answer
+        let direct = match &parsed.direct {
+            Some((plan, _)) if !request.extensions.is_empty() || !plan.answers(request.operation_name.as_deref()) => {
+                Direct::Never
+            }
+            Some((_, executed)) if executed.get().is_some() => return Direct::Ready(parsed),
+            Some(_) => Direct::AfterExecution(Arc::clone(&parsed)),
+            None => Direct::Never,
+        };
+        // a direct answer needs no document: it is cloned only for execution
+        request.set_parsed_query(parsed.document.clone());
+        direct
     }
+}
+
+/// `text` with every run of white space, commas and comments outside strings as one space
+/// (GraphQL ignores them): one cache entry per document however a client lays it out.
+fn normalised(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let (mut in_string, mut blank) = (false, false);
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => out.extend(chars.next()),
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            ' ' | '\t' | '\n' | '\r' | ',' | '\u{feff}' => blank = true,
+            '#' => {
+                blank = true;
+                while chars.next_if(|c| *c != '\n' && *c != '\r').is_some() {}
+            }
+            _ => {
+                if blank && !out.is_empty() {
+                    out.push(' ');
+                }
+                blank = false;
+                in_string = c == '"';
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// Every route of the API, ready for [`crate::serve`].
@@ -132,7 +155,7 @@ pub fn routes(context: ApiContext, authenticator: Authenticator) -> impl Endpoin
         open_sockets: Arc::new(Semaphore::new(context.config.max_open_sockets)),
         context,
         limits,
-        parsed_queries: ParsedQueries::default(),
+        parsed_queries: ParsedQueries::new(),
     });
     prometheus();
     Route::new()
@@ -179,11 +202,16 @@ async fn graphql(request: &Request, body: poem::Body, state: poem::web::Data<&Ar
         }
     };
     let direct = state.parsed_queries.attach(&mut graphql_request);
-    if let Direct::Ready(query, cost) = &direct {
-        // limited as async-graphql's execution of the same text is
+    if let Direct::Ready(parsed) = &direct
+        && let Some((plan, _)) = &parsed.direct
+        && let Some(bound) = plan.bind(&graphql_request.variables)
+        && state.limits.allows(bound.cost)
+    {
+        // limited as async-graphql's execution of the same request is
         let answer = async {
-            let _slots = if state.limits.is_expensive(*cost) { Some(state.limits.hold(&caller).await?) } else { None };
-            Ok(query.answer(&state.context, &caller).await)
+            let expensive = state.limits.is_expensive(bound.cost);
+            let _slots = if expensive { Some(state.limits.hold(&caller).await?) } else { None };
+            Ok(bound.answer(&state.context, &caller).await)
         };
         let answer = match tokio::time::timeout(state.limits.deadline(), answer).await {
             Ok(Ok(answer)) => answer,
@@ -197,15 +225,14 @@ async fn graphql(request: &Request, body: poem::Body, state: poem::web::Data<&Ar
             return Response::builder().header(header::CONTENT_TYPE, "application/json; charset=utf-8").body(body);
         }
     }
-    // else async-graphql answers (a direct answer that is an error too: it parses the text again)
-    let measured = MeasuredCost::default();
-    let cost = Arc::clone(&measured.0);
-    let response = state.schema.execute(graphql_request.data(caller).data(measured)).await;
-    if let Direct::AfterExecution(executed) = &direct
+    // else async-graphql answers (it parses the text again when a direct answer gave up)
+    let response = state.schema.execute(graphql_request.data(caller)).await;
+    if let Direct::AfterExecution(parsed) = &direct
         && response.errors.is_empty()
+        && let Some((_, executed)) = &parsed.direct
     {
         // answered directly from now on
-        let _ = executed.set(cost.load(Ordering::Relaxed));
+        let _ = executed.set(());
     }
     let has_code = |wanted: &str| {
         response.errors.iter().find(|error| {
@@ -405,38 +432,43 @@ fn metrics_text() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::ParsedQueries;
-
-    fn kept(cache: &ParsedQueries) -> usize {
-        cache.0.get().map_or(0, |cache| cache.borrow().len())
-    }
+    use super::{ParsedQueries, normalised};
 
     #[test]
     fn a_query_is_parsed_once_and_the_cache_stays_bounded() {
-        let cache = ParsedQueries::default();
+        let cache = ParsedQueries::new();
         let mut request = async_graphql::Request::new("{ wireguardStats { peers { total } } }");
         cache.attach(&mut request);
-        let mut again = async_graphql::Request::new("{ wireguardStats { peers { total } } }");
+        let mut again = async_graphql::Request::new("{\n  wireguardStats {\n    peers { total }, # all\n  }\n}\n");
         cache.attach(&mut again);
-        assert_eq!(kept(&cache), 1);
+        assert_eq!(cache.0.len(), 1, "one entry however the text is laid out");
         assert_eq!(
             format!("{:?}", request.parsed_query().expect("parsed")),
             format!("{:?}", again.parsed_query().expect("parsed"))
         );
-        for n in 0..ParsedQueries::MOST_KEPT + 10 {
+        for n in 0..ParsedQueries::MOST_KEPT * 4 {
             cache.attach(&mut async_graphql::Request::new(format!("{{ a{n} }}")));
         }
-        assert!(kept(&cache) <= ParsedQueries::MOST_KEPT);
+        assert!(cache.0.len() <= ParsedQueries::MOST_KEPT + ParsedQueries::MOST_KEPT / 10, "{}", cache.0.len());
     }
 
     #[test]
     fn a_query_that_does_not_parse_or_is_long_is_not_kept() {
-        let cache = ParsedQueries::default();
+        let cache = ParsedQueries::new();
         let mut broken = async_graphql::Request::new("{ wireguardStats { ");
         cache.attach(&mut broken);
         assert!(broken.parsed_query().is_err(), "execution still reports the syntax error");
         let long = format!("{{ wireguardStats {{ peers {{ total }} }} }} #{}", "x".repeat(ParsedQueries::LONGEST_KEPT));
         cache.attach(&mut async_graphql::Request::new(long));
-        assert_eq!(kept(&cache), 0);
+        assert_eq!(cache.0.len(), 0);
+    }
+
+    #[test]
+    fn normalising_keeps_strings_and_drops_what_graphql_ignores() {
+        assert_eq!(normalised("  query  Q($a:Int,$b:Int)\n{ x(a: $a) }  "), "query Q($a:Int $b:Int) { x(a: $a) }");
+        assert_eq!(normalised("{ x(t: \"a  ,b # c\") } # \"open"), "{ x(t: \"a  ,b # c\") }");
+        assert_eq!(normalised("{ x(t: \"q\\\"  r\") }"), "{ x(t: \"q\\\"  r\") }");
+        assert_eq!(normalised("{ x(t: \"\"\"a  b\"\"\") }"), "{ x(t: \"\"\"a  b\"\"\") }");
+        assert_ne!(normalised("{ x(t: \"a b\") }"), normalised("{ x(t: \"a  b\") }"));
     }
 }

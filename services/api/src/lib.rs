@@ -4,13 +4,16 @@
 //! and write and its clearance hides peers above it. See `schemas/graphql/argus.graphql`.
 
 pub mod auth;
+mod cache;
+mod cached;
+
 mod direct;
 mod events;
 mod export;
 mod http;
 mod limits;
 mod live;
-mod plain;
+mod object;
 pub mod schema;
 mod types;
 
@@ -142,6 +145,7 @@ impl ApiContext {
         let collector_id: CollectorId = config.instance_id.parse().map_err(ApiConfigError::InstanceId)?;
         let publisher = Arc::new(EventPublisher::new(sink, config.observations_topic.clone(), collector_id));
         let (live_alerts, _) = broadcast::channel(1_024);
+        let store: Arc<dyn ProjectionStore> = Arc::new(cached::CachedStore::new(store));
         Ok(Self { store, publisher, live_alerts, config })
     }
 }

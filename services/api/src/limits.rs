@@ -27,8 +27,6 @@ pub(crate) mod cost {
     const ABSENT_FIRST: usize = crate::DEFAULT_PAGE_SIZE;
     /// Points per hour of a time range a history walk covers (a gateway scans every few seconds).
     const HOUR_OF_HISTORY: usize = 20;
-    /// Peers `wireguardActivePeers` examines per row it may return.
-    pub(crate) const ACTIVE_PEERS_EXAMINED: usize = 10;
     /// A row per gateway interface (hosts, statistics).
     pub(crate) const GATEWAY_ROWS: usize = 100;
     /// One key's rows on every gateway that lists it.
@@ -90,7 +88,7 @@ pub(crate) mod cost {
         to: &DateTime<Utc>,
         child_complexity: usize,
     ) -> usize {
-        let examined = rows(first).saturating_mul(ACTIVE_PEERS_EXAMINED);
+        let examined = rows(first).saturating_mul(argus_store::ACTIVE_PEERS_EXAMINED);
         examined.saturating_mul(hours(from, to)).saturating_add(page(first, child_complexity))
     }
 }
@@ -138,6 +136,11 @@ impl Limits {
     /// Whether a request of this cost is expensive.
     pub(crate) fn is_expensive(&self, cost: usize) -> bool {
         cost >= self.expensive_cost
+    }
+
+    /// Whether a request of this cost may run at all.
+    pub(crate) fn allows(&self, cost: usize) -> bool {
+        cost <= self.max_cost
     }
 
     /// The slots an expensive request of `caller` holds while it runs: one of the caller's (or
@@ -198,11 +201,6 @@ pub(crate) fn error(code: &'static str, message: String) -> ServerError {
     error
 }
 
-/// Where a request's cost is left once validated (request data), for the direct answers of the
-/// same text to be limited alike.
-#[derive(Default)]
-pub(crate) struct MeasuredCost(pub(crate) Arc<AtomicUsize>);
-
 /// The subscriptions open on one socket (session data of a WebSocket connection).
 #[derive(Default)]
 pub(crate) struct SocketSubscriptions(Arc<AtomicUsize>);
@@ -242,9 +240,6 @@ impl Extension for RequestLimits {
             )]);
         }
         self.cost.store(result.complexity, Ordering::Relaxed);
-        if let Some(MeasuredCost(measured)) = ctx.data_opt::<MeasuredCost>() {
-            measured.store(result.complexity, Ordering::Relaxed);
-        }
         Ok(result)
     }
 

@@ -7,10 +7,12 @@ use std::time::Duration;
 use argus_core::Alert;
 use argus_core::codec::AlertEncoding;
 use argus_log::{Delivery, EventLog, LogConsumer};
+use argus_store::AlertRow;
 use async_graphql::{Context, Subscription};
 use futures_util::Stream;
 use tokio::sync::{broadcast, watch};
 
+use crate::object::Object;
 use crate::schema::{api, caller};
 use crate::types::{WireguardAlert, WireguardAlertKind};
 
@@ -100,7 +102,12 @@ impl SubscriptionRoot {
                                 && alert.clearance <= caller.clearance
                                 && kinds.as_ref().is_none_or(|kinds| kinds.contains(&alert.kind));
                             if visible {
-                                return Some((WireguardAlert::from(alert.as_ref()), receiver));
+                                let row = AlertRow {
+                                    alert: alert.as_ref().clone(),
+                                    acknowledged_by: None,
+                                    acknowledged_at: None,
+                                };
+                                return Some((Object(row), receiver));
                             }
                         }
                         // a slow screen skips what it missed rather than stalling the feed

@@ -10,15 +10,14 @@ use argus_core::{
     AlertId, Cidr, Endpoint, HostId, InterfaceName, ManifestEntry, PeerObservation, PeerRecord, PeerSource, PeerStatus,
     PublicKey, RotationManifestSet,
 };
-use argus_store::{AlertFilter, Cursor, Page, PageRequest, PeerFilter, StoreError, TimeRange};
-use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, ErrorExtensions, Object, Schema};
+use argus_store::{AlertFilter, AlertRow, Cursor, PageRequest, PeerFilter, Stats, StoreError, TimeRange};
+use async_graphql::{Context, ErrorExtensions, Object as GraphqlObject, Schema};
 use chrono::{DateTime, Utc};
 
 use crate::auth::{AuthError, Caller, Role};
 use crate::events::PublishError;
 use crate::limits::{Limits, LimitsExtension, cost};
-use crate::plain::{Plain, PlainConnection, PlainList};
+use crate::object::{Connection, Object, Objects};
 use crate::types::*;
 use crate::{ApiConfig, ApiContext};
 
@@ -78,21 +77,6 @@ fn page_request(config: &ApiConfig, first: Option<i32>, after: Option<String>) -
     Ok(PageRequest { first: first as usize, after })
 }
 
-fn connection<T, N: async_graphql::ContainerType>(
-    page: Page<T>,
-    after_given: bool,
-    node: impl Fn(T) -> N,
-) -> PlainConnection<N> {
-    let mut connection = Connection::new(after_given, page.next.is_some());
-    connection.edges.extend(
-        page.items
-            .into_iter()
-            .zip(page.cursors)
-            .map(|(item, cursor)| Edge::new(cursor.into_string(), Plain(node(item)))),
-    );
-    PlainConnection(connection)
-}
-
 fn parse<T: std::str::FromStr>(field: &str, text: &str) -> async_graphql::Result<T>
 where
     T::Err: std::fmt::Display,
@@ -114,15 +98,15 @@ fn time_range(config: &ApiConfig, from: &DateTime<Utc>, to: &DateTime<Utc>) -> a
     Ok(TimeRange { from, to })
 }
 
-/// `wireguardPeers`: a page of the peers the caller may see, and whether it was asked for after a
-/// cursor (also answered by [`crate::direct`]).
-pub(crate) async fn peers_page(
+/// `wireguardPeers`: a page of the peers the caller may see (also answered by [`crate::direct`],
+/// as are the other functions of this form).
+pub(crate) async fn peers(
     api: &ApiContext,
     caller: &Caller,
     filter: Option<WireguardPeerFilter>,
     first: Option<i32>,
     after: Option<String>,
-) -> async_graphql::Result<(Page<PeerRecord>, bool)> {
+) -> async_graphql::Result<Connection<PeerRecord>> {
     let filter = filter.unwrap_or_default();
     let filter = PeerFilter {
         host: filter.host.as_deref().map(|host| parse::<HostId>("filter.host", host)).transpose()?,
@@ -138,20 +122,56 @@ pub(crate) async fn peers_page(
     let request = page_request(&api.config, first, after)?;
     let after_given = request.after.is_some();
     let page = api.store.peers(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
-    Ok((page, after_given))
+    Ok(Connection::of(page, after_given))
 }
 
-/// `wireguardStats`: statistics of the peers the caller may see (also answered by
-/// [`crate::direct`]).
-pub(crate) async fn stats(api: &ApiContext, caller: &Caller) -> async_graphql::Result<WireguardStats> {
-    let stats = api.store.stats(&caller.org, caller.clearance).await.map_err(store_error)?;
-    Ok(WireguardStats::from(&stats))
+/// `wireguardPeer`: one key on every gateway interface that lists it.
+pub(crate) async fn peer(
+    api: &ApiContext,
+    caller: &Caller,
+    public_key: &str,
+) -> async_graphql::Result<Vec<PeerRecord>> {
+    let key = parse::<PublicKey>("publicKey", public_key)?;
+    api.store.peer(&caller.org, &key, caller.clearance).await.map_err(store_error)
+}
+
+/// `wireguardStats`: statistics of the peers the caller may see.
+pub(crate) async fn stats(api: &ApiContext, caller: &Caller) -> async_graphql::Result<Stats> {
+    api.store.stats(&caller.org, caller.clearance).await.map_err(store_error)
+}
+
+/// `wireguardHosts`: the gateway interfaces the caller may see.
+pub(crate) async fn hosts(api: &ApiContext, caller: &Caller) -> async_graphql::Result<Vec<argus_core::HostRecord>> {
+    api.store.hosts(&caller.org, caller.clearance).await.map_err(store_error)
+}
+
+/// `wireguardAlerts`: a page of the alerts the caller may see, newest first.
+pub(crate) async fn alerts(
+    api: &ApiContext,
+    caller: &Caller,
+    filter: Option<WireguardAlertFilter>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<Connection<AlertRow>> {
+    let filter = filter.unwrap_or_default();
+    let range = TimeRange {
+        from: filter.from.as_ref().map_or(i64::MIN, unix_millis),
+        to: filter.to.as_ref().map_or(i64::MAX, unix_millis),
+    };
+    if range.from >= range.to {
+        return Err(bad_input("filter.to", "must be later than filter.from"));
+    }
+    let filter = AlertFilter { range, state: filter.state.map(Into::into), kind: filter.kind.map(Into::into) };
+    let request = page_request(&api.config, first, after)?;
+    let after_given = request.after.is_some();
+    let page = api.store.alerts(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
+    Ok(Connection::of(page, after_given))
 }
 
 #[derive(Debug)]
 pub struct QueryRoot;
 
-#[Object(name = "Query")]
+#[GraphqlObject(name = "Query")]
 impl QueryRoot {
     /// Peers of the caller's organisation, ordered by host, interface and key.
     #[graphql(complexity = "cost::peers(first, &filter, child_complexity)")]
@@ -161,9 +181,8 @@ impl QueryRoot {
         filter: Option<WireguardPeerFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<PlainConnection<PeerView>> {
-        let (page, after_given) = peers_page(api(context), caller(context)?, filter, first, after).await?;
-        Ok(connection(page, after_given, PeerView))
+    ) -> async_graphql::Result<Object<Connection<PeerRecord>>> {
+        peers(api(context), caller(context)?, filter, first, after).await.map(Object)
     }
 
     /// One public key on every gateway interface that lists it.
@@ -172,17 +191,14 @@ impl QueryRoot {
         &self,
         context: &Context<'_>,
         public_key: String,
-    ) -> async_graphql::Result<PlainList<PeerView>> {
-        let caller = caller(context)?;
-        let key = parse::<PublicKey>("publicKey", &public_key)?;
-        let records = api(context).store.peer(&caller.org, &key, caller.clearance).await.map_err(store_error)?;
-        Ok(records.into_iter().map(PeerView).collect())
+    ) -> async_graphql::Result<Objects<PeerRecord>> {
+        peer(api(context), caller(context)?, &public_key).await.map(Objects)
     }
 
     /// Counts by status, traffic totals and rates, per host: only peers the caller may see.
     #[graphql(complexity = "cost::GATEWAY_ROWS + child_complexity")]
     async fn wireguard_stats(&self, context: &Context<'_>) -> async_graphql::Result<WireguardStats> {
-        stats(api(context), caller(context)?).await
+        stats(api(context), caller(context)?).await.map(Object)
     }
 
     /// A peer's observations (every gateway) in `[from, to)`, oldest first.
@@ -195,7 +211,7 @@ impl QueryRoot {
         to: DateTime<Utc>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<PlainConnection<PeerHistoryEntry>> {
+    ) -> async_graphql::Result<Object<Connection<argus_store::HistoryRow>>> {
         let caller = caller(context)?;
         let api = api(context);
         let key = parse::<PublicKey>("publicKey", &public_key)?;
@@ -204,7 +220,7 @@ impl QueryRoot {
         let after_given = request.after.is_some();
         let page =
             api.store.history(&caller.org, &key, range, caller.clearance, &request).await.map_err(store_error)?;
-        Ok(connection(page, after_given, |item| PeerHistoryEntry::from(&item)))
+        Ok(Object(Connection::of(page, after_given)))
     }
 
     /// A peer's endpoint moves in `[from, to)`, oldest first (roaming audit).
@@ -215,7 +231,7 @@ impl QueryRoot {
         public_key: String,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> async_graphql::Result<PlainList<EndpointMove>> {
+    ) -> async_graphql::Result<Objects<argus_core::EndpointChange>> {
         let caller = caller(context)?;
         let key = parse::<PublicKey>("publicKey", &public_key)?;
         let range = time_range(&api(context).config, &from, &to)?;
@@ -224,7 +240,7 @@ impl QueryRoot {
             .endpoint_changes(&caller.org, &key, range, caller.clearance)
             .await
             .map_err(store_error)?;
-        Ok(changes.iter().map(EndpointMove::from).collect())
+        Ok(Objects(changes))
     }
 
     /// Alerts raised in a time range, newest first.
@@ -235,30 +251,14 @@ impl QueryRoot {
         filter: Option<WireguardAlertFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<PlainConnection<WireguardAlert>> {
-        let caller = caller(context)?;
-        let api = api(context);
-        let filter = filter.unwrap_or_default();
-        let range = TimeRange {
-            from: filter.from.as_ref().map_or(i64::MIN, unix_millis),
-            to: filter.to.as_ref().map_or(i64::MAX, unix_millis),
-        };
-        if range.from >= range.to {
-            return Err(bad_input("filter.to", "must be later than filter.from"));
-        }
-        let filter = AlertFilter { range, state: filter.state.map(Into::into), kind: filter.kind.map(Into::into) };
-        let request = page_request(&api.config, first, after)?;
-        let after_given = request.after.is_some();
-        let page = api.store.alerts(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
-        Ok(connection(page, after_given, |item| WireguardAlert::from(&item)))
+    ) -> async_graphql::Result<Object<Connection<AlertRow>>> {
+        alerts(api(context), caller(context)?, filter, first, after).await.map(Object)
     }
 
     /// Gateway interfaces and whether they are heard from.
     #[graphql(complexity = "cost::GATEWAY_ROWS + child_complexity")]
-    async fn wireguard_hosts(&self, context: &Context<'_>) -> async_graphql::Result<PlainList<WireguardHost>> {
-        let caller = caller(context)?;
-        let hosts = api(context).store.hosts(&caller.org, caller.clearance).await.map_err(store_error)?;
-        Ok(hosts.iter().map(WireguardHost::from).collect())
+    async fn wireguard_hosts(&self, context: &Context<'_>) -> async_graphql::Result<Objects<argus_core::HostRecord>> {
+        hosts(api(context), caller(context)?).await.map(Objects)
     }
 
     /// Peers that handshook or moved traffic in `[from, to)` (the shift audit), ordered by host,
@@ -273,31 +273,19 @@ impl QueryRoot {
         host: Option<String>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<PlainConnection<ActivePeer>> {
+    ) -> async_graphql::Result<Object<Connection<argus_store::PeerActivity>>> {
         let caller = caller(context)?;
         let api = api(context);
         let range = time_range(&api.config, &from, &to)?;
-        let filter = PeerFilter {
-            host: host.as_deref().map(|host| parse::<HostId>("host", host)).transpose()?,
-            ..PeerFilter::default()
-        };
+        let host = host.as_deref().map(|host| parse::<HostId>("host", host)).transpose()?;
         let request = page_request(&api.config, first, after)?;
         let after_given = request.after.is_some();
-        let scan = PageRequest { first: request.first * cost::ACTIVE_PEERS_EXAMINED, after: request.after.clone() };
-        let peers = api.store.peers(&caller.org, &filter, caller.clearance, &scan).await.map_err(store_error)?;
-        let mut found = Page { items: Vec::new(), cursors: Vec::new(), next: peers.next.clone() };
-        for (peer, cursor) in peers.items.iter().zip(&peers.cursors) {
-            if found.items.len() == request.first {
-                // full: continue after the last peer returned (the ones between are inactive)
-                found.next = found.cursors.last().cloned();
-                break;
-            }
-            if let Some(active) = activity(api, caller, peer, range).await? {
-                found.items.push(active);
-                found.cursors.push(cursor.clone());
-            }
-        }
-        Ok(connection(found, after_given, |peer| peer))
+        let page = api
+            .store
+            .active_peers(&caller.org, range, host.as_ref(), caller.clearance, &request)
+            .await
+            .map_err(store_error)?;
+        Ok(Object(Connection::of(page, after_given)))
     }
 
     /// Where each key of the rotation manifests you may see stands on its interface, judged by the
@@ -306,50 +294,10 @@ impl QueryRoot {
     async fn wireguard_rotation_status(
         &self,
         context: &Context<'_>,
-    ) -> async_graphql::Result<PlainList<RotationStatusEntry>> {
+    ) -> async_graphql::Result<Objects<argus_store::KeyRotation>> {
         let caller = caller(context)?;
-        let api = api(context);
-        // only manifests and peers the caller may see: the answer never depends on hidden ones
-        let manifests = api.store.manifests(&caller.org, caller.clearance).await.map_err(store_error)?;
-        let mut entries = Vec::new();
-        for manifest in &manifests {
-            // a manifest applies to the peers at or below the clearance it was set at
-            let judged = |record: &PeerRecord| {
-                record.host == manifest.host
-                    && record.interface == manifest.interface
-                    && record.status != PeerStatus::Removed
-                    && record.clearance <= manifest.clearance
-            };
-            for entry in &manifest.entries {
-                let live = |key| async move {
-                    let records = api.store.peer(&caller.org, key, caller.clearance).await.map_err(store_error);
-                    records.map(|records| records.iter().any(judged))
-                };
-                let expected_present = live(&entry.expected_key).await?;
-                let mut retired_live = Vec::new();
-                for retired in &entry.retired_keys {
-                    if live(retired).await? {
-                        retired_live.push(retired.to_string());
-                    }
-                }
-                let state = if !retired_live.is_empty() {
-                    RotationState::Pending
-                } else if expected_present {
-                    RotationState::Rotated
-                } else {
-                    RotationState::NotSeen
-                };
-                entries.push(RotationStatusEntry {
-                    host: manifest.host.to_string(),
-                    interface: manifest.interface.to_string(),
-                    label: entry.label.clone(),
-                    expected_key: entry.expected_key.to_string(),
-                    state,
-                    retired_keys_live: retired_live,
-                });
-            }
-        }
-        Ok(PlainList(entries))
+        let status = api(context).store.rotation_status(&caller.org, caller.clearance).await.map_err(store_error)?;
+        Ok(Objects(status))
     }
 
     /// The interface's configuration in `wg` format, for backup and audit: `[Interface]` without a
@@ -386,52 +334,10 @@ impl QueryRoot {
     }
 }
 
-/// What one peer did in a time range, if anything.
-async fn activity(
-    api: &ApiContext,
-    caller: &Caller,
-    peer: &PeerRecord,
-    range: TimeRange,
-) -> async_graphql::Result<Option<ActivePeer>> {
-    let mut request = PageRequest::first(api.config.max_page_size);
-    let mut active: Option<ActivePeer> = None;
-    loop {
-        let page = api
-            .store
-            .history(&caller.org, &peer.public_key, range, caller.clearance, &request)
-            .await
-            .map_err(store_error)?;
-        for row in page.items.iter().filter(|row| row.host == peer.host && row.interface == peer.interface) {
-            let reading = &row.reading;
-            let handshook = reading.latest_handshake.is_some_and(|at| range.contains(at));
-            if !handshook && reading.rx_delta_bytes == 0 && reading.tx_delta_bytes == 0 {
-                continue;
-            }
-            let entry = active.get_or_insert_with(|| ActivePeer {
-                public_key: peer.public_key.to_string(),
-                host: peer.host.to_string(),
-                interface: peer.interface.to_string(),
-                display_name: peer.metadata.display_name.clone(),
-                first_seen_active: date_time(row.observed_at),
-                last_seen_active: date_time(row.observed_at),
-                rx_bytes: 0,
-                tx_bytes: 0,
-            });
-            entry.last_seen_active = date_time(row.observed_at);
-            entry.rx_bytes += reading.rx_delta_bytes;
-            entry.tx_bytes += reading.tx_delta_bytes;
-        }
-        match page.next {
-            Some(next) => request.after = Some(next),
-            None => return Ok(active),
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct MutationRoot;
 
-#[Object(name = "Mutation")]
+#[GraphqlObject(name = "Mutation")]
 impl MutationRoot {
     /// Publishes a peer record to the event log (validated like a collector's), then waits a
     /// bounded time for the processor to project it.
@@ -459,7 +365,7 @@ impl MutationRoot {
             if let Some(record) = records.iter().find(|record| {
                 record.host == host && record.interface == interface && record.observed_at >= observed_at
             }) {
-                break Some(WireguardPeer::from(record));
+                break Some(Object(record.clone()));
             }
             if tokio::time::Instant::now() >= deadline {
                 break None;

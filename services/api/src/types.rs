@@ -1,20 +1,11 @@
 //! GraphQL output and input types: the projections as NOC screens and analysts see them.
 
-use std::borrow::Cow;
+use argus_core::{EndpointChange, HostRecord, PeerRecord, StatusCounts, UnixMillis};
+use argus_store::{AlertRow, HistoryRow, HostStatsSummary, KeyRotation, PeerActivity, Stats};
+use async_graphql::{Enum, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
 
-use argus_core::text::AppendText;
-use argus_core::{Alert, EndpointChange, HostRecord, PeerRecord, UnixMillis};
-use argus_store::{AlertRow, HistoryRow, HostStatsSummary, Stats};
-use async_graphql::parser::types::Field;
-use async_graphql::registry::Registry;
-use async_graphql::resolver_utils::{ContainerType, EnumType, resolve_container};
-use async_graphql::{
-    Context, ContextSelectionSet, Enum, InputObject, InputType, OutputType, Positioned, ServerResult, SimpleObject,
-    Value,
-};
-use chrono::{DateTime, Datelike, Timelike, Utc};
-
-use crate::plain::{Plain, PlainList};
+use crate::object::{answer_as_enum, output_object};
 
 /// Event time as a GraphQL `DateTime` (RFC 3339, UTC).
 pub fn date_time(millis: UnixMillis) -> DateTime<Utc> {
@@ -93,545 +84,197 @@ pub enum AlertCause {
     Security,
 }
 
-/// One peer on one gateway interface, as last observed.
-#[derive(SimpleObject, Debug, Clone)]
-pub struct WireguardPeer {
-    /// Curve25519 public key, base64.
-    pub public_key: String,
-    pub host: String,
-    pub interface: String,
-    pub status: WireguardPeerStatus,
-    pub endpoint: Option<String>,
-    pub allowed_ips: Vec<String>,
-    pub latest_handshake: Option<DateTime<Utc>>,
-    /// Seconds between the latest handshake and the observation.
-    pub handshake_age_seconds: Option<f64>,
-    /// Bytes received from this peer since it was first observed (survives counter resets).
-    pub transfer_rx: u64,
-    /// Bytes sent to this peer since it was first observed (survives counter resets).
-    pub transfer_tx: u64,
-    pub rx_bytes_per_second: f64,
-    pub tx_bytes_per_second: f64,
-    pub persistent_keepalive: Option<u16>,
-    pub source: ObservationSource,
-    pub clearance: ClearanceLevel,
-    pub display_name: Option<String>,
-    pub owner: Option<String>,
-    pub tags: Vec<String>,
-    pub observed_at: DateTime<Utc>,
+answer_as_enum!(
+    WireguardPeerStatus,
+    GatewayStatus,
+    ClearanceLevel,
+    ObservationSource,
+    WireguardAlertKind,
+    AlertSeverity,
+    WireguardAlertState,
+    AlertCause,
+    RotationState,
+);
+
+/// Where one expected key stands.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "argus_store::RotationState")]
+pub enum RotationState {
+    /// The expected key is live and no retired key is.
+    Rotated,
+    /// A retired key is still presented.
+    Pending,
+    /// Neither the expected nor a retired key is on the interface.
+    NotSeen,
 }
 
-/// A field's computed value as its answer: a GraphQL value (what async-graphql's `to_value` gives),
-/// or JSON written straight away (what serialising that value writes), without building the value;
-/// or as the field of a whole [`WireguardPeer`].
-trait FieldAnswer {
-    /// The field's type in [`WireguardPeer`].
-    type Owned;
-
-    fn owned(&self) -> Self::Owned;
-
-    fn value(&self) -> Value;
-
-    fn write_json(&self, out: &mut Vec<u8>) -> Option<()>;
+fn seconds(millis: i64) -> f64 {
+    millis as f64 / 1000.0
 }
 
-impl FieldAnswer for &str {
-    type Owned = String;
-
-    fn owned(&self) -> String {
-        (*self).to_owned()
-    }
-
-    fn value(&self) -> Value {
-        Value::String((*self).to_owned())
-    }
-
-    fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-        serde_json::to_writer(out, self).ok()
-    }
-}
-
-impl FieldAnswer for String {
-    type Owned = String;
-
-    fn owned(&self) -> String {
-        self.clone()
-    }
-
-    fn value(&self) -> Value {
-        self.as_str().value()
-    }
-
-    fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-        self.as_str().write_json(out)
+output_object! {
+    /// One peer on one gateway interface, as last observed.
+    WireguardPeer for PeerRecord {
+        /// Curve25519 public key, base64.
+        publicKey: String = |peer| peer.public_key,
+        host: String = |peer| peer.host.as_str(),
+        interface: String = |peer| peer.interface.as_str(),
+        status: WireguardPeerStatus = |peer| WireguardPeerStatus::from(peer.status),
+        endpoint: Option<String> = |peer| peer.endpoint,
+        allowedIps: Vec<String> = |peer| peer.allowed_ips[..],
+        latestHandshake: Option<DateTime<Utc>> = |peer| peer.latest_handshake.map(date_time),
+        /// Seconds between the latest handshake and the observation.
+        handshakeAgeSeconds: Option<f64> = |peer| peer.handshake_age_ms.map(seconds),
+        /// Bytes received from this peer since it was first observed (survives counter resets).
+        transferRx: u64 = |peer| peer.rx_total_bytes,
+        /// Bytes sent to this peer since it was first observed (survives counter resets).
+        transferTx: u64 = |peer| peer.tx_total_bytes,
+        rxBytesPerSecond: f64 = |peer| peer.rx_bytes_per_s,
+        txBytesPerSecond: f64 = |peer| peer.tx_bytes_per_s,
+        persistentKeepalive: Option<u16> = |peer| peer.persistent_keepalive,
+        source: ObservationSource = |peer| ObservationSource::from(peer.source),
+        clearance: ClearanceLevel = |peer| ClearanceLevel::from(peer.clearance),
+        displayName: Option<String> = |peer| peer.metadata.display_name.as_deref(),
+        owner: Option<String> = |peer| peer.metadata.owner.as_deref(),
+        tags: Vec<String> = |peer| peer.metadata.tags[..],
+        observedAt: DateTime<Utc> = |peer| date_time(peer.observed_at),
     }
 }
 
-impl<T: FieldAnswer> FieldAnswer for Option<T> {
-    type Owned = Option<T::Owned>;
-
-    fn owned(&self) -> Self::Owned {
-        self.as_ref().map(T::owned)
-    }
-
-    fn value(&self) -> Value {
-        self.as_ref().map_or(Value::Null, T::value)
-    }
-
-    fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-        match self {
-            Some(value) => value.write_json(out),
-            None => {
-                out.extend_from_slice(b"null");
-                Some(())
-            }
-        }
-    }
-}
-
-impl<T: FieldAnswer> FieldAnswer for &[T] {
-    type Owned = Vec<T::Owned>;
-
-    fn owned(&self) -> Self::Owned {
-        self.iter().map(T::owned).collect()
-    }
-
-    fn value(&self) -> Value {
-        Value::List(self.iter().map(T::value).collect())
-    }
-
-    fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-        out.push(b'[');
-        for (index, item) in self.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            item.write_json(out)?;
-        }
-        out.push(b']');
-        Some(())
+output_object! {
+    /// A peer as one observation left it: the audit trail.
+    PeerHistoryEntry for HistoryRow {
+        host: String = |row| row.host.as_str(),
+        interface: String = |row| row.interface.as_str(),
+        observedAt: DateTime<Utc> = |row| date_time(row.observed_at),
+        status: WireguardPeerStatus = |row| WireguardPeerStatus::from(row.reading.status),
+        endpoint: Option<String> = |row| row.reading.endpoint,
+        latestHandshake: Option<DateTime<Utc>> = |row| row.reading.latest_handshake.map(date_time),
+        handshakeAgeSeconds: Option<f64> = |row| row.reading.handshake_age_ms.map(seconds),
+        rxDeltaBytes: u64 = |row| row.reading.rx_delta_bytes,
+        txDeltaBytes: u64 = |row| row.reading.tx_delta_bytes,
+        transferRx: u64 = |row| row.reading.rx_total_bytes,
+        transferTx: u64 = |row| row.reading.tx_total_bytes,
+        rxBytesPerSecond: f64 = |row| row.reading.rx_bytes_per_s,
+        txBytesPerSecond: f64 = |row| row.reading.tx_bytes_per_s,
+        /// The counters went down: the interface or peer restarted.
+        counterReset: bool = |row| row.reading.counter_reset,
     }
 }
 
-/// Answers as text whose every character stands in a JSON string as itself (base64 keys, IP
-/// addresses and prefixes, [`AppendText`]): written between quotes without escaping or a copy.
-macro_rules! field_answer_as_plain_text {
-    ($($type:ty),*) => {
-        $(impl FieldAnswer for $type {
-            type Owned = String;
-
-            fn owned(&self) -> String {
-                self.to_string()
-            }
-
-            fn value(&self) -> Value {
-                Value::String(self.owned())
-            }
-
-            fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-                self.append_json_string(out);
-                Some(())
-            }
-        })*
-    };
-}
-
-field_answer_as_plain_text!(argus_core::PublicKey, argus_core::Endpoint, argus_core::Cidr);
-
-impl FieldAnswer for DateTime<Utc> {
-    type Owned = Self;
-
-    fn owned(&self) -> Self {
-        *self
-    }
-
-    fn value(&self) -> Value {
-        InputType::to_value(self)
-    }
-
-    /// async-graphql's `DateTime` text (RFC 3339), which needs no escaping.
-    fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-        out.push(b'"');
-        append_rfc3339(self, out);
-        out.push(b'"');
-        Some(())
+output_object! {
+    /// A peer's endpoint moved (roaming audit).
+    EndpointMove for EndpointChange {
+        host: String = |change| change.host.as_str(),
+        interface: String = |change| change.interface.as_str(),
+        previousEndpoint: Option<String> = |change| change.from,
+        endpoint: String = |change| change.to,
+        changedAt: DateTime<Utc> = |change| date_time(change.changed_at),
+        /// The new endpoint lies in a network this peer was never seen in.
+        newNetwork: bool = |change| change.new_network,
     }
 }
 
-/// Appends `at` as chrono's `to_rfc3339` writes it (`2026-11-26T04:35:05.123+00:00`), without an
-/// allocation or the formatting machinery for times of the years 0 to 9999 in whole milliseconds
-/// (every event time): a page of peers writes a hundred or more, and they were a twentieth of it.
-fn append_rfc3339(at: &DateTime<Utc>, out: &mut Vec<u8>) {
-    let nanos = at.nanosecond();
-    let (Ok(year @ 0..=9999), 0, 0..1_000_000_000) = (u32::try_from(at.year()), nanos % 1_000_000, nanos) else {
-        return out.extend_from_slice(at.to_rfc3339().as_bytes());
-    };
-    let digits = |out: &mut Vec<u8>, before: &[u8], value: u32| {
-        out.extend_from_slice(before);
-        out.extend_from_slice(&[b'0' + (value / 10) as u8, b'0' + (value % 10) as u8]);
-    };
-    digits(out, b"", year / 100);
-    digits(out, b"", year % 100);
-    digits(out, b"-", at.month());
-    digits(out, b"-", at.day());
-    digits(out, b"T", at.hour());
-    digits(out, b":", at.minute());
-    digits(out, b":", at.second());
-    let millis = nanos / 1_000_000;
-    if millis > 0 {
-        digits(out, b".", millis / 10);
-        out.push(b'0' + (millis % 10) as u8);
-    }
-    out.extend_from_slice(b"+00:00");
-}
-
-/// Answers of values async-graphql converts itself, each written by `$write` as serialising the
-/// converted value would write it.
-macro_rules! field_answer_as_graphql_value {
-    ($write:ident: $($type:ty),*) => {
-        $(impl FieldAnswer for $type {
-            type Owned = Self;
-
-            fn owned(&self) -> Self {
-                *self
-            }
-
-            fn value(&self) -> Value {
-                InputType::to_value(self)
-            }
-
-            fn write_json(&self, out: &mut Vec<u8>) -> Option<()> {
-                $write(self, out)
-            }
-        })*
-    };
-}
-
-field_answer_as_graphql_value!(write_number: u16, u64, f64);
-field_answer_as_graphql_value!(write_enum_name: WireguardPeerStatus, ObservationSource, ClearanceLevel);
-
-fn write_number(number: &impl serde::Serialize, out: &mut Vec<u8>) -> Option<()> {
-    serde_json::to_writer(out, number).ok()
-}
-
-/// An enumeration's answer: its item's name.
-fn write_enum_name<T: EnumType>(value: &T, out: &mut Vec<u8>) -> Option<()> {
-    let item = T::items().iter().find(|item| item.value == *value)?;
-    out.push(b'"');
-    out.extend_from_slice(item.name.as_bytes());
-    out.push(b'"');
-    Some(())
-}
-
-/// Writes one field of a peer record as its JSON answer (see [`PeerView::field_writer`]).
-pub(crate) type PeerFieldWriter = fn(&PeerRecord, &mut Vec<u8>) -> Option<()>;
-
-/// Each of `WireguardPeer`'s fields as computed from a [`PeerRecord`], listed once for the three
-/// ways of answering: a whole [`WireguardPeer`], a [`PeerView`] field by field, and JSON written
-/// field by field (direct answers).
-macro_rules! wireguard_peer_fields {
-    ($($field:ident ($name:literal) = |$record:ident| $value:expr,)*) => {
-        impl From<&PeerRecord> for WireguardPeer {
-            fn from(record: &PeerRecord) -> Self {
-                Self { $($field: FieldAnswer::owned(&{ let $record = record; $value }),)* }
-            }
-        }
-
-        impl PeerView {
-            /// The value of the field named `name` (its GraphQL name), `None` for no such field.
-            pub(crate) fn field_value(&self, name: &str) -> Option<Value> {
-                let record = &self.0;
-                match name {
-                    $($name => Some(FieldAnswer::value(&{ let $record = record; $value })),)*
-                    _ => None,
-                }
-            }
-
-            /// What writes the field named `name` as its JSON answer (the value of
-            /// [`PeerView::field_value`], serialised); `None` for no such field. Looked up once
-            /// per query text, called for every peer of every page.
-            pub(crate) fn field_writer(name: &str) -> Option<PeerFieldWriter> {
-                match name {
-                    $($name => Some((|$record: &PeerRecord, out: &mut Vec<u8>| FieldAnswer::write_json(&$value, out)) as PeerFieldWriter),)*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-wireguard_peer_fields! {
-    public_key("publicKey") = |record| record.public_key,
-    host("host") = |record| record.host.as_str(),
-    interface("interface") = |record| record.interface.as_str(),
-    status("status") = |record| WireguardPeerStatus::from(record.status),
-    endpoint("endpoint") = |record| record.endpoint,
-    allowed_ips("allowedIps") = |record| &record.allowed_ips[..],
-    latest_handshake("latestHandshake") = |record| record.latest_handshake.map(date_time),
-    handshake_age_seconds("handshakeAgeSeconds") = |record| record.handshake_age_ms.map(|age| age as f64 / 1000.0),
-    transfer_rx("transferRx") = |record| record.rx_total_bytes,
-    transfer_tx("transferTx") = |record| record.tx_total_bytes,
-    rx_bytes_per_second("rxBytesPerSecond") = |record| record.rx_bytes_per_s,
-    tx_bytes_per_second("txBytesPerSecond") = |record| record.tx_bytes_per_s,
-    persistent_keepalive("persistentKeepalive") = |record| record.persistent_keepalive,
-    source("source") = |record| ObservationSource::from(record.source),
-    clearance("clearance") = |record| ClearanceLevel::from(record.clearance),
-    display_name("displayName") = |record| record.metadata.display_name.as_deref(),
-    owner("owner") = |record| record.metadata.owner.as_deref(),
-    tags("tags") = |record| &record.metadata.tags[..],
-    observed_at("observedAt") = |record| date_time(record.observed_at),
-}
-
-/// A peer record answered as a `WireguardPeer` (the same type in the schema) without building
-/// one: only the selected fields are computed, each straight into its answer. A page of peers is
-/// the API's hottest answer.
-#[derive(Debug, Clone)]
-pub struct PeerView(pub PeerRecord);
-
-impl OutputType for PeerView {
-    fn type_name() -> Cow<'static, str> {
-        <WireguardPeer as OutputType>::type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        <WireguardPeer as OutputType>::create_type_info(registry)
-    }
-
-    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> ServerResult<Value> {
-        resolve_container(ctx, self).await
+output_object! {
+    /// One numeric fact behind an alert, e.g. `handshake_age_s = 412`.
+    Evidence for (String, f64) {
+        name: String = |fact| fact.0,
+        value: f64 = |fact| fact.1,
     }
 }
 
-impl ContainerType for PeerView {
-    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
-        Ok(self.field_value(&ctx.item.node.name.node))
+output_object! {
+    WireguardAlert for AlertRow {
+        /// Deterministic: the same episode in the same stream always has the same id.
+        alertId: String = |row| row.alert.alert_id.to_string(),
+        kind: WireguardAlertKind = |row| WireguardAlertKind::from(row.alert.kind),
+        severity: AlertSeverity = |row| AlertSeverity::from(row.alert.severity),
+        state: WireguardAlertState = |row| WireguardAlertState::from(row.alert.state),
+        host: String = |row| row.alert.host.as_str(),
+        interface: String = |row| row.alert.interface.as_str(),
+        publicKey: Option<String> = |row| row.alert.public_key,
+        clearance: ClearanceLevel = |row| ClearanceLevel::from(row.alert.clearance),
+        probableCause: Option<AlertCause> = |row| row.alert.probable_cause.map(AlertCause::from),
+        evidence: Vec<Evidence> = |row| row.alert.evidence.iter().map(|(name, value)| (name.clone(), *value)).collect::<Vec<_>>(),
+        summary: String = |row| row.alert.summary,
+        raisedAt: DateTime<Utc> = |row| date_time(row.alert.raised_at),
+        resolvedAt: Option<DateTime<Utc>> = |row| row.alert.resolved_at.map(date_time),
+        acknowledgedBy: Option<String> = |row| row.acknowledged_by,
+        acknowledgedAt: Option<DateTime<Utc>> = |row| row.acknowledged_at.map(date_time),
     }
 }
 
-/// A peer as one observation left it: the audit trail.
-#[derive(SimpleObject, Debug, Clone)]
-pub struct PeerHistoryEntry {
-    pub host: String,
-    pub interface: String,
-    pub observed_at: DateTime<Utc>,
-    pub status: WireguardPeerStatus,
-    pub endpoint: Option<String>,
-    pub latest_handshake: Option<DateTime<Utc>>,
-    pub handshake_age_seconds: Option<f64>,
-    pub rx_delta_bytes: u64,
-    pub tx_delta_bytes: u64,
-    pub transfer_rx: u64,
-    pub transfer_tx: u64,
-    pub rx_bytes_per_second: f64,
-    pub tx_bytes_per_second: f64,
-    /// The counters went down: the interface or peer restarted.
-    pub counter_reset: bool,
-}
-
-impl From<&HistoryRow> for PeerHistoryEntry {
-    fn from(row: &HistoryRow) -> Self {
-        let reading = &row.reading;
-        Self {
-            host: row.host.to_string(),
-            interface: row.interface.to_string(),
-            observed_at: date_time(row.observed_at),
-            status: reading.status.into(),
-            endpoint: reading.endpoint.map(|endpoint| endpoint.to_string()),
-            latest_handshake: reading.latest_handshake.map(date_time),
-            handshake_age_seconds: reading.handshake_age_ms.map(|age| age as f64 / 1000.0),
-            rx_delta_bytes: reading.rx_delta_bytes,
-            tx_delta_bytes: reading.tx_delta_bytes,
-            transfer_rx: reading.rx_total_bytes,
-            transfer_tx: reading.tx_total_bytes,
-            rx_bytes_per_second: reading.rx_bytes_per_s,
-            tx_bytes_per_second: reading.tx_bytes_per_s,
-            counter_reset: reading.counter_reset,
-        }
+output_object! {
+    /// A gateway interface and whether it is heard from.
+    WireguardHost for HostRecord {
+        host: String = |gateway| gateway.host.as_str(),
+        interface: String = |gateway| gateway.interface.as_str(),
+        status: GatewayStatus = |gateway| GatewayStatus::from(gateway.status),
+        lastHeartbeatAt: DateTime<Utc> = |gateway| date_time(gateway.last_heartbeat_at),
+        interfacePublicKey: Option<String> = |gateway| gateway.interface_public_key,
+        listenPort: Option<u16> = |gateway| gateway.listen_port,
+        peerCount: u32 = |gateway| gateway.peer_count,
+        scanIntervalSeconds: f64 = |gateway| f64::from(gateway.scan_interval_ms) / 1000.0,
     }
 }
 
-/// A peer's endpoint moved (roaming audit).
-#[derive(SimpleObject, Debug, Clone)]
-pub struct EndpointMove {
-    pub host: String,
-    pub interface: String,
-    pub previous_endpoint: Option<String>,
-    pub endpoint: String,
-    pub changed_at: DateTime<Utc>,
-    /// The new endpoint lies in a network this peer was never seen in.
-    pub new_network: bool,
-}
-
-impl From<&EndpointChange> for EndpointMove {
-    fn from(change: &EndpointChange) -> Self {
-        Self {
-            host: change.host.to_string(),
-            interface: change.interface.to_string(),
-            previous_endpoint: change.from.map(|endpoint| endpoint.to_string()),
-            endpoint: change.to.to_string(),
-            changed_at: date_time(change.changed_at),
-            new_network: change.new_network,
-        }
+output_object! {
+    /// Peer counts by status.
+    PeerCounts for StatusCounts {
+        total: u64 = |counts| counts.total(),
+        neverConnected: u64 = |counts| counts.never_connected,
+        active: u64 = |counts| counts.active,
+        stale: u64 = |counts| counts.stale,
+        removed: u64 = |counts| counts.removed,
     }
 }
 
-/// One numeric fact behind an alert, e.g. `handshake_age_s = 412`.
-#[derive(SimpleObject, Debug, Clone)]
-pub struct Evidence {
-    pub name: String,
-    pub value: f64,
-}
-
-#[derive(SimpleObject, Debug, Clone)]
-pub struct WireguardAlert {
-    /// Deterministic: the same episode in the same stream always has the same id.
-    pub alert_id: String,
-    pub kind: WireguardAlertKind,
-    pub severity: AlertSeverity,
-    pub state: WireguardAlertState,
-    pub host: String,
-    pub interface: String,
-    pub public_key: Option<String>,
-    pub clearance: ClearanceLevel,
-    pub probable_cause: Option<AlertCause>,
-    pub evidence: Vec<Evidence>,
-    pub summary: String,
-    pub raised_at: DateTime<Utc>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub acknowledged_by: Option<String>,
-    pub acknowledged_at: Option<DateTime<Utc>>,
-}
-
-impl From<&Alert> for WireguardAlert {
-    fn from(alert: &Alert) -> Self {
-        Self {
-            alert_id: alert.alert_id.to_string(),
-            kind: alert.kind.into(),
-            severity: alert.severity.into(),
-            state: alert.state.into(),
-            host: alert.host.to_string(),
-            interface: alert.interface.to_string(),
-            public_key: alert.public_key.map(|key| key.to_string()),
-            clearance: alert.clearance.into(),
-            probable_cause: alert.probable_cause.map(Into::into),
-            evidence: alert
-                .evidence
-                .iter()
-                .map(|(name, value)| Evidence { name: name.clone(), value: *value })
-                .collect(),
-            summary: alert.summary.clone(),
-            raised_at: date_time(alert.raised_at),
-            resolved_at: alert.resolved_at.map(date_time),
-            acknowledged_by: None,
-            acknowledged_at: None,
-        }
+output_object! {
+    HostTraffic for HostStatsSummary {
+        host: String = |gateway| gateway.host.as_str(),
+        peers: PeerCounts = |gateway| gateway.peers,
+        transferRx: u64 = |gateway| gateway.rx_total_bytes,
+        transferTx: u64 = |gateway| gateway.tx_total_bytes,
+        rxBytesPerSecond: f64 = |gateway| gateway.rx_bytes_per_s,
+        txBytesPerSecond: f64 = |gateway| gateway.tx_bytes_per_s,
     }
 }
 
-impl From<&AlertRow> for WireguardAlert {
-    fn from(row: &AlertRow) -> Self {
-        Self {
-            acknowledged_by: row.acknowledged_by.clone(),
-            acknowledged_at: row.acknowledged_at.map(date_time),
-            ..WireguardAlert::from(&row.alert)
-        }
+output_object! {
+    /// Statistics of every peer the caller may see.
+    WireguardStats for Stats {
+        peers: PeerCounts = |stats| stats.peers,
+        transferRx: u64 = |stats| stats.rx_total_bytes,
+        transferTx: u64 = |stats| stats.tx_total_bytes,
+        rxBytesPerSecond: f64 = |stats| stats.rx_bytes_per_s,
+        txBytesPerSecond: f64 = |stats| stats.tx_bytes_per_s,
+        hosts: Vec<HostTraffic> = |stats| stats.hosts[..],
     }
 }
 
-/// A gateway interface and whether it is heard from.
-#[derive(SimpleObject, Debug, Clone)]
-pub struct WireguardHost {
-    pub host: String,
-    pub interface: String,
-    pub status: GatewayStatus,
-    pub last_heartbeat_at: DateTime<Utc>,
-    pub interface_public_key: Option<String>,
-    pub listen_port: Option<u16>,
-    pub peer_count: u32,
-    pub scan_interval_seconds: f64,
-}
-
-impl From<&HostRecord> for WireguardHost {
-    fn from(record: &HostRecord) -> Self {
-        Self {
-            host: record.host.to_string(),
-            interface: record.interface.to_string(),
-            status: record.status.into(),
-            last_heartbeat_at: date_time(record.last_heartbeat_at),
-            interface_public_key: record.interface_public_key.map(|key| key.to_string()),
-            listen_port: record.listen_port,
-            peer_count: record.peer_count,
-            scan_interval_seconds: f64::from(record.scan_interval_ms) / 1000.0,
-        }
+output_object! {
+    RotationStatusEntry for KeyRotation {
+        host: String = |entry| entry.host.as_str(),
+        interface: String = |entry| entry.interface.as_str(),
+        label: Option<String> = |entry| entry.label,
+        expectedKey: String = |entry| entry.expected_key,
+        state: RotationState = |entry| RotationState::from(entry.state),
+        /// Retired keys still presented on the interface.
+        retiredKeysLive: Vec<String> = |entry| entry.retired_keys_live[..],
     }
 }
 
-/// Peer counts by status.
-#[derive(SimpleObject, Debug, Clone, Copy)]
-pub struct PeerCounts {
-    pub total: u64,
-    pub never_connected: u64,
-    pub active: u64,
-    pub stale: u64,
-    pub removed: u64,
-}
-
-impl From<&argus_core::StatusCounts> for PeerCounts {
-    fn from(counts: &argus_core::StatusCounts) -> Self {
-        Self {
-            total: counts.total(),
-            never_connected: counts.never_connected,
-            active: counts.active,
-            stale: counts.stale,
-            removed: counts.removed,
-        }
-    }
-}
-
-#[derive(SimpleObject, Debug, Clone)]
-pub struct HostTraffic {
-    pub host: String,
-    pub peers: Plain<PeerCounts>,
-    pub transfer_rx: u64,
-    pub transfer_tx: u64,
-    pub rx_bytes_per_second: f64,
-    pub tx_bytes_per_second: f64,
-}
-
-impl From<&HostStatsSummary> for HostTraffic {
-    fn from(summary: &HostStatsSummary) -> Self {
-        Self {
-            host: summary.host.to_string(),
-            peers: Plain((&summary.peers).into()),
-            transfer_rx: summary.rx_total_bytes,
-            transfer_tx: summary.tx_total_bytes,
-            rx_bytes_per_second: summary.rx_bytes_per_s,
-            tx_bytes_per_second: summary.tx_bytes_per_s,
-        }
-    }
-}
-
-/// Statistics of every peer the caller may see.
-#[derive(SimpleObject, Debug, Clone)]
-pub struct WireguardStats {
-    pub peers: Plain<PeerCounts>,
-    pub transfer_rx: u64,
-    pub transfer_tx: u64,
-    pub rx_bytes_per_second: f64,
-    pub tx_bytes_per_second: f64,
-    pub hosts: PlainList<HostTraffic>,
-}
-
-impl From<&Stats> for WireguardStats {
-    fn from(stats: &Stats) -> Self {
-        Self {
-            peers: Plain((&stats.peers).into()),
-            transfer_rx: stats.rx_total_bytes,
-            transfer_tx: stats.tx_total_bytes,
-            rx_bytes_per_second: stats.rx_bytes_per_s,
-            tx_bytes_per_second: stats.tx_bytes_per_s,
-            hosts: stats.hosts.iter().map(HostTraffic::from).collect(),
-        }
+output_object! {
+    /// A peer that handshook or moved traffic in a time window (shift audit).
+    ActivePeer for PeerActivity {
+        publicKey: String = |peer| peer.public_key,
+        host: String = |peer| peer.host.as_str(),
+        interface: String = |peer| peer.interface.as_str(),
+        displayName: Option<String> = |peer| peer.display_name,
+        firstSeenActive: DateTime<Utc> = |peer| date_time(peer.first_seen_active),
+        lastSeenActive: DateTime<Utc> = |peer| date_time(peer.last_seen_active),
+        rxBytes: u64 = |peer| peer.rx_bytes,
+        txBytes: u64 = |peer| peer.tx_bytes,
     }
 }
 
@@ -718,53 +361,22 @@ pub struct AcceptedEvent {
     pub event_id: String,
 }
 
-/// Where one expected key stands.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RotationState {
-    /// The expected key is live and no retired key is.
-    Rotated,
-    /// A retired key is still presented.
-    Pending,
-    /// Neither the expected nor a retired key is on the interface.
-    NotSeen,
-}
-
-#[derive(SimpleObject, Debug, Clone)]
-pub struct RotationStatusEntry {
-    pub host: String,
-    pub interface: String,
-    pub label: Option<String>,
-    pub expected_key: String,
-    pub state: RotationState,
-    /// Retired keys still presented on the interface.
-    pub retired_keys_live: Vec<String>,
-}
-
-/// A peer that handshook or moved traffic in a time window (shift audit).
-#[derive(SimpleObject, Debug, Clone)]
-pub struct ActivePeer {
-    pub public_key: String,
-    pub host: String,
-    pub interface: String,
-    pub display_name: Option<String>,
-    pub first_seen_active: DateTime<Utc>,
-    pub last_seen_active: DateTime<Utc>,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use argus_core::fold::PeerMetadata;
-    use argus_core::{Clearance, PeerSource, PeerStatus, PublicKey};
-    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+    use argus_core::fold::{HostStatus, PeerMetadata};
+    use argus_core::{
+        Alert, AlertId, AlertKind, AlertState, Clearance, HostStats, PeerSource, PeerStatus, ProbableCause, PublicKey,
+        Severity,
+    };
+    use argus_store::{Cursor, Listing, Page, RotationState as KeyState};
+    use async_graphql::{EmptyMutation, EmptySubscription, Object as GraphqlObject, Schema};
 
     use super::*;
-    use crate::plain::Plain;
+    use crate::object::{Answer, Connection, Object, Objects, Plan, Planned};
 
-    fn record() -> PeerRecord {
+    fn peer() -> PeerRecord {
         PeerRecord {
             org_id: "acme".parse().expect("org"),
             host: "gw-paris".parse().expect("host"),
@@ -784,98 +396,234 @@ mod tests {
             tx_total_bytes: 6,
             rx_bytes_per_s: 1.25,
             tx_bytes_per_s: 0.5,
-            counter_reset: false,
+            counter_reset: true,
             persistent_keepalive: Some(25),
             source: PeerSource::Userspace,
             clearance: Clearance::Secret,
             metadata: Arc::new(PeerMetadata {
-                display_name: Some("Paris \"core\"".into()),
+                display_name: Some("Paris \"core\"\n".into()),
                 owner: Some("noc@example.org".into()),
                 tags: vec!["site:paris".into(), "tier:1".into()],
             }),
         }
     }
 
+    fn page<T>(items: Vec<T>) -> Connection<T> {
+        let cursors = (0..items.len()).map(|index| Cursor::from_key(Listing::Peers, &[index as u8])).collect();
+        Connection::of(Page { items, cursors, next: Some(Cursor::from_key(Listing::Peers, &[9])) }, true)
+    }
+
+    fn alert() -> AlertRow {
+        AlertRow {
+            alert: Alert {
+                alert_id: AlertId::parse("0123456789abcdef0123456789abcdef").expect("id"),
+                kind: AlertKind::PeerStale,
+                severity: Severity::Critical,
+                state: AlertState::Resolved,
+                org_id: "acme".parse().expect("org"),
+                host: "gw-paris".parse().expect("host"),
+                interface: "wg0".parse().expect("interface"),
+                public_key: Some(PublicKey::from_bytes([9; 32])),
+                clearance: Clearance::Restricted,
+                probable_cause: Some(ProbableCause::SiteDown),
+                evidence: [("handshake_age_s".to_owned(), 412.5), ("peers".to_owned(), 3.0)].into(),
+                summary: "peer stale on \"gw-paris\"".into(),
+                raised_at: 1_780_000_000_000,
+                resolved_at: Some(1_780_000_100_000),
+            },
+            acknowledged_by: Some("alice".into()),
+            acknowledged_at: Some(1_780_000_050_000),
+        }
+    }
+
+    fn stats() -> Stats {
+        let record = peer();
+        let mut peers = argus_core::StatusCounts::default();
+        peers.add(PeerStatus::Active);
+        peers.add(PeerStatus::Stale);
+        let row = HostStats {
+            org_id: record.org_id.clone(),
+            host: record.host.clone(),
+            clearance: Clearance::Secret,
+            peers,
+            rx_total_bytes: 7,
+            tx_total_bytes: 8,
+            rx_bytes_per_s: 1.5,
+            tx_bytes_per_s: 2.5,
+        };
+        Stats::from_rows([&row], Clearance::TopSecret)
+    }
+
+    fn moves() -> Objects<EndpointChange> {
+        let record = peer();
+        Objects(vec![EndpointChange {
+            org_id: record.org_id.clone(),
+            host: record.host.clone(),
+            interface: record.interface.clone(),
+            public_key: record.public_key,
+            from: record.endpoint,
+            to: "[fe80::1%4]:51820".parse().expect("endpoint"),
+            changed_at: 1_780_000_000_000,
+            new_network: true,
+            clearance: Clearance::Unclassified,
+        }])
+    }
+
+    fn hosts() -> Objects<HostRecord> {
+        let record = peer();
+        Objects(vec![HostRecord {
+            org_id: record.org_id.clone(),
+            host: record.host.clone(),
+            interface: record.interface.clone(),
+            status: HostStatus::Silent,
+            last_heartbeat_at: 1_780_000_000_000,
+            interface_public_key: Some(PublicKey::from_bytes([3; 32])),
+            listen_port: Some(51820),
+            peer_count: 12,
+            scan_interval_ms: 2_500,
+            clearance: Clearance::Unclassified,
+        }])
+    }
+
+    fn rotation() -> Objects<KeyRotation> {
+        let record = peer();
+        Objects(vec![KeyRotation {
+            host: record.host.clone(),
+            interface: record.interface.clone(),
+            label: Some("fob-07".into()),
+            expected_key: PublicKey::from_bytes([1; 32]),
+            state: KeyState::Pending,
+            retired_keys_live: vec![PublicKey::from_bytes([2; 32])],
+        }])
+    }
+
+    fn active() -> Object<Connection<PeerActivity>> {
+        let record = peer();
+        Object(page(vec![PeerActivity {
+            public_key: record.public_key,
+            host: record.host.clone(),
+            interface: record.interface.clone(),
+            display_name: Some("Paris".into()),
+            first_seen_active: 1_780_000_000_000,
+            last_seen_active: 1_780_000_100_000,
+            rx_bytes: 10,
+            tx_bytes: 20,
+        }]))
+    }
+
     struct Query;
 
-    #[Object]
+    #[GraphqlObject]
     impl Query {
-        async fn whole(&self) -> WireguardPeer {
-            WireguardPeer::from(&record())
+        async fn peers(&self) -> Object<Connection<PeerRecord>> {
+            Object(page(vec![peer(), peer()]))
         }
-        async fn view(&self) -> PeerView {
-            PeerView(record())
+        async fn stats(&self) -> Object<Stats> {
+            Object(stats())
         }
-        async fn plain_view(&self) -> Plain<PeerView> {
-            Plain(PeerView(record()))
+        async fn alerts(&self) -> Object<Connection<AlertRow>> {
+            Object(page(vec![alert()]))
         }
+        async fn history(&self) -> Object<Connection<HistoryRow>> {
+            Object(page(vec![HistoryRow::from(&peer())]))
+        }
+        async fn moves(&self) -> Objects<EndpointChange> {
+            moves()
+        }
+        async fn hosts(&self) -> Objects<HostRecord> {
+            hosts()
+        }
+        async fn rotation(&self) -> Objects<KeyRotation> {
+            rotation()
+        }
+        async fn active(&self) -> Object<Connection<PeerActivity>> {
+            active()
+        }
+    }
+
+    type TestSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+    /// Every field of the type named `name` (and of the objects below it), from the schema itself.
+    async fn every_field(schema: &TestSchema, name: &str) -> String {
+        let query = format!(
+            r#"{{ __type(name: "{name}") {{ fields {{ name type {{ kind name ofType {{ kind name ofType {{ kind name ofType {{ kind name }} }} }} }} }} }} }}"#
+        );
+        let answer = schema.execute(query).await.data.into_json().expect("json");
+        let mut selection = vec!["__typename".to_owned()];
+        for field in answer["__type"]["fields"].as_array().expect("an object type") {
+            let mut ty = &field["type"];
+            while ty["kind"] == "NON_NULL" || ty["kind"] == "LIST" {
+                ty = &ty["ofType"];
+            }
+            let field_name = field["name"].as_str().expect("a name").to_owned();
+            if ty["kind"] == "OBJECT" {
+                let below = Box::pin(every_field(schema, ty["name"].as_str().expect("a name"))).await;
+                selection.push(format!("{field_name} {below}"));
+            } else {
+                selection.push(field_name);
+            }
+        }
+        format!("{{ {} }}", selection.join(" "))
+    }
+
+    /// The root field `root` answered by async-graphql and written by its plan, for `selection`.
+    async fn both<A: Answer>(schema: &TestSchema, root: &str, selection: &str, value: A) -> (String, String) {
+        let (selection, fragments) = selection
+            .split_once(" fragment ")
+            .map_or((selection, String::new()), |(selection, fragments)| (selection, format!("fragment {fragments}")));
+        let text = format!("{{ {root} {selection} }} {fragments}");
+        let response = schema.execute(text.as_str()).await;
+        assert!(response.errors.is_empty(), "{root}: {:?}", response.errors);
+        let async_graphql::Value::Object(mut data) = response.data else { panic!("{root}: no data") };
+        let executed = serde_json::to_string(&data.swap_remove(root).expect("the field")).expect("json");
+        let document = async_graphql::parser::parse_query(&text).expect("parses");
+        let async_graphql::parser::types::DocumentOperations::Single(operation) = &document.operations else {
+            panic!("one operation")
+        };
+        let async_graphql::parser::types::Selection::Field(field) = &operation.node.selection_set.node.items[0].node
+        else {
+            panic!("a field")
+        };
+        let plan = A::Graphql::plan(&field.node.selection_set.node, &document.fragments, &mut Plan::default())
+            .expect("planned");
+        let mut written = Vec::new();
+        value.write_json(&plan, &mut written).expect("written");
+        (executed, String::from_utf8(written).expect("utf-8"))
     }
 
     #[tokio::test]
-    async fn a_peer_view_answers_every_field_exactly_as_the_whole_peer() {
+    async fn every_field_of_every_object_is_written_as_async_graphql_answers_it() {
         let schema = Schema::new(Query, EmptyMutation, EmptySubscription);
-        // every field of the type, as the schema lists it
-        let listed = schema.execute(r#"{ __type(name: "WireguardPeer") { fields { name } } }"#).await;
-        let listed = listed.data.into_json().expect("json");
-        let fields: Vec<&str> = listed["__type"]["fields"]
-            .as_array()
-            .expect("fields")
-            .iter()
-            .map(|field| field["name"].as_str().expect("a name"))
-            .collect();
-        assert_eq!(fields.len(), 19, "{fields:?}");
-        let selection = format!("{{ __typename {} }}", fields.join(" "));
-        let mut answers = Vec::new();
-        for root in ["whole", "view", "plainView"] {
-            let response = schema.execute(format!("{{ {root} {selection} }}")).await;
-            assert!(response.errors.is_empty(), "{root}: {:?}", response.errors);
-            let async_graphql::Value::Object(mut data) = response.data else { panic!("{root}: no data") };
-            answers.push(data.swap_remove(root).expect("the field").to_string());
+        macro_rules! check {
+            ($root:literal, $type:literal, $value:expr) => {{
+                let selection = every_field(&schema, $type).await;
+                let (executed, written) = both(&schema, $root, &selection, $value).await;
+                assert!(!executed.contains("null"), "{}: every field has a value: {executed}", $root);
+                assert_eq!(executed, written, "{}", $root);
+            }};
         }
-        assert!(!answers[0].contains("null"), "every field has a value: {}", answers[0]);
-        assert_eq!(answers[0], answers[1]);
-        assert_eq!(answers[0], answers[2]);
-        for field in fields {
-            let mut written = Vec::new();
-            let writer = PeerView::field_writer(field).unwrap_or_else(|| panic!("no writer for {field}"));
-            writer(&record(), &mut written).expect("written");
-            let value = PeerView(record()).field_value(field).expect("a value");
-            assert_eq!(
-                String::from_utf8(written).expect("utf-8"),
-                serde_json::to_string(&value).expect("json"),
-                "{field}"
-            );
-        }
+        check!("peers", "WireguardPeerConnection", page(vec![peer(), peer()]));
+        check!("stats", "WireguardStats", stats());
+        check!("alerts", "WireguardAlertConnection", page(vec![alert()]));
+        check!("history", "PeerHistoryEntryConnection", page(vec![HistoryRow::from(&peer())]));
+        check!("hosts", "WireguardHost", hosts().0);
+        check!("moves", "EndpointMove", moves().0);
+        check!("rotation", "RotationStatusEntry", rotation().0);
+        check!("active", "ActivePeerConnection", active().0);
     }
 
-    proptest::proptest! {
-        #[test]
-        fn times_are_written_as_chrono_writes_them(millis in -80_000_000_000_000i64..300_000_000_000_000) {
-            let mut written = Vec::new();
-            append_rfc3339(&date_time(millis), &mut written);
-            proptest::prop_assert_eq!(String::from_utf8(written).expect("utf-8"), date_time(millis).to_rfc3339());
+    #[tokio::test]
+    async fn fragments_aliases_and_repeated_fields_are_answered_alike() {
+        let schema = Schema::new(Query, EmptyMutation, EmptySubscription);
+        let selections = [
+            "{ pageInfo { hasNextPage } first: edges { cursor } nodes { host } }",
+            "{ edges { cursor node { host } } edges { node { publicKey host } } }",
+            "{ ... on WireguardPeerConnection { nodes { __typename status } } nodes { observedAt } }",
+            "{ nodes { ...peer ... on WireguardPeer { tags } } } fragment peer on WireguardPeer { displayName tags }",
+        ];
+        for selection in selections {
+            let (executed, written) = both(&schema, "peers", selection, page(vec![peer(), peer()])).await;
+            assert_eq!(executed, written, "{selection}");
         }
-    }
-
-    #[test]
-    fn times_of_every_kind_are_written_as_chrono_writes_them() {
-        let whole_second = date_time(1_780_000_000_000);
-        let odd = whole_second + chrono::Duration::nanoseconds(1_500);
-        for at in [whole_second, date_time(1_780_000_000_007), date_time(-1), odd, DateTime::<Utc>::MIN_UTC] {
-            let mut written = Vec::new();
-            append_rfc3339(&at, &mut written);
-            assert_eq!(String::from_utf8(written).expect("utf-8"), at.to_rfc3339());
-        }
-    }
-
-    #[test]
-    fn text_written_unescaped_needs_no_escaping() {
-        let endpoint: argus_core::Endpoint = "[fe80::1%4]:51820".parse().expect("scoped endpoint");
-        let mut written = Vec::new();
-        endpoint.write_json(&mut written).expect("written");
-        assert_eq!(
-            String::from_utf8(written).expect("utf-8"),
-            serde_json::to_string(&endpoint.to_string()).expect("json")
-        );
     }
 }

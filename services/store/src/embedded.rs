@@ -2,6 +2,7 @@
 
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,8 @@ pub struct EmbeddedStore {
     database: Arc<Database>,
     sync_interval: Duration,
     last_sync: Arc<Mutex<Instant>>,
+    /// Batches committed since the store was opened ([`ProjectionStore::version`]).
+    commits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -150,7 +153,12 @@ impl EmbeddedStore {
         let transaction = database.begin_write().map_err(unavailable)?;
         prepare_tables(&transaction)?;
         transaction.commit().map_err(unavailable)?;
-        Ok(Self { database: Arc::new(database), sync_interval, last_sync: Arc::new(Mutex::new(Instant::now())) })
+        Ok(Self {
+            database: Arc::new(database),
+            sync_interval,
+            last_sync: Arc::new(Mutex::new(Instant::now())),
+            commits: Arc::default(),
+        })
     }
 
     fn durability_for_this_batch(&self) -> Durability {
@@ -283,7 +291,9 @@ impl EmbeddedStore {
                 postcard::to_slice(checkpoint, row.as_mut()).expect("the row has the length postcard computed");
             }
         }
-        transaction.commit().map_err(unavailable)
+        transaction.commit().map_err(unavailable)?;
+        self.commits.fetch_add(1, Ordering::Release);
+        Ok(())
     }
 
     /// Runs `work` on a blocking thread: a write, or a read that may walk many rows (history,
@@ -490,6 +500,10 @@ impl GatewayHistory<'_> {
 
 #[async_trait]
 impl ProjectionStore for EmbeddedStore {
+    fn version(&self) -> Option<u64> {
+        Some(self.commits.load(Ordering::Acquire))
+    }
+
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
         self.off_runtime(move |store| store.write_blocking(&batch)).await
     }

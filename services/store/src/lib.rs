@@ -4,15 +4,17 @@
 //! checkpoint that covers them); the API reads. Every read is scoped by organisation and a
 //! maximum clearance; no argument, filter or cursor reaches another organisation's rows.
 
+mod audit;
 mod embedded;
 mod keys;
 mod model;
 mod scan;
 pub mod scylla;
 
-use argus_core::{AlertId, Clearance, EndpointChange, HostRecord, OrgId, PeerRecord, PublicKey};
+use argus_core::{AlertId, Clearance, EndpointChange, HostId, HostRecord, OrgId, PeerRecord, PublicKey};
 use async_trait::async_trait;
 
+pub use self::audit::{ACTIVE_PEERS_EXAMINED, KeyRotation, PeerActivity, RotationState, add_activity, judge_rotation};
 pub use self::embedded::{EmbeddedStore, SYNC_INTERVAL};
 pub use self::model::{
     AlertFilter, AlertRow, Batch, Checkpoint, Cursor, HistoryRow, HostStatsSummary, Listing, ManifestRow, Page,
@@ -24,6 +26,12 @@ pub use self::model::{
 pub trait ProjectionStore: Send + Sync + 'static {
     /// Applies a batch: atomically (embedded), idempotently (everywhere).
     async fn write(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// A number that changes whenever a write is committed, where the store can tell (a reader
+    /// may keep an answer while it is unchanged); `None` where it cannot (another process writes).
+    fn version(&self) -> Option<u64> {
+        None
+    }
 
     /// Peers of an organisation ordered by (host, interface, key), filtered, one page.
     async fn peers(
@@ -78,6 +86,26 @@ pub trait ProjectionStore: Send + Sync + 'static {
     /// interface, clearance).
     async fn manifests(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<ManifestRow>, StoreError>;
 
+    /// Where each key of the manifests at or below `max_clearance` stands on its interface, judged
+    /// by the peers at or below both the manifest's clearance and `max_clearance`.
+    async fn rotation_status(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<KeyRotation>, StoreError> {
+        audit::rotation_status(self, org, max_clearance, AUDIT_PAGE).await
+    }
+
+    /// Peers (of one gateway, or all) that handshook or moved traffic in `range`, ordered by
+    /// (host, interface, key). A page examines at most [`ACTIVE_PEERS_EXAMINED`] times its size,
+    /// so it may hold fewer than asked while `next` is set.
+    async fn active_peers(
+        &self,
+        org: &OrgId,
+        range: TimeRange,
+        host: Option<&HostId>,
+        max_clearance: Clearance,
+        page: &PageRequest,
+    ) -> Result<Page<PeerActivity>, StoreError> {
+        audit::active_peers(self, org, range, host, max_clearance, page, AUDIT_PAGE).await
+    }
+
     /// Gateway interfaces and their liveness, ordered by (host, interface).
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError>;
 
@@ -92,6 +120,9 @@ pub trait ProjectionStore: Send + Sync + 'static {
     /// out differently; across engines, the reads above agree.
     async fn export(&self) -> Result<String, StoreError>;
 }
+
+/// Rows an audit read asks for at once.
+const AUDIT_PAGE: usize = 1_000;
 
 /// One line of [`ProjectionStore::export`].
 fn export_line(table: &str, key: &[u8], value: &[u8]) -> String {

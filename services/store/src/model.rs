@@ -151,7 +151,7 @@ impl AlertRow {
 }
 
 /// Which peers of an organisation to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PeerFilter {
     pub host: Option<HostId>,
     /// Only honoured together with `host` narrowing the scan; alone it filters rows.
@@ -281,7 +281,7 @@ impl AppendText for Cursor {
 }
 
 /// How much of a listing to return.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     pub first: usize,
     pub after: Option<Cursor>,

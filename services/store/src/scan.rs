@@ -62,40 +62,12 @@ pub(crate) fn alerts_scan(org: &OrgId, range: TimeRange, after: Option<&Cursor>)
 
 /// Per-row decoding and visibility, the same in both stores.
 pub(crate) mod visible {
-    use std::cell::RefCell;
-
-    use rustc_hash::FxHashMap;
-
     use super::*;
-
-    /// Peer rows a thread keeps decoded, at most (then forgotten all at once): about 2 MiB.
-    const DECODED_PEERS: usize = 4_096;
-
-    thread_local! {
-        /// Peer rows this thread has listed lately, decoded, by their bytes: the same bytes always
-        /// decode to the same record, and a dashboard asks for the same page again and again
-        /// (each row changes once a scan), and a copy of a decoded record costs far less than a
-        /// decode.
-        static DECODED: RefCell<FxHashMap<Box<[u8]>, PeerRecord>> = RefCell::default();
-    }
 
     /// The peer row's record when `max` may see it and `filter` keeps it.
     pub(crate) fn peer(bytes: &[u8], filter: &PeerFilter, max: Clearance) -> Result<Option<PeerRecord>, StoreError> {
-        let visible = |record: &PeerRecord| record.clearance <= max && filter.matches(record);
-        DECODED.with_borrow_mut(|decoded| {
-            if let Some(record) = decoded.get(bytes) {
-                return Ok(visible(record).then(|| record.clone()));
-            }
-            let record: PeerRecord = decode("peers", bytes)?;
-            if !visible(&record) {
-                return Ok(None);
-            }
-            if decoded.len() >= DECODED_PEERS {
-                decoded.clear();
-            }
-            decoded.insert(bytes.into(), record.clone());
-            Ok(Some(record))
-        })
+        let record: PeerRecord = decode("peers", bytes)?;
+        Ok((record.clearance <= max && filter.matches(&record)).then_some(record))
     }
 
     pub(crate) fn history(bytes: &[u8], max: Clearance) -> Result<Option<HistoryRow>, StoreError> {

@@ -1,6 +1,6 @@
 //! One peer's state and the per-observation rules: counter deltas, staleness status, baseline, roaming.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,14 +28,11 @@ impl PeerMetadata {
         })
     }
 
-    /// `metadata` to share; most peers have none, and those share one empty value per thread (one
-    /// for all threads would have every core count references on the same cache line).
+    /// `metadata` to share; most peers have none, and those share one empty value.
     fn share(metadata: PeerMetadata) -> Arc<PeerMetadata> {
-        thread_local! {
-            static EMPTY: Arc<PeerMetadata> = Arc::default();
-        }
+        static EMPTY: LazyLock<Arc<PeerMetadata>> = LazyLock::new(Arc::default);
         if metadata == PeerMetadata::default() {
-            return EMPTY.with(Arc::clone);
+            return Arc::clone(&EMPTY);
         }
         Arc::new(metadata)
     }
