@@ -31,6 +31,12 @@ const SECRET: &str = "load-test-secret-of-thirty-two-bytes!";
 
 const PEERS_QUERY: &str = "{ wireguardPeers(first: 100) { edges { cursor node { publicKey host interface status \
     endpoint allowedIps latestHandshake transferRx transferTx rxBytesPerSecond } } pageInfo { hasNextPage endCursor } } }";
+/// What a Relay or Apollo client (and the NOC screen) sends for the same page: a named operation,
+/// variables (the page after a cursor) and a fragment.
+const CLIENT_QUERY: &str = "query FleetPage($first: Int!, $after: String) { wireguardPeers(first: $first, after: $after) { \
+    edges { cursor node { ...PeerRow } } pageInfo { hasNextPage endCursor } } } \
+    fragment PeerRow on WireguardPeer { publicKey host interface status endpoint allowedIps latestHandshake transferRx \
+    transferTx rxBytesPerSecond }";
 const STATS_QUERY: &str = "{ wireguardStats { peers { total active stale neverConnected } transferRx transferTx \
     rxBytesPerSecond txBytesPerSecond hosts { host peers { total stale } transferRx } } }";
 
@@ -73,13 +79,18 @@ fn viewer_token(subject: &str) -> String {
     mint_hs256(&Secret::new(SECRET), &claims).expect("token")
 }
 
-/// Runs `wrk` (one thread, `connections` keep-alive connections) sending `query` (a GET without
+/// A request body of `query` alone.
+fn plain(query: &str) -> serde_json::Value {
+    json!({ "query": query })
+}
+
+/// Runs `wrk` (one thread, `connections` keep-alive connections) posting `body` (a GET without
 /// one) for `seconds`, and prints its throughput and latency percentiles.
-fn load(url: &str, token: &str, name: &str, query: Option<&str>, connections: usize, seconds: u64) {
+fn load(url: &str, token: &str, name: &str, body: Option<&serde_json::Value>, connections: usize, seconds: u64) {
     let script = tempfile::NamedTempFile::new().expect("script file");
-    let request = match query {
-        Some(query) => {
-            let body = json!({ "query": query }).to_string();
+    let request = match body {
+        Some(body) => {
+            let body = body.to_string();
             format!(
                 "wrk.method = \"POST\"\nwrk.body = {body:?}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
             )
@@ -121,6 +132,16 @@ fn load(url: &str, token: &str, name: &str, query: Option<&str>, connections: us
     );
 }
 
+/// The client's request for the second page of the fleet: its cursor read from the first page.
+async fn client_body(url: &str, token: &str) -> serde_json::Value {
+    let first = json!({ "query": CLIENT_QUERY, "operationName": "FleetPage", "variables": { "first": 100 } });
+    let response =
+        reqwest::Client::new().post(url).bearer_auth(token).json(&first).send().await.expect("the first page");
+    let answer: serde_json::Value = response.json().await.expect("the first page's JSON");
+    let cursor = answer["data"]["wireguardPeers"]["pageInfo"]["endCursor"].as_str().expect("a cursor").to_owned();
+    json!({ "query": CLIENT_QUERY, "operationName": "FleetPage", "variables": { "first": 100, "after": cursor } })
+}
+
 #[tokio::main]
 async fn main() {
     let seconds: u64 = std::env::args().nth(1).map_or(20, |text| text.parse().expect("seconds per query"));
@@ -150,10 +171,12 @@ async fn main() {
     let healthz = url.replace("/graphql", "/healthz");
     println!("wrk: {CLIENTS} concurrent keep-alive connections over HTTP, {seconds} s per query, target p99 <= 10 ms");
     let (rounds_url, rounds_token) = (url.clone(), token.clone());
+    let client = client_body(&url, &token).await;
     tokio::task::spawn_blocking(move || {
         let (url, token) = (rounds_url, rounds_token);
-        load(&url, &token, "wireguardPeers(first: 100)", Some(PEERS_QUERY), CLIENTS, seconds);
-        load(&url, &token, "wireguardStats", Some(STATS_QUERY), CLIENTS, seconds);
+        load(&url, &token, "wireguardPeers(first: 100)", Some(&plain(PEERS_QUERY)), CLIENTS, seconds);
+        load(&url, &token, "FleetPage($first: 100, $after), fragment", Some(&client), CLIENTS, seconds);
+        load(&url, &token, "wireguardStats", Some(&plain(STATS_QUERY)), CLIENTS, seconds);
         // the same while scans are written: one batch of rows at a time, evenly over each interval
         let writing = Arc::new(AtomicBool::new(true));
         let writer = {
@@ -168,8 +191,9 @@ async fn main() {
             })
         };
         let live = format!(" while every peer is written every {} s", SCAN_INTERVAL.as_secs());
-        load(&url, &token, &format!("wireguardPeers(first: 100){live}"), Some(PEERS_QUERY), CLIENTS, seconds);
-        load(&url, &token, &format!("wireguardStats{live}"), Some(STATS_QUERY), CLIENTS, seconds);
+        load(&url, &token, &format!("wireguardPeers(first: 100){live}"), Some(&plain(PEERS_QUERY)), CLIENTS, seconds);
+        load(&url, &token, &format!("FleetPage, fragment{live}"), Some(&client), CLIENTS, seconds);
+        load(&url, &token, &format!("wireguardStats{live}"), Some(&plain(STATS_QUERY)), CLIENTS, seconds);
         writing.store(false, Ordering::Relaxed);
         writer.join().expect("writer");
     })
@@ -213,7 +237,7 @@ async fn main() {
     let (stats_url, probe_token) = (url.clone(), token.clone());
     tokio::task::spawn_blocking(move || {
         load(&healthz, &probe_token, "/healthz", None, PROBES, seconds);
-        load(&stats_url, &probe_token, "wireguardStats", Some(STATS_QUERY), PROBES, seconds);
+        load(&stats_url, &probe_token, "wireguardStats", Some(&plain(STATS_QUERY)), PROBES, seconds);
     })
     .await
     .expect("probes");

@@ -36,10 +36,7 @@ fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
 
 /// Times `calls` sequential calls and prints p50, p99 and max.
 fn report<F: std::future::Future>(
-    runtime: &tokio::runtime::Runtime,
-    name: &str,
-    calls: usize,
-    mut call: impl FnMut() -> F,
+    runtime: &tokio::runtime::Runtime, name: &str, calls: usize, mut call: impl FnMut() -> F,
 ) {
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {

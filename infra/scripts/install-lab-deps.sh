@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the WireGuard lab needs (wireguard-go, wg, ip, ping) and what the build links
-# (OpenSSL's headers for librdkafka) from Debian's packages,
+# (OpenSSL's headers for librdkafka) and the API benchmark's load generator (wrk) from Debian's packages,
 # idempotently: nothing is fetched when every command is already there. Needs root.
 set -euo pipefail
 missing=()
@@ -12,6 +12,8 @@ command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# the API load benchmark (api-load) drives the API with wrk
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi

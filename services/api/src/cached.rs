@@ -79,11 +79,7 @@ impl ProjectionStore for CachedStore {
     }
 
     async fn peers(
-        &self,
-        org: &OrgId,
-        filter: &PeerFilter,
-        max_clearance: Clearance,
-        page: &PageRequest,
+        &self, org: &OrgId, filter: &PeerFilter, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<PeerRecord>, StoreError> {
         let read = Read::Peers { org: org.clone(), filter: filter.clone(), max_clearance, page: page.clone() };
         let fresh = async { Ok(Kept::Peers(Arc::new(self.inner.peers(org, filter, max_clearance, page).await?))) };
@@ -112,50 +108,31 @@ impl ProjectionStore for CachedStore {
     }
 
     async fn peer(
-        &self,
-        org: &OrgId,
-        key: &PublicKey,
-        max_clearance: Clearance,
+        &self, org: &OrgId, key: &PublicKey, max_clearance: Clearance,
     ) -> Result<Vec<PeerRecord>, StoreError> {
         self.inner.peer(org, key, max_clearance).await
     }
 
     async fn history(
-        &self,
-        org: &OrgId,
-        key: &PublicKey,
-        range: TimeRange,
-        max_clearance: Clearance,
-        page: &PageRequest,
+        &self, org: &OrgId, key: &PublicKey, range: TimeRange, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<HistoryRow>, StoreError> {
         self.inner.history(org, key, range, max_clearance, page).await
     }
 
     async fn endpoint_changes(
-        &self,
-        org: &OrgId,
-        key: &PublicKey,
-        range: TimeRange,
-        max_clearance: Clearance,
+        &self, org: &OrgId, key: &PublicKey, range: TimeRange, max_clearance: Clearance,
     ) -> Result<Vec<EndpointChange>, StoreError> {
         self.inner.endpoint_changes(org, key, range, max_clearance).await
     }
 
     async fn alerts(
-        &self,
-        org: &OrgId,
-        filter: &AlertFilter,
-        max_clearance: Clearance,
-        page: &PageRequest,
+        &self, org: &OrgId, filter: &AlertFilter, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<AlertRow>, StoreError> {
         self.inner.alerts(org, filter, max_clearance, page).await
     }
 
     async fn alert(
-        &self,
-        org: &OrgId,
-        alert_id: &AlertId,
-        max_clearance: Clearance,
+        &self, org: &OrgId, alert_id: &AlertId, max_clearance: Clearance,
     ) -> Result<Option<AlertRow>, StoreError> {
         self.inner.alert(org, alert_id, max_clearance).await
     }

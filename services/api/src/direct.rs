@@ -306,9 +306,7 @@ mod tests {
     #[async_trait::async_trait]
     impl Extension for CostOnly {
         async fn validation(
-            &self,
-            ctx: &ExtensionContext<'_>,
-            next: NextValidation<'_>,
+            &self, ctx: &ExtensionContext<'_>, next: NextValidation<'_>,
         ) -> Result<ValidationResult, Vec<ServerError>> {
             let result = next.run(ctx).await?;
             self.0.store(result.complexity, Ordering::Relaxed);

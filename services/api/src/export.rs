@@ -7,10 +7,7 @@ use argus_core::{HostId, HostRecord, InterfaceName, PeerRecord};
 /// The `[Interface]` section (listen port; the public key as a comment, as `wg` has no field for
 /// it) and one `[Peer]` per record, in the order given.
 pub fn wg_config(
-    host: &HostId,
-    interface: &InterfaceName,
-    gateway: Option<&HostRecord>,
-    peers: &[PeerRecord],
+    host: &HostId, interface: &InterfaceName, gateway: Option<&HostRecord>, peers: &[PeerRecord],
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {host} {interface}: exported by Argus WireGuard for backup and audit");

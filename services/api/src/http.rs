@@ -297,10 +297,7 @@ fn graphiql() -> Html<String> {
 /// Sockets are bounded in number and message size like requests are in body size.
 #[handler]
 async fn subscriptions(
-    request: &Request,
-    protocol: GraphQLProtocol,
-    websocket: WebSocket,
-    state: poem::web::Data<&Arc<HttpState>>,
+    request: &Request, protocol: GraphQLProtocol, websocket: WebSocket, state: poem::web::Data<&Arc<HttpState>>,
 ) -> Response {
     let upgrade_caller = match request.headers().get(header::AUTHORIZATION) {
         Some(_) => match authenticate(&state, request) {
@@ -334,10 +331,7 @@ async fn subscriptions(
 /// (closed with 4408), its token expires (4401), or it sends a frame larger than a request body
 /// may be (1009): a socket never outlives its token.
 async fn serve_socket(
-    socket: WebSocketStream,
-    protocol: GraphQLProtocol,
-    state: &Arc<HttpState>,
-    upgrade_caller: Option<Caller>,
+    socket: WebSocketStream, protocol: GraphQLProtocol, state: &Arc<HttpState>, upgrade_caller: Option<Caller>,
 ) {
     let (mut sink, stream) = socket.split();
     // a frame the socket refuses to read (too large, malformed) ends the stream: say why on close

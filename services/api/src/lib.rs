@@ -138,9 +138,7 @@ pub enum ApiConfigError {
 impl ApiContext {
     /// The context for `store` and `sink` (usually the event log itself).
     pub fn new(
-        store: Arc<dyn ProjectionStore>,
-        sink: Arc<dyn RecordSink>,
-        config: ApiConfig,
+        store: Arc<dyn ProjectionStore>, sink: Arc<dyn RecordSink>, config: ApiConfig,
     ) -> Result<Self, ApiConfigError> {
         let collector_id: CollectorId = config.instance_id.parse().map_err(ApiConfigError::InstanceId)?;
         let publisher = Arc::new(EventPublisher::new(sink, config.observations_topic.clone(), collector_id));
@@ -152,8 +150,7 @@ impl ApiContext {
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then drains for up to 10 s.
 pub async fn serve(
-    listener: std::net::TcpListener,
-    routes: impl poem::Endpoint + 'static,
+    listener: std::net::TcpListener, routes: impl poem::Endpoint + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;

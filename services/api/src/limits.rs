@@ -51,9 +51,7 @@ pub(crate) mod cost {
 
     /// A page of peers: a filter on anything but the gateway reads on until the page is full.
     pub(crate) fn peers(
-        first: Option<i32>,
-        filter: &Option<crate::types::WireguardPeerFilter>,
-        child_complexity: usize,
+        first: Option<i32>, filter: &Option<crate::types::WireguardPeerFilter>, child_complexity: usize,
     ) -> usize {
         let scans = filter
             .as_ref()
@@ -73,20 +71,14 @@ pub(crate) mod cost {
 
     /// A page of one peer's rows over a time range.
     pub(crate) fn ranged_page(
-        first: Option<i32>,
-        from: &DateTime<Utc>,
-        to: &DateTime<Utc>,
-        child_complexity: usize,
+        first: Option<i32>, from: &DateTime<Utc>, to: &DateTime<Utc>, child_complexity: usize,
     ) -> usize {
         ranged(from, to, child_complexity).saturating_add(rows(first))
     }
 
     /// A page of peers, each examined over a time range.
     pub(crate) fn activity(
-        first: Option<i32>,
-        from: &DateTime<Utc>,
-        to: &DateTime<Utc>,
-        child_complexity: usize,
+        first: Option<i32>, from: &DateTime<Utc>, to: &DateTime<Utc>, child_complexity: usize,
     ) -> usize {
         let examined = rows(first).saturating_mul(argus_store::ACTIVE_PEERS_EXAMINED);
         examined.saturating_mul(hours(from, to)).saturating_add(page(first, child_complexity))
@@ -224,9 +216,7 @@ struct RequestLimits {
 #[async_trait::async_trait]
 impl Extension for RequestLimits {
     async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
+        &self, ctx: &ExtensionContext<'_>, next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
         if result.complexity > self.limits.max_cost {
@@ -244,10 +234,7 @@ impl Extension for RequestLimits {
     }
 
     async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
+        &self, ctx: &ExtensionContext<'_>, operation_name: Option<&str>, next: NextExecute<'_>,
     ) -> Response {
         let limits = &self.limits;
         let expensive = limits.is_expensive(self.cost.load(Ordering::Relaxed));
@@ -269,10 +256,7 @@ impl Extension for RequestLimits {
     }
 
     fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
+        &self, ctx: &ExtensionContext<'_>, stream: BoxStream<'s, Response>, next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
         let Some(SocketSubscriptions(open)) = ctx.data_opt::<SocketSubscriptions>() else {
             return next.run(ctx, stream);

@@ -19,11 +19,7 @@ use crate::types::{WireguardAlert, WireguardAlertKind};
 /// Reads `topic` from its end and broadcasts every alert to `sender` until `shutdown` turns true.
 /// Undecodable records are counted and skipped (the processor wrote them; nothing here to repair).
 pub async fn run_alert_feed<L: EventLog>(
-    log: Arc<L>,
-    topic: String,
-    group: String,
-    encoding: AlertEncoding,
-    sender: broadcast::Sender<Arc<Alert>>,
+    log: Arc<L>, topic: String, group: String, encoding: AlertEncoding, sender: broadcast::Sender<Arc<Alert>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -85,9 +81,7 @@ impl SubscriptionRoot {
     /// Alert transitions (RAISED, RESOLVED) of the caller's organisation as the processor publishes
     /// them, optionally of some kinds only; alerts above the caller's clearance never arrive.
     async fn wireguard_alerts(
-        &self,
-        context: &Context<'_>,
-        kinds: Option<Vec<WireguardAlertKind>>,
+        &self, context: &Context<'_>, kinds: Option<Vec<WireguardAlertKind>>,
     ) -> async_graphql::Result<impl Stream<Item = WireguardAlert> + use<>> {
         let caller = caller(context)?.clone();
         let receiver = api(context).live_alerts.subscribe();

@@ -141,9 +141,7 @@ impl<T: OutputObject> OutputType for Object<T> {
     }
 
     async fn resolve(
-        &self,
-        ctx: &ContextSelectionSet<'_>,
-        _field: &Positioned<async_graphql::parser::types::Field>,
+        &self, ctx: &ContextSelectionSet<'_>, _field: &Positioned<async_graphql::parser::types::Field>,
     ) -> ServerResult<Value> {
         Ok(object_value(&self.0, ctx))
     }
@@ -173,9 +171,7 @@ impl<T: OutputObject + Answer> OutputType for Objects<T> {
     }
 
     async fn resolve(
-        &self,
-        ctx: &ContextSelectionSet<'_>,
-        _field: &Positioned<async_graphql::parser::types::Field>,
+        &self, ctx: &ContextSelectionSet<'_>, _field: &Positioned<async_graphql::parser::types::Field>,
     ) -> ServerResult<Value> {
         Ok(self.0[..].value(ctx))
     }
@@ -355,11 +351,7 @@ impl<G: Planned> Planned for Option<G> {
 /// arguments, a directive other than `@skip` and `@include`, or a response key selected twice
 /// other than plainly (async-graphql merges those).
 fn plan_object<T: OutputObject>(
-    set: &SelectionSet,
-    fragments: &Fragments,
-    conditions: &[Condition],
-    plan: &mut Plan,
-    selection: &mut Vec<Selected>,
+    set: &SelectionSet, fragments: &Fragments, conditions: &[Condition], plan: &mut Plan, selection: &mut Vec<Selected>,
 ) -> Option<()> {
     for item in &set.items {
         let mut around = conditions.to_vec();
@@ -478,9 +470,7 @@ pub(crate) fn write_object<T: OutputObject>(object: &T, selection: &[Selected], 
 
 /// Writes `[ …, … ]`.
 fn write_list<'a, A: Answer + 'a>(
-    items: impl Iterator<Item = &'a A>,
-    below: &[Selected],
-    out: &mut Vec<u8>,
+    items: impl Iterator<Item = &'a A>, below: &[Selected], out: &mut Vec<u8>,
 ) -> Option<()> {
     out.push(b'[');
     for (index, item) in items.enumerate() {

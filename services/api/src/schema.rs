@@ -101,11 +101,7 @@ fn time_range(config: &ApiConfig, from: &DateTime<Utc>, to: &DateTime<Utc>) -> a
 /// `wireguardPeers`: a page of the peers the caller may see (also answered by [`crate::direct`],
 /// as are the other functions of this form).
 pub(crate) async fn peers(
-    api: &ApiContext,
-    caller: &Caller,
-    filter: Option<WireguardPeerFilter>,
-    first: Option<i32>,
-    after: Option<String>,
+    api: &ApiContext, caller: &Caller, filter: Option<WireguardPeerFilter>, first: Option<i32>, after: Option<String>,
 ) -> async_graphql::Result<Connection<PeerRecord>> {
     let filter = filter.unwrap_or_default();
     let filter = PeerFilter {
@@ -127,9 +123,7 @@ pub(crate) async fn peers(
 
 /// `wireguardPeer`: one key on every gateway interface that lists it.
 pub(crate) async fn peer(
-    api: &ApiContext,
-    caller: &Caller,
-    public_key: &str,
+    api: &ApiContext, caller: &Caller, public_key: &str,
 ) -> async_graphql::Result<Vec<PeerRecord>> {
     let key = parse::<PublicKey>("publicKey", public_key)?;
     api.store.peer(&caller.org, &key, caller.clearance).await.map_err(store_error)
@@ -147,11 +141,7 @@ pub(crate) async fn hosts(api: &ApiContext, caller: &Caller) -> async_graphql::R
 
 /// `wireguardAlerts`: a page of the alerts the caller may see, newest first.
 pub(crate) async fn alerts(
-    api: &ApiContext,
-    caller: &Caller,
-    filter: Option<WireguardAlertFilter>,
-    first: Option<i32>,
-    after: Option<String>,
+    api: &ApiContext, caller: &Caller, filter: Option<WireguardAlertFilter>, first: Option<i32>, after: Option<String>,
 ) -> async_graphql::Result<Connection<AlertRow>> {
     let filter = filter.unwrap_or_default();
     let range = TimeRange {
@@ -176,11 +166,7 @@ impl QueryRoot {
     /// Peers of the caller's organisation, ordered by host, interface and key.
     #[graphql(complexity = "cost::peers(first, &filter, child_complexity)")]
     async fn wireguard_peers(
-        &self,
-        context: &Context<'_>,
-        filter: Option<WireguardPeerFilter>,
-        first: Option<i32>,
-        after: Option<String>,
+        &self, context: &Context<'_>, filter: Option<WireguardPeerFilter>, first: Option<i32>, after: Option<String>,
     ) -> async_graphql::Result<Object<Connection<PeerRecord>>> {
         peers(api(context), caller(context)?, filter, first, after).await.map(Object)
     }
@@ -188,9 +174,7 @@ impl QueryRoot {
     /// One public key on every gateway interface that lists it.
     #[graphql(complexity = "cost::ONE_KEY + child_complexity")]
     async fn wireguard_peer(
-        &self,
-        context: &Context<'_>,
-        public_key: String,
+        &self, context: &Context<'_>, public_key: String,
     ) -> async_graphql::Result<Objects<PeerRecord>> {
         peer(api(context), caller(context)?, &public_key).await.map(Objects)
     }
@@ -204,12 +188,7 @@ impl QueryRoot {
     /// A peer's observations (every gateway) in `[from, to)`, oldest first.
     #[graphql(complexity = "cost::ranged_page(first, &from, &to, child_complexity)")]
     async fn wireguard_peer_history(
-        &self,
-        context: &Context<'_>,
-        public_key: String,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        first: Option<i32>,
+        &self, context: &Context<'_>, public_key: String, from: DateTime<Utc>, to: DateTime<Utc>, first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Object<Connection<argus_store::HistoryRow>>> {
         let caller = caller(context)?;
@@ -226,11 +205,7 @@ impl QueryRoot {
     /// A peer's endpoint moves in `[from, to)`, oldest first (roaming audit).
     #[graphql(complexity = "cost::ranged(&from, &to, child_complexity)")]
     async fn wireguard_endpoint_changes(
-        &self,
-        context: &Context<'_>,
-        public_key: String,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        &self, context: &Context<'_>, public_key: String, from: DateTime<Utc>, to: DateTime<Utc>,
     ) -> async_graphql::Result<Objects<argus_core::EndpointChange>> {
         let caller = caller(context)?;
         let key = parse::<PublicKey>("publicKey", &public_key)?;
@@ -246,11 +221,7 @@ impl QueryRoot {
     /// Alerts raised in a time range, newest first.
     #[graphql(complexity = "cost::page(first, child_complexity)")]
     async fn wireguard_alerts(
-        &self,
-        context: &Context<'_>,
-        filter: Option<WireguardAlertFilter>,
-        first: Option<i32>,
-        after: Option<String>,
+        &self, context: &Context<'_>, filter: Option<WireguardAlertFilter>, first: Option<i32>, after: Option<String>,
     ) -> async_graphql::Result<Object<Connection<AlertRow>>> {
         alerts(api(context), caller(context)?, filter, first, after).await.map(Object)
     }
@@ -266,12 +237,7 @@ impl QueryRoot {
     /// than `first` while `hasNextPage` is true: keep paging until it is false.
     #[graphql(complexity = "cost::activity(first, &from, &to, child_complexity)")]
     async fn wireguard_active_peers(
-        &self,
-        context: &Context<'_>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        host: Option<String>,
-        first: Option<i32>,
+        &self, context: &Context<'_>, from: DateTime<Utc>, to: DateTime<Utc>, host: Option<String>, first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Object<Connection<argus_store::PeerActivity>>> {
         let caller = caller(context)?;
@@ -292,8 +258,7 @@ impl QueryRoot {
     /// peers you may see.
     #[graphql(complexity = "cost::ROTATION_STATUS + child_complexity")]
     async fn wireguard_rotation_status(
-        &self,
-        context: &Context<'_>,
+        &self, context: &Context<'_>,
     ) -> async_graphql::Result<Objects<argus_store::KeyRotation>> {
         let caller = caller(context)?;
         let status = api(context).store.rotation_status(&caller.org, caller.clearance).await.map_err(store_error)?;
@@ -304,10 +269,7 @@ impl QueryRoot {
     /// private key, one `[Peer]` per visible peer.
     #[graphql(complexity = "cost::CONFIG_EXPORT + child_complexity")]
     async fn wireguard_config_export(
-        &self,
-        context: &Context<'_>,
-        host: String,
-        interface: String,
+        &self, context: &Context<'_>, host: String, interface: String,
     ) -> async_graphql::Result<String> {
         let caller = caller(context)?;
         let api = api(context);
@@ -342,9 +304,7 @@ impl MutationRoot {
     /// Publishes a peer record to the event log (validated like a collector's), then waits a
     /// bounded time for the processor to project it.
     async fn sync_wireguard_peer(
-        &self,
-        context: &Context<'_>,
-        input: SyncWireguardPeerInput,
+        &self, context: &Context<'_>, input: SyncWireguardPeerInput,
     ) -> async_graphql::Result<SyncWireguardPeerResult> {
         let caller = caller(context)?;
         caller.require(Role::Operator).map_err(auth_error)?;
@@ -379,9 +339,7 @@ impl MutationRoot {
     /// manifest set before at your clearance; a peer still presenting a retired or unlisted key is
     /// flagged (SECURITY) until it matches. Peers above your clearance are not affected.
     async fn set_rotation_manifest(
-        &self,
-        context: &Context<'_>,
-        input: RotationManifestInput,
+        &self, context: &Context<'_>, input: RotationManifestInput,
     ) -> async_graphql::Result<AcceptedEvent> {
         let caller = caller(context)?;
         caller.require(Role::Operator).map_err(auth_error)?;
@@ -451,9 +409,7 @@ fn bounded_text(field: &str, text: String) -> async_graphql::Result<String> {
 
 /// The observation a sync input stands for, or a precise error naming the first bad field.
 fn validate_sync(
-    caller: &Caller,
-    input: &SyncWireguardPeerInput,
-    header: argus_core::EventHeader,
+    caller: &Caller, input: &SyncWireguardPeerInput, header: argus_core::EventHeader,
 ) -> async_graphql::Result<PeerObservation> {
     let public_key = parse::<PublicKey>("input.publicKey", &input.public_key)?;
     let endpoint =

@@ -466,10 +466,7 @@ mod tests {
             }
 
             fn deserialize_struct<V: Visitor<'de>>(
-                self,
-                _: &'static str,
-                fields: &'static [&'static str],
-                visitor: V,
+                self, _: &'static str, fields: &'static [&'static str], visitor: V,
             ) -> Result<V::Value, Stop> {
                 match self.path.split_first() {
                     None => {

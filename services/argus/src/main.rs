@@ -141,10 +141,7 @@ impl Services {
     }
 
     fn processor<L: EventLog + 'static, S: ProjectionStore + 'static>(
-        &mut self,
-        log: Arc<L>,
-        store: Arc<S>,
-        config: argus_processor::ProcessorConfig,
+        &mut self, log: Arc<L>, store: Arc<S>, config: argus_processor::ProcessorConfig,
     ) {
         let stopped = self.stopped.clone();
         self.critical = Some(tokio::spawn(async move {
@@ -162,10 +159,7 @@ impl Services {
 
     /// The GraphQL API (and the live alert feed behind its subscription) on `listener`.
     fn api<L: EventLog + 'static>(
-        &mut self,
-        log: Arc<L>,
-        store: Arc<dyn ProjectionStore>,
-        config: &config::Config,
+        &mut self, log: Arc<L>, store: Arc<dyn ProjectionStore>, config: &config::Config,
         listener: std::net::TcpListener,
     ) -> anyhow::Result<()> {
         let authenticator = Authenticator::new(&config.auth).context("auth")?;

@@ -254,11 +254,7 @@ impl<L: EventLog + 'static> Collector<L> {
 /// Drains the outbox into the log whenever the scan loop wakes it; retries with backoff while the
 /// log refuses. Stops once told to and the outbox is empty (or the caller stops waiting).
 async fn publish_loop<L: EventLog>(
-    log: Arc<L>,
-    config: CollectorConfig,
-    outbox: Arc<Mutex<Outbox>>,
-    wake: Arc<Notify>,
-    status: Arc<CollectorStatus>,
+    log: Arc<L>, config: CollectorConfig, outbox: Arc<Mutex<Outbox>>, wake: Arc<Notify>, status: Arc<CollectorStatus>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let seq = SeqCounter::default();
@@ -313,10 +309,7 @@ async fn publish_loop<L: EventLog>(
 /// Stamps, encodes and appends `pending` in order, `publish_chunk` at a time. On failure returns
 /// what was not published (oldest first), how many were, and the error.
 async fn publish<L: EventLog>(
-    log: &L,
-    config: &CollectorConfig,
-    seq: &SeqCounter,
-    pending: Vec<Pending>,
+    log: &L, config: &CollectorConfig, seq: &SeqCounter, pending: Vec<Pending>,
 ) -> Result<u64, (Vec<Pending>, u64, LogError)> {
     let mut published = 0;
     let mut pending = pending.into_iter().peekable();

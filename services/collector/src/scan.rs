@@ -34,10 +34,7 @@ impl Scanner {
 
     /// Appends the events of one interface's scan at `observed_at` to `events`.
     pub fn scan(
-        &mut self,
-        interface: &InterfaceSnapshot,
-        identity: &InterfaceIdentity,
-        observed_at: UnixMillis,
+        &mut self, interface: &InterfaceSnapshot, identity: &InterfaceIdentity, observed_at: UnixMillis,
         events: &mut Vec<Event>,
     ) {
         let header = EventHeader {

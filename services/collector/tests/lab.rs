@@ -189,10 +189,7 @@ async fn observations_match_wg_show_dump_through_tansu() {
 
 /// Follows the topic, calling `visit` with every observation, until `done` says so.
 async fn follow<L: EventLog>(
-    log: &L,
-    timeout: Duration,
-    mut visit: impl FnMut(&PeerObservation),
-    mut done: impl FnMut() -> bool,
+    log: &L, timeout: Duration, mut visit: impl FnMut(&PeerObservation), mut done: impl FnMut() -> bool,
 ) {
     let mut consumer = log.subscribe(TOPIC, "follower").await.expect("subscribe");
     let started = Instant::now();

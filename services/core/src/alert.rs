@@ -97,11 +97,7 @@ impl AlertId {
 
     /// Derives the id of one episode of `kind` on one subject, starting at `episode_start`.
     pub fn derive(
-        kind: AlertKind,
-        org: &OrgId,
-        host: &HostId,
-        interface: &InterfaceName,
-        public_key: Option<&PublicKey>,
+        kind: AlertKind, org: &OrgId, host: &HostId, interface: &InterfaceName, public_key: Option<&PublicKey>,
         episode_start: UnixMillis,
     ) -> Self {
         let mut name = Vec::with_capacity(128);

@@ -24,11 +24,7 @@ fn check_identifier(text: &str, what: &'static str, max: usize) -> Result<(), Na
 }
 
 fn check_characters(
-    text: &str,
-    what: &'static str,
-    max: usize,
-    allowed: &'static str,
-    is_allowed: fn(char) -> bool,
+    text: &str, what: &'static str, max: usize, allowed: &'static str, is_allowed: fn(char) -> bool,
 ) -> Result<(), NameError> {
     if text.is_empty() {
         return Err(NameError::Empty { what });

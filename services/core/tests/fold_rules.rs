@@ -285,12 +285,7 @@ fn an_endpoint_move_within_a_known_network_is_audited_but_not_suspicious() {
 
 /// 10-second samples at `bytes_per_day`, for `duration`, continuing the counters.
 fn steady_traffic(
-    gateway: &mut Gateway,
-    state: &mut FoldState,
-    from: i64,
-    duration: i64,
-    bytes_per_day: f64,
-    counter: &mut u64,
+    gateway: &mut Gateway, state: &mut FoldState, from: i64, duration: i64, bytes_per_day: f64, counter: &mut u64,
 ) -> Vec<Effect> {
     let mut effects = Vec::new();
     let per_scan = (bytes_per_day * SCAN as f64 / DAY as f64) as u64;

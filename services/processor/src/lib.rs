@@ -121,10 +121,7 @@ fn now_millis() -> UnixMillis {
 
 /// Consumes `config.observations_topic` until `shutdown` resolves, then writes what it holds.
 pub async fn run<L: EventLog, S: ProjectionStore>(
-    log: &L,
-    store: &S,
-    config: &ProcessorConfig,
-    shutdown: impl Future<Output = ()>,
+    log: &L, store: &S, config: &ProcessorConfig, shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProcessorError> {
     run_towards(log, store, config, shutdown, &BTreeMap::new(), |_, _| {}).await
 }
@@ -134,11 +131,7 @@ pub async fn run<L: EventLog, S: ProjectionStore>(
 /// non-empty `ends` has a checkpoint there; `progress(done, total)` hears how many records the
 /// checkpoints cover after each turn's writes.
 async fn run_towards<L: EventLog, S: ProjectionStore>(
-    log: &L,
-    store: &S,
-    config: &ProcessorConfig,
-    shutdown: impl Future<Output = ()>,
-    ends: &BTreeMap<u32, u64>,
+    log: &L, store: &S, config: &ProcessorConfig, shutdown: impl Future<Output = ()>, ends: &BTreeMap<u32, u64>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<(), ProcessorError> {
     let total: u64 = ends.values().sum();
@@ -277,11 +270,7 @@ enum Polled {
 /// Runs until every partition's checkpoint reaches its offset in `end` (a replay, a load test),
 /// then stops as on shutdown. `progress(done, total)` hears how many records the checkpoints cover.
 pub async fn run_until_caught_up<L: EventLog, S: ProjectionStore>(
-    log: &L,
-    store: &S,
-    config: &ProcessorConfig,
-    end: &BTreeMap<u32, u64>,
-    progress: impl FnMut(u64, u64),
+    log: &L, store: &S, config: &ProcessorConfig, end: &BTreeMap<u32, u64>, progress: impl FnMut(u64, u64),
 ) -> Result<(), ProcessorError> {
     if end.is_empty() {
         return Ok(());
@@ -295,9 +284,7 @@ fn checkpoint_name(config: &ProcessorConfig, partition: u32) -> String {
 
 /// A partition's fold and position from its checkpoint, or a fresh start.
 async fn resume<S: ProjectionStore>(
-    store: &S,
-    config: &ProcessorConfig,
-    partition: u32,
+    store: &S, config: &ProcessorConfig, partition: u32,
 ) -> Result<PartitionState, ProcessorError> {
     let name = checkpoint_name(config, partition);
     let (mut fold, next_offset) = match store.checkpoint(&name).await? {
@@ -391,13 +378,8 @@ impl PreparedWrite {
 /// Publishes the partition's alerts and dead letters, then writes its pending effects (with a
 /// checkpoint when one is due), then commits the group position with that checkpoint.
 async fn flush<L: EventLog, S: ProjectionStore>(
-    log: &L,
-    store: &S,
-    config: &ProcessorConfig,
-    consumer: &mut L::Consumer,
-    partition: u32,
-    state: &mut PartitionState,
-    checkpointing: Checkpointing,
+    log: &L, store: &S, config: &ProcessorConfig, consumer: &mut L::Consumer, partition: u32,
+    state: &mut PartitionState, checkpointing: Checkpointing,
 ) -> Result<(), ProcessorError> {
     if let Some(mut prepared) = prepare_write(log, config, partition, state, checkpointing).await? {
         write_prepared(store, std::slice::from_mut(&mut prepared)).await?;
@@ -409,11 +391,7 @@ async fn flush<L: EventLog, S: ProjectionStore>(
 /// Takes the partition's pending effects into a batch (with a checkpoint when one is due) and
 /// publishes its alerts and dead letters; `None` when there is nothing to write.
 async fn prepare_write<L: EventLog>(
-    log: &L,
-    config: &ProcessorConfig,
-    partition: u32,
-    state: &mut PartitionState,
-    checkpointing: Checkpointing,
+    log: &L, config: &ProcessorConfig, partition: u32, state: &mut PartitionState, checkpointing: Checkpointing,
 ) -> Result<Option<PreparedWrite>, ProcessorError> {
     let progressed = state.next_offset > state.checkpointed_offset;
     let checkpoint_due = progressed

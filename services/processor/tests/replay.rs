@@ -81,11 +81,7 @@ async fn record<L: EventLog>(log: &L, topic: &str) -> Recorded {
 /// Runs a processor until every partition's checkpoint reaches `until` (or, with `stop_early`,
 /// until the first checkpoint passes a third of its partition).
 async fn process<L: EventLog>(
-    log: &L,
-    store: &EmbeddedStore,
-    config: &ProcessorConfig,
-    until: &BTreeMap<u32, u64>,
-    stop_early: bool,
+    log: &L, store: &EmbeddedStore, config: &ProcessorConfig, until: &BTreeMap<u32, u64>, stop_early: bool,
 ) {
     let done = async {
         // up to two minutes: a broker restart costs a group rejoin
@@ -136,10 +132,7 @@ fn without_checkpoints(export: &str) -> String {
 /// What a run left: the projections (without checkpoints) and the published alert ids; checks
 /// that every malformed record was dead-lettered with its bytes.
 async fn outcome<L: EventLog>(
-    log: &L,
-    config: &ProcessorConfig,
-    store: &EmbeddedStore,
-    recorded: &Recorded,
+    log: &L, config: &ProcessorConfig, store: &EmbeddedStore, recorded: &Recorded,
 ) -> (String, BTreeSet<String>) {
     let letters: Vec<_> = drain(log, &config.dead_letter_topic, "test-reader")
         .await

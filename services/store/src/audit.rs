@@ -110,11 +110,7 @@ pub fn add_activity(activity: &mut Option<PeerActivity>, peer: &PeerRecord, row:
 
 /// Every page of `filter`'s peers.
 async fn all_peers<S: ProjectionStore + ?Sized>(
-    store: &S,
-    org: &OrgId,
-    filter: &PeerFilter,
-    max_clearance: Clearance,
-    page_size: usize,
+    store: &S, org: &OrgId, filter: &PeerFilter, max_clearance: Clearance, page_size: usize,
 ) -> Result<Vec<PeerRecord>, StoreError> {
     let mut peers = Vec::new();
     let mut request = PageRequest::first(page_size);
@@ -130,10 +126,7 @@ async fn all_peers<S: ProjectionStore + ?Sized>(
 
 /// See [`ProjectionStore::rotation_status`].
 pub(crate) async fn rotation_status<S: ProjectionStore + ?Sized>(
-    store: &S,
-    org: &OrgId,
-    max_clearance: Clearance,
-    page_size: usize,
+    store: &S, org: &OrgId, max_clearance: Clearance, page_size: usize,
 ) -> Result<Vec<KeyRotation>, StoreError> {
     let manifests = store.manifests(org, max_clearance).await?;
     let mut status = Vec::new();
@@ -160,12 +153,7 @@ pub(crate) async fn rotation_status<S: ProjectionStore + ?Sized>(
 
 /// See [`ProjectionStore::active_peers`].
 pub(crate) async fn active_peers<S: ProjectionStore + ?Sized>(
-    store: &S,
-    org: &OrgId,
-    range: TimeRange,
-    host: Option<&HostId>,
-    max_clearance: Clearance,
-    page: &PageRequest,
+    store: &S, org: &OrgId, range: TimeRange, host: Option<&HostId>, max_clearance: Clearance, page: &PageRequest,
     history_page_size: usize,
 ) -> Result<Page<PeerActivity>, StoreError> {
     let filter = PeerFilter { host: host.cloned(), ..PeerFilter::default() };

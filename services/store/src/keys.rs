@@ -117,11 +117,7 @@ impl SeenSpan {
 
 /// Timelines (history read order, endpoint changes): by peer key, then time, then gateway.
 pub(crate) fn peer_timeline(
-    org_id: &OrgId,
-    key: &PublicKey,
-    at: UnixMillis,
-    host: &HostId,
-    interface: &InterfaceName,
+    org_id: &OrgId, key: &PublicKey, at: UnixMillis, host: &HostId, interface: &InterfaceName,
 ) -> Key {
     org(org_id).bytes(key.as_bytes()).time(at).text(host.as_str()).text(interface.as_str())
 }

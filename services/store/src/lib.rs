@@ -35,11 +35,7 @@ pub trait ProjectionStore: Send + Sync + 'static {
 
     /// Peers of an organisation ordered by (host, interface, key), filtered, one page.
     async fn peers(
-        &self,
-        org: &OrgId,
-        filter: &PeerFilter,
-        max_clearance: Clearance,
-        page: &PageRequest,
+        &self, org: &OrgId, filter: &PeerFilter, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<PeerRecord>, StoreError>;
 
     /// One key on every gateway that lists it.
@@ -48,38 +44,22 @@ pub trait ProjectionStore: Send + Sync + 'static {
 
     /// A peer's history (all gateways) over a time range, oldest first, one page.
     async fn history(
-        &self,
-        org: &OrgId,
-        key: &PublicKey,
-        range: TimeRange,
-        max_clearance: Clearance,
-        page: &PageRequest,
+        &self, org: &OrgId, key: &PublicKey, range: TimeRange, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<HistoryRow>, StoreError>;
 
     /// A peer's endpoint moves over a time range, oldest first (the roaming audit).
     async fn endpoint_changes(
-        &self,
-        org: &OrgId,
-        key: &PublicKey,
-        range: TimeRange,
-        max_clearance: Clearance,
+        &self, org: &OrgId, key: &PublicKey, range: TimeRange, max_clearance: Clearance,
     ) -> Result<Vec<EndpointChange>, StoreError>;
 
     /// Alerts raised in a time range, newest first, one page.
     async fn alerts(
-        &self,
-        org: &OrgId,
-        filter: &AlertFilter,
-        max_clearance: Clearance,
-        page: &PageRequest,
+        &self, org: &OrgId, filter: &AlertFilter, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<AlertRow>, StoreError>;
 
     /// One alert of an organisation by id, if the caller may see it.
     async fn alert(
-        &self,
-        org: &OrgId,
-        alert_id: &AlertId,
-        max_clearance: Clearance,
+        &self, org: &OrgId, alert_id: &AlertId, max_clearance: Clearance,
     ) -> Result<Option<AlertRow>, StoreError>;
 
     /// The rotation manifests of an organisation set at or below `max_clearance`, ordered by (host,
@@ -96,12 +76,7 @@ pub trait ProjectionStore: Send + Sync + 'static {
     /// (host, interface, key). A page examines at most [`ACTIVE_PEERS_EXAMINED`] times its size,
     /// so it may hold fewer than asked while `next` is set.
     async fn active_peers(
-        &self,
-        org: &OrgId,
-        range: TimeRange,
-        host: Option<&HostId>,
-        max_clearance: Clearance,
-        page: &PageRequest,
+        &self, org: &OrgId, range: TimeRange, host: Option<&HostId>, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<PeerActivity>, StoreError> {
         audit::active_peers(self, org, range, host, max_clearance, page, AUDIT_PAGE).await
     }

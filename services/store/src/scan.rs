@@ -43,10 +43,7 @@ pub(crate) fn peers_scan(org: &OrgId, filter: &PeerFilter, after: Option<&Cursor
 
 /// The timeline rows (history, endpoint changes) of one peer in a time range.
 pub(crate) fn timeline_scan(
-    org: &OrgId,
-    key: &PublicKey,
-    range: TimeRange,
-    after: Option<&Cursor>,
+    org: &OrgId, key: &PublicKey, range: TimeRange, after: Option<&Cursor>,
 ) -> Result<Scan, StoreError> {
     let scope = keys::org(org).bytes(key.as_bytes());
     let (from, to) = (scope.clone().time(range.from), scope.clone().time(range.to));

@@ -174,18 +174,14 @@ impl ScyllaStore {
     }
 
     fn execute<'a, V: scylla::serialize::row::SerializeRow + Send + 'a>(
-        &'a self,
-        statement: &'a PreparedStatement,
-        values: V,
+        &'a self, statement: &'a PreparedStatement, values: V,
     ) -> Write<'a> {
         Box::pin(async move { self.session.execute_unpaged(statement, values).await.map(drop).map_err(unavailable) })
     }
 
     /// Rows of a statement as (key, value) pairs, read page by page from the server.
     async fn key_values(
-        &self,
-        statement: &PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
+        &self, statement: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         let pager = self.session.execute_iter(statement.clone(), values).await.map_err(unavailable)?;
         pager.rows_stream::<(Vec<u8>, Vec<u8>)>().map_err(unavailable)?.try_collect().await.map_err(unavailable)
@@ -193,9 +189,7 @@ impl ScyllaStore {
 
     /// Offers the rows of one ordered range to a page, honouring an exclusive lower bound.
     fn offer_rows<T>(
-        page: &mut PageBuilder<T>,
-        rows: Vec<(Vec<u8>, Vec<u8>)>,
-        skip_key: Option<&[u8]>,
+        page: &mut PageBuilder<T>, rows: Vec<(Vec<u8>, Vec<u8>)>, skip_key: Option<&[u8]>,
         mut keep: impl FnMut(&[u8]) -> Result<Option<T>, StoreError>,
     ) -> Result<bool, StoreError> {
         for (key, value) in rows {
@@ -344,11 +338,7 @@ impl ProjectionStore for ScyllaStore {
     }
 
     async fn peers(
-        &self,
-        org: &OrgId,
-        filter: &PeerFilter,
-        max_clearance: Clearance,
-        page: &PageRequest,
+        &self, org: &OrgId, filter: &PeerFilter, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<PeerRecord>, StoreError> {
         let scan = peers_scan(org, filter, page.after.as_ref())?;
         let (lower, skip_lower) = scan.lower_inclusive();
@@ -375,10 +365,7 @@ impl ProjectionStore for ScyllaStore {
     }
 
     async fn peer(
-        &self,
-        org: &OrgId,
-        key: &PublicKey,
-        max_clearance: Clearance,
+        &self, org: &OrgId, key: &PublicKey, max_clearance: Clearance,
     ) -> Result<Vec<PeerRecord>, StoreError> {
         let pager = self
             .session
@@ -404,12 +391,7 @@ impl ProjectionStore for ScyllaStore {
     }
 
     async fn history(
-        &self,
-        org: &OrgId,
-        key: &PublicKey,
-        range: TimeRange,
-        max_clearance: Clearance,
-        page: &PageRequest,
+        &self, org: &OrgId, key: &PublicKey, range: TimeRange, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<HistoryRow>, StoreError> {
         let scan = timeline_scan(org, key, range, page.after.as_ref())?;
         let (lower, skip_lower) = scan.lower_inclusive();
@@ -443,11 +425,7 @@ impl ProjectionStore for ScyllaStore {
     }
 
     async fn endpoint_changes(
-        &self,
-        org: &OrgId,
-        key: &PublicKey,
-        range: TimeRange,
-        max_clearance: Clearance,
+        &self, org: &OrgId, key: &PublicKey, range: TimeRange, max_clearance: Clearance,
     ) -> Result<Vec<EndpointChange>, StoreError> {
         let scan = timeline_scan(org, key, range, None)?;
         let values = (org.as_str(), key.as_bytes().to_vec(), scan.lower_inclusive().0, scan.upper_exclusive());
@@ -459,11 +437,7 @@ impl ProjectionStore for ScyllaStore {
     }
 
     async fn alerts(
-        &self,
-        org: &OrgId,
-        filter: &AlertFilter,
-        max_clearance: Clearance,
-        page: &PageRequest,
+        &self, org: &OrgId, filter: &AlertFilter, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<AlertRow>, StoreError> {
         let scan = alerts_scan(org, filter.range, page.after.as_ref())?;
         let (lower, _) = scan.lower_inclusive();
@@ -501,10 +475,7 @@ impl ProjectionStore for ScyllaStore {
     }
 
     async fn alert(
-        &self,
-        org: &OrgId,
-        alert_id: &AlertId,
-        max_clearance: Clearance,
+        &self, org: &OrgId, alert_id: &AlertId, max_clearance: Clearance,
     ) -> Result<Option<AlertRow>, StoreError> {
         let Some(alert_key) = self.alert_key_for(org, alert_id).await? else { return Ok(None) };
         let values = (org.as_str(), day_of(Self::raised_at(&alert_key)?), alert_key);

@@ -148,10 +148,7 @@ fn peers_batch(records: Vec<PeerRecord>) -> Batch {
 }
 
 async fn all_peers<S: ProjectionStore>(
-    store: &S,
-    org_id: &OrgId,
-    filter: &PeerFilter,
-    page_size: usize,
+    store: &S, org_id: &OrgId, filter: &PeerFilter, page_size: usize,
 ) -> Vec<PeerRecord> {
     let mut request = PageRequest::first(page_size);
     let mut all = Vec::new();

@@ -274,15 +274,7 @@ impl Api {
     /// Publishes what a collector would: an observation of peer `n`.
     #[allow(clippy::too_many_arguments)]
     pub async fn observe(
-        &mut self,
-        org: &str,
-        host: &str,
-        n: u8,
-        clearance: Clearance,
-        at: i64,
-        handshake: i64,
-        rx: u64,
-        endpoint: &str,
+        &mut self, org: &str, host: &str, n: u8, clearance: Clearance, at: i64, handshake: i64, rx: u64, endpoint: &str,
     ) {
         let event = Event::PeerObservation(PeerObservation {
             header: self.header(org, host, at),

@@ -163,9 +163,7 @@ impl<'a> AvroReader<'a> {
 
     /// `["null", T]`.
     pub(crate) fn optional<T>(
-        &mut self,
-        field: &'static str,
-        read: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+        &mut self, field: &'static str, read: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
     ) -> Result<Option<T>, DecodeError> {
         match self.index(field, 2)? {
             0 => Ok(None),
@@ -175,9 +173,7 @@ impl<'a> AvroReader<'a> {
 
     /// An array or map: blocks of items until a zero count; negative counts carry a byte size.
     pub(crate) fn blocks<T>(
-        &mut self,
-        field: &'static str,
-        mut read: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+        &mut self, field: &'static str, mut read: impl FnMut(&mut Self) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, DecodeError> {
         let mut items = Vec::new();
         loop {

@@ -220,8 +220,7 @@ fn read_whole<T: AvroRecord>(body: &[u8]) -> Result<T, DecodeError> {
 }
 
 fn read_whole_with<T>(
-    body: &[u8],
-    read: impl FnOnce(&mut AvroReader<'_>) -> Result<T, DecodeError>,
+    body: &[u8], read: impl FnOnce(&mut AvroReader<'_>) -> Result<T, DecodeError>,
 ) -> Result<T, DecodeError> {
     let mut reader = AvroReader::new(body);
     let record = read(&mut reader)?;

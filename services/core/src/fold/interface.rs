@@ -126,10 +126,7 @@ impl InterfaceState {
 
     /// Why `key` probably went stale at `at`.
     pub(crate) fn stale_cause(
-        &self,
-        key: &PublicKey,
-        at: UnixMillis,
-        config: &RuleConfig,
+        &self, key: &PublicKey, at: UnixMillis, config: &RuleConfig,
     ) -> (ProbableCause, QuietPeers) {
         let quiet = self.quiet_peers(key, at);
         let suspicious = self

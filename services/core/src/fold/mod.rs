@@ -261,13 +261,8 @@ impl AlertSubject<'_> {
 
     /// Opens an episode of `kind` whose id is fixed by `episode_start`, and describes it.
     fn raise(
-        &self,
-        kind: AlertKind,
-        severity: Severity,
-        cause: Option<ProbableCause>,
-        episode_start: UnixMillis,
-        raised_at: UnixMillis,
-        evidence: Evidence,
+        &self, kind: AlertKind, severity: Severity, cause: Option<ProbableCause>, episode_start: UnixMillis,
+        raised_at: UnixMillis, evidence: Evidence,
     ) -> (OpenAlert, Effect) {
         let id = AlertId::derive(kind, self.org_id, self.host, self.interface, self.public_key.as_ref(), episode_start);
         let open = OpenAlert { id, raised_at, severity, cause };
@@ -573,10 +568,7 @@ fn check_writer(interface: Option<&InterfaceState>, observation: &PeerObservatio
 }
 
 fn resolve_staleness(
-    config: &RuleConfig,
-    overrides: &FxHashMap<OrgId, StalenessOverrides>,
-    org: &OrgId,
-    interface: &InterfaceName,
+    config: &RuleConfig, overrides: &FxHashMap<OrgId, StalenessOverrides>, org: &OrgId, interface: &InterfaceName,
 ) -> StalenessWindow {
     overrides
         .get(org)
@@ -595,10 +587,7 @@ fn gateway_subject(record: &HostRecord) -> AlertSubject<'_> {
 }
 
 fn observe(
-    interface: &mut InterfaceState,
-    observation: &PeerObservation,
-    config: &RuleConfig,
-    effects: &mut Vec<Effect>,
+    interface: &mut InterfaceState, observation: &PeerObservation, config: &RuleConfig, effects: &mut Vec<Effect>,
 ) {
     let key = observation.public_key;
     let window = interface.staleness;

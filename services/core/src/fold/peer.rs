@@ -162,12 +162,8 @@ fn per_second(bytes: u64, elapsed_ms: i64) -> f64 {
 impl PeerState {
     /// A peer seen for the first time: its counters become the starting point, no deltas yet.
     pub(crate) fn first_seen(
-        org_id: &OrgId,
-        host: &HostId,
-        interface: &InterfaceName,
-        observation: &PeerObservation,
-        window: &StalenessWindow,
-        config: &RuleConfig,
+        org_id: &OrgId, host: &HostId, interface: &InterfaceName, observation: &PeerObservation,
+        window: &StalenessWindow, config: &RuleConfig,
     ) -> (Self, ObservationOutcome) {
         let handshake_age_ms = observation
             .latest_handshake
@@ -213,10 +209,7 @@ impl PeerState {
 
     /// Folds a later observation of the same peer into its state.
     pub(crate) fn observe(
-        &mut self,
-        observation: &PeerObservation,
-        window: &StalenessWindow,
-        config: &RuleConfig,
+        &mut self, observation: &PeerObservation, window: &StalenessWindow, config: &RuleConfig,
     ) -> ObservationOutcome {
         let mut outcome = ObservationOutcome::default();
         let record = &mut self.record;

@@ -57,13 +57,7 @@ impl Gateway {
     }
 
     pub fn observe_at_endpoint(
-        &mut self,
-        at: UnixMillis,
-        n: u8,
-        handshake: Option<UnixMillis>,
-        rx: u64,
-        tx: u64,
-        endpoint: &str,
+        &mut self, at: UnixMillis, n: u8, handshake: Option<UnixMillis>, rx: u64, tx: u64, endpoint: &str,
     ) -> Event {
         Event::PeerObservation(PeerObservation {
             header: self.header(at),
