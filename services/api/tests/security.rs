@@ -723,3 +723,57 @@ async fn a_socket_lives_no_longer_than_its_token_and_is_bounded_like_a_request()
         other => panic!("expected 503, got {other:?}"),
     }
 }
+
+/// The `argus_api_direct_answers_total` counter on `/metrics`.
+async fn direct_answers(api: &Api) -> u64 {
+    let text = reqwest::get(api.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("argus_api_direct_answers_total "))
+        .map_or(0, |count| count.trim().parse().expect("a count"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_answers_and_kept_answers_are_scoped_and_limited_like_executed_ones() {
+    let mut api = Api::start().await;
+    api.seed().await;
+    let secret = token("acme", "SECRET", Role::Viewer);
+    let unclassified = token("acme", "UNCLASSIFIED", Role::Viewer);
+    let globex = token("globex", "TOP_SECRET", Role::Viewer);
+    let page = "query Page($first: Int, $after: String) { wireguardPeers(first: $first, after: $after) { \
+                edges { cursor node { ...peer } } pageInfo { hasNextPage endCursor } } } \
+                fragment peer on WireguardPeer { publicKey clearance host }";
+    let keys = |data: &serde_json::Value| -> Vec<String> {
+        let edges = data["wireguardPeers"]["edges"].as_array().expect("edges").clone();
+        edges.iter().map(|edge| edge["node"]["publicKey"].as_str().expect("a key").to_owned()).collect()
+    };
+    // executed once by async-graphql, then answered directly, the same
+    let executed = api.data(&secret, page, json!({ "first": 50 })).await;
+    let before = direct_answers(&api).await;
+    let direct = api.data(&secret, page, json!({ "first": 50 })).await;
+    assert!(direct_answers(&api).await > before, "the second request is answered directly");
+    assert_eq!(executed, direct);
+    assert!(keys(&direct).contains(&b64(2)), "the SECRET peer is there for a SECRET caller: {direct}");
+    // the same document and variables, the same kept store answer: another scope sees only its own
+    let lower = api.data(&unclassified, page, json!({ "first": 50 })).await;
+    assert!(!keys(&lower).is_empty() && !keys(&lower).contains(&b64(2)), "{lower}");
+    let other = api.data(&globex, page, json!({ "first": 50 })).await;
+    assert_eq!(keys(&other), vec![b64(9)], "{other}");
+    // a later page through a cursor sent as a variable
+    let first = api.data(&secret, page, json!({ "first": 1 })).await;
+    let cursor = first["wireguardPeers"]["pageInfo"]["endCursor"].clone();
+    let second = api.data(&secret, page, json!({ "first": 1, "after": cursor })).await;
+    assert_eq!(keys(&second), keys(&direct)[1..2].to_vec());
+    // another organisation's cursor is refused, directly too
+    let (message, code) = api.error(&globex, page, json!({ "first": 1, "after": cursor })).await;
+    assert_eq!((message.as_str(), code.as_str()), ("after: cursor is not valid for this listing", "BAD_USER_INPUT"));
+    // the cost of a planned document follows its variables
+    let (message, code) = api.error(&secret, page, json!({ "first": 100_000 })).await;
+    assert_eq!(code, "QUERY_TOO_COSTLY", "{message}");
+    // a write is seen at once: kept answers last only while the store is unchanged
+    let seen = api.data(&unclassified, page, json!({ "first": 50 })).await;
+    let at = api.t0 + 800 * SECOND;
+    api.observe("acme", "gw-1", 5, argus_core::Clearance::Unclassified, at, at - 5 * SECOND, 5_000, "198.51.100.5:51820").await;
+    api.wait_for_peer("acme", 5, at).await;
+    let after = api.data(&unclassified, page, json!({ "first": 50 })).await;
+    assert_eq!(keys(&after).len(), keys(&seen).len() + 1, "{after}");
+}
