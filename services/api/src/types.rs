@@ -131,6 +131,8 @@ output_object! {
         transferTx: u64 = |peer| peer.tx_total_bytes,
         rxBytesPerSecond: f64 = |peer| peer.rx_bytes_per_s,
         txBytesPerSecond: f64 = |peer| peer.tx_bytes_per_s,
+        /// The counters went down at the latest observation: the interface or peer restarted.
+        counterReset: bool = |peer| peer.counter_reset,
         persistentKeepalive: Option<u16> = |peer| peer.persistent_keepalive,
         source: ObservationSource = |peer| ObservationSource::from(peer.source),
         clearance: ClearanceLevel = |peer| ClearanceLevel::from(peer.clearance),
