@@ -45,25 +45,30 @@ const ABUSERS: usize = 8;
 /// Connections of `wrk` for each query measured while they do.
 const PROBES: usize = 4;
 
-/// The most expensive requests the default limits allow (each costs at most `max_complexity`).
-fn expensive_queries() -> Vec<String> {
+/// The `round`th of the most expensive requests the default limits allow (each costs at most
+/// `max_complexity`), each unlike the ones before, so that no kept answer serves it.
+fn expensive_query(round: usize) -> String {
     let iso = |millis| chrono::DateTime::from_timestamp_millis(millis).expect("a time").to_rfc3339();
-    let (from, to) = (iso(argus_benches::FLEET_START), iso(argus_benches::FLEET_START + 31 * 86_400_000));
+    let start = argus_benches::FLEET_START + round as i64;
+    let (from, to) = (iso(start), iso(start + 31 * 86_400_000));
     let key = argus_core::synthetic::Fleet::peer_key(7, 7).to_string();
-    vec![
-        "{ wireguardPeers(first: 500, filter: { text: \"no such peer\" }) { edges { cursor node { publicKey } } } }"
-            .into(),
-        "{ a: wireguardConfigExport(host: \"gw-00001\", interface: \"wg0\") \
-           b: wireguardConfigExport(host: \"gw-00002\", interface: \"wg0\") \
-           c: wireguardConfigExport(host: \"gw-00003\", interface: \"wg0\") }"
-            .into(),
-        format!(
+    let host = |offset: usize| format!("gw-{:05}", (round + offset) % 100);
+    match round % 4 {
+        0 => format!("{{ wireguardPeers(first: 500, filter: {{ text: \"no such peer {round}\" }}) {{ edges {{ cursor node {{ publicKey }} }} }} }}"),
+        1 => format!(
+            "{{ a: wireguardConfigExport(host: \"{}\", interface: \"wg0\") b: wireguardConfigExport(host: \"{}\", interface: \"wg0\") \
+             c: wireguardConfigExport(host: \"{}\", interface: \"wg0\") }}",
+            host(0),
+            host(1),
+            host(2)
+        ),
+        2 => format!(
             "{{ wireguardActivePeers(from: \"{from}\", to: \"{to}\", first: 2) {{ edges {{ node {{ publicKey rxBytes }} }} }} }}"
         ),
-        format!(
+        _ => format!(
             "{{ wireguardPeerHistory(publicKey: \"{key}\", from: \"{from}\", to: \"{to}\", first: 500) {{ edges {{ node {{ observedAt }} }} }} }}"
         ),
-    ]
+    }
 }
 
 /// A token of the viewer `subject`.
@@ -209,11 +214,10 @@ async fn main() {
         let token = viewer_token(&format!("abuser-{caller}"));
         abusers.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let queries = expensive_queries();
-            let mut next = caller;
+            let mut round = caller;
             while abusing.load(Ordering::Relaxed) {
-                let query = &queries[next % queries.len()];
-                next += 1;
+                let query = expensive_query(round);
+                round += ABUSERS + 1; // never a round another caller sends
                 let response = client.post(&url).bearer_auth(&token).json(&json!({ "query": query })).send().await;
                 let outcome = match response {
                     Ok(response) => {
