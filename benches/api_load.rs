@@ -54,7 +54,9 @@ fn expensive_query(round: usize) -> String {
     let key = argus_core::synthetic::Fleet::peer_key(7, 7).to_string();
     let host = |offset: usize| format!("gw-{:05}", (round + offset) % 100);
     match round % 4 {
-        0 => format!("{{ wireguardPeers(first: 500, filter: {{ text: \"no such peer {round}\" }}) {{ edges {{ cursor node {{ publicKey }} }} }} }}"),
+        0 => format!(
+            "{{ wireguardPeers(first: 500, filter: {{ text: \"no such peer {round}\" }}) {{ edges {{ cursor node {{ publicKey }} }} }} }}"
+        ),
         1 => format!(
             "{{ a: wireguardConfigExport(host: \"{}\", interface: \"wg0\") b: wireguardConfigExport(host: \"{}\", interface: \"wg0\") \
              c: wireguardConfigExport(host: \"{}\", interface: \"wg0\") }}",

@@ -772,7 +772,17 @@ async fn direct_answers_and_kept_answers_are_scoped_and_limited_like_executed_on
     // a write is seen at once: kept answers last only while the store is unchanged
     let seen = api.data(&unclassified, page, json!({ "first": 50 })).await;
     let at = api.t0 + 800 * SECOND;
-    api.observe("acme", "gw-1", 5, argus_core::Clearance::Unclassified, at, at - 5 * SECOND, 5_000, "198.51.100.5:51820").await;
+    api.observe(
+        "acme",
+        "gw-1",
+        5,
+        argus_core::Clearance::Unclassified,
+        at,
+        at - 5 * SECOND,
+        5_000,
+        "198.51.100.5:51820",
+    )
+    .await;
     api.wait_for_peer("acme", 5, at).await;
     let after = api.data(&unclassified, page, json!({ "first": 50 })).await;
     assert_eq!(keys(&after).len(), keys(&seen).len() + 1, "{after}");
