@@ -198,6 +198,8 @@ output_object! {
         clearance: ClearanceLevel = |row| ClearanceLevel::from(row.alert.clearance),
         probableCause: Option<AlertCause> = |row| row.alert.probable_cause.map(AlertCause::from),
         evidence: Vec<Evidence> = |row| row.alert.evidence.iter().map(|(name, value)| (name.clone(), *value)).collect::<Vec<_>>(),
+        /// One line for people: what happened, to which site (by its display name where one is
+        /// known), and the probable cause in words.
         summary: String = |row| row.alert.summary,
         raisedAt: DateTime<Utc> = |row| date_time(row.alert.raised_at),
         resolvedAt: Option<DateTime<Utc>> = |row| row.alert.resolved_at.map(date_time),

@@ -404,7 +404,7 @@ async fn syncing_a_peer_above_the_writer_reveals_and_changes_nothing() {
     // both refusals are recorded with their reasons
     let reasons = dead_letter_reasons(&api).await;
     assert!(
-        reasons.iter().any(|reason| reason.contains("is Secret, above the API writer's Unclassified")),
+        reasons.iter().any(|reason| reason.contains("is SECRET, above the API writer's UNCLASSIFIED")),
         "{reasons:?}"
     );
     assert!(reasons.iter().any(|reason| reason.contains("cannot lower peer")), "{reasons:?}");

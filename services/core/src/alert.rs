@@ -28,6 +28,16 @@ impl AlertKind {
     pub const ALL: [AlertKind; 4] =
         [AlertKind::PeerStale, AlertKind::GatewaySilent, AlertKind::TrafficAnomaly, AlertKind::KeyRotation];
 
+    /// What the alert says, in words.
+    pub const fn words(self) -> &'static str {
+        match self {
+            AlertKind::PeerStale => "no handshake",
+            AlertKind::GatewaySilent => "gateway silent",
+            AlertKind::TrafficAnomaly => "unusual traffic",
+            AlertKind::KeyRotation => "key not in the rotation manifest",
+        }
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             AlertKind::PeerStale => "PEER_STALE",
@@ -85,6 +95,25 @@ pub enum ProbableCause {
 impl ProbableCause {
     pub const ALL: [ProbableCause; 4] =
         [ProbableCause::GatewaySilent, ProbableCause::GatewayUplink, ProbableCause::SiteDown, ProbableCause::Security];
+
+    /// What the cause means, in words an operator on shift reads.
+    pub const fn explanation(self) -> &'static str {
+        match self {
+            ProbableCause::GatewaySilent => {
+                "nothing is heard from the gateway itself: its host or its collector is down"
+            }
+            ProbableCause::GatewayUplink => {
+                "most of the gateway's other peers went quiet too: the gateway's own link is the likely fault"
+            }
+            ProbableCause::SiteDown => {
+                "the gateway and its other peers are fine: this site is down or cut off from the gateway"
+            }
+            ProbableCause::Security => {
+                "the peer presents a key the rotation manifest retired or does not list, or came from a network \
+                 never seen for it"
+            }
+        }
+    }
 }
 
 /// A deterministic alert id (UUID v5): the same episode in the same stream always gets the same id.

@@ -82,6 +82,11 @@ fn a_single_stale_peer_raises_once_as_site_down_and_resolves_once() {
     assert!(alert.raised_at >= crossed && alert.raised_at < crossed + SCAN, "raised at {}", alert.raised_at - crossed);
     assert!(alert.evidence["handshake_age_s"] >= 210.0);
     assert_eq!(gateway.peer(&state, 3).status, PeerStatus::Active);
+    // the alert names the site by its display name and says the cause in words
+    let site = format!("site-3 (peer {} on hub/wg0)", key(3));
+    let cause = "the gateway and its other peers are fine: this site is down or cut off from the gateway";
+    assert_eq!(alert.summary, format!("no handshake: {site}; {cause}"));
+    assert_eq!(resolved[0].summary, format!("no handshake over: {site}"));
 }
 
 #[test]
@@ -175,6 +180,10 @@ fn gateway_silence_is_judged_on_the_timer_and_raised_once() {
     assert_eq!(alerts(&ticks).len(), 1, "no per-peer storm");
     assert_eq!(silent[0].raised_at, last_heartbeat + 3 * SCAN + SECOND);
     assert_eq!(silent[0].probable_cause, Some(ProbableCause::GatewaySilent));
+    assert_eq!(
+        silent[0].summary,
+        "gateway silent: gateway gw-7/wg0; nothing is heard from the gateway itself: its host or its collector is down"
+    );
     assert!(
         ticks.iter().any(|effect| matches!(effect, Effect::HostUpdated(host) if host.status == HostStatus::Silent))
     );

@@ -35,10 +35,10 @@ fn an_api_write_cannot_touch_a_peer_above_its_writer_nor_lower_a_clearance() {
     let before = gateway.peer(&state, 7).clone();
 
     for (writer, requested, expected) in [
-        (Clearance::Unclassified, Clearance::Unclassified, "is Secret, above the API writer's Unclassified"),
-        (Clearance::Confidential, Clearance::Confidential, "is Secret, above the API writer's Confidential"),
+        (Clearance::Unclassified, Clearance::Unclassified, "is SECRET, above the API writer's UNCLASSIFIED"),
+        (Clearance::Confidential, Clearance::Confidential, "is SECRET, above the API writer's CONFIDENTIAL"),
         (Clearance::TopSecret, Clearance::Restricted, "cannot lower peer"),
-        (Clearance::Restricted, Clearance::Secret, "cannot give a peer clearance Secret"),
+        (Clearance::Restricted, Clearance::Secret, "cannot give a peer clearance SECRET"),
     ] {
         let mut effects = Vec::new();
         let write = api_write(&mut gateway, T0 + SECOND, 7, requested, writer);

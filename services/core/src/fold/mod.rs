@@ -194,11 +194,11 @@ pub enum Effect {
 pub enum Refusal {
     #[error("seq {seq} is more than {allowed_s} s ahead of processing time {now}")]
     SeqAhead { seq: u64, now: UnixMillis, allowed_s: u64 },
-    #[error("an API write at {writer:?} cannot give a peer clearance {requested:?}")]
+    #[error("an API write at {writer} cannot give a peer clearance {requested}")]
     ClearanceAboveWriter { writer: Clearance, requested: Clearance },
-    #[error("peer {key} on {host}/{interface} is {peer:?}, above the API writer's {writer:?}")]
+    #[error("peer {key} on {host}/{interface} is {peer}, above the API writer's {writer}")]
     PeerAboveWriter { key: PublicKey, host: HostId, interface: InterfaceName, peer: Clearance, writer: Clearance },
-    #[error("an API write cannot lower peer {key} on {host}/{interface} from {from:?} to {to:?}")]
+    #[error("an API write cannot lower peer {key} on {host}/{interface} from {from} to {to}")]
     LowersClearance { key: PublicKey, host: HostId, interface: InterfaceName, from: Clearance, to: Clearance },
 }
 
@@ -217,6 +217,8 @@ struct AlertSubject<'a> {
     host: &'a HostId,
     interface: &'a InterfaceName,
     public_key: Option<PublicKey>,
+    /// The peer's display name, where one is known.
+    name: Option<&'a str>,
     clearance: Clearance,
 }
 
@@ -227,20 +229,22 @@ impl AlertSubject<'_> {
             host: &record.host,
             interface: &record.interface,
             public_key: Some(record.public_key),
+            name: record.metadata.display_name.as_deref(),
             clearance: record.clearance,
         }
     }
 
     fn alert(&self, kind: AlertKind, open: OpenAlert, state: AlertState, at: UnixMillis, evidence: Evidence) -> Alert {
-        let subject = match self.public_key {
-            Some(key) => format!("peer {key} on {}/{}", self.host, self.interface),
-            None => format!("gateway {}/{}", self.host, self.interface),
+        let subject = match (self.name, self.public_key) {
+            (Some(name), Some(key)) => format!("{name} (peer {key} on {}/{})", self.host, self.interface),
+            (None, Some(key)) => format!("peer {key} on {}/{}", self.host, self.interface),
+            (_, None) => format!("gateway {}/{}", self.host, self.interface),
         };
-        let verb = match state {
-            AlertState::Raised => "raised",
-            AlertState::Resolved => "resolved",
+        let summary = match (state, open.cause) {
+            (AlertState::Raised, Some(cause)) => format!("{}: {subject}; {}", kind.words(), cause.explanation()),
+            (AlertState::Raised, None) => format!("{}: {subject}", kind.words()),
+            (AlertState::Resolved, _) => format!("{} over: {subject}", kind.words()),
         };
-        let cause = open.cause.map(|cause| format!(" (probable cause {cause:?})")).unwrap_or_default();
         Alert {
             alert_id: open.id,
             kind,
@@ -253,7 +257,7 @@ impl AlertSubject<'_> {
             clearance: self.clearance,
             probable_cause: open.cause,
             evidence: evidence.into_iter().map(|(name, value)| (name.to_owned(), value)).collect(),
-            summary: format!("{} {verb} for {subject}{cause}", kind.name()),
+            summary,
             raised_at: open.raised_at,
             resolved_at: (state == AlertState::Resolved).then_some(at),
         }
@@ -582,6 +586,7 @@ fn gateway_subject(record: &HostRecord) -> AlertSubject<'_> {
         host: &record.host,
         interface: &record.interface,
         public_key: None,
+        name: None,
         clearance: record.clearance,
     }
 }
