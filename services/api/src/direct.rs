@@ -212,7 +212,7 @@ impl DirectQuery {
                 Bound::Peers { filter, first, .. } => cost::peers(*first, filter, child),
                 Bound::Peer { .. } => cost::ONE_KEY + child,
                 Bound::Stats | Bound::Hosts => cost::GATEWAY_ROWS + child,
-                Bound::Alerts { first, .. } => cost::page(*first, child),
+                Bound::Alerts { filter, first, .. } => cost::alerts(*first, filter, child),
             });
             if holds(&field.conditions) {
                 let pruned = self.conditional.then(|| prune(&field.selection, &holds));
@@ -343,6 +343,10 @@ mod tests {
             ),
             ("query($k: String!) { wireguardPeer(publicKey: $k) { host tags } }", r#"{"k": "x"}"#),
             ("{ wireguardPeers(filter: { stale: true }, first: 3) { nodes { host } } }", "{}"),
+            (
+                "query($f: WireguardAlertFilter) { wireguardAlerts(filter: $f) { nodes { alertId } } }",
+                r#"{"f": {"kind": "PEER_STALE"}}"#,
+            ),
         ];
         for (query, variables) in cases {
             let variables = Variables::from_json(serde_json::from_str(variables).expect("json"));

@@ -59,6 +59,14 @@ pub(crate) mod cost {
         page(first, child_complexity).saturating_add(if scans { FILTERED_SCAN } else { 0 })
     }
 
+    /// A page of alerts: a filter on state or kind reads on until the page is full.
+    pub(crate) fn alerts(
+        first: Option<i32>, filter: &Option<crate::types::WireguardAlertFilter>, child_complexity: usize,
+    ) -> usize {
+        let scans = filter.as_ref().is_some_and(|filter| filter.state.is_some() || filter.kind.is_some());
+        page(first, child_complexity).saturating_add(if scans { FILTERED_SCAN } else { 0 })
+    }
+
     /// A page of `first` rows.
     pub(crate) fn page(first: Option<i32>, child_complexity: usize) -> usize {
         rows(first).saturating_add(child_complexity)

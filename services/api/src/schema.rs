@@ -219,7 +219,7 @@ impl QueryRoot {
     }
 
     /// Alerts raised in a time range, newest first.
-    #[graphql(complexity = "cost::page(first, child_complexity)")]
+    #[graphql(complexity = "cost::alerts(first, &filter, child_complexity)")]
     async fn wireguard_alerts(
         &self, context: &Context<'_>, filter: Option<WireguardAlertFilter>, first: Option<i32>, after: Option<String>,
     ) -> async_graphql::Result<Object<Connection<AlertRow>>> {

@@ -559,6 +559,17 @@ async fn a_query_costs_the_rows_it_reads_and_time_ranges_are_bounded() {
     // a short shift audit with a small page is fine
     let shift = json!({ "from": iso(from), "to": iso(from + 12 * 3_600 * SECOND), "first": 20 });
     api.data(&viewer, with_variables, shift).await;
+    // alerts filtered on state or kind read on until a page is full: twenty of those are too many
+    let alerts: String = (0..20)
+        .map(|index| {
+            format!("a{index}: wireguardAlerts(first: 1, filter: {{ state: RAISED }}) {{ nodes {{ alertId }} }} ")
+        })
+        .collect();
+    let (message, code) = api.error(&viewer, &format!("{{ {alerts} }}"), json!({})).await;
+    costly(&message, &code);
+    let unfiltered: String =
+        (0..20).map(|index| format!("a{index}: wireguardAlerts(first: 1) {{ nodes {{ alertId }} }} ")).collect();
+    api.data(&viewer, &format!("{{ {unfiltered} }}"), json!({})).await;
     // every page of an interface, several times over
     let export = r#"wireguardConfigExport(host: "gw-1", interface: "wg0")"#;
     let exports: String = (0..5).map(|index| format!("e{index}: {export} ")).collect();
