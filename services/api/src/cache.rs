@@ -5,15 +5,36 @@
 
 use std::hash::Hash;
 
-use quick_cache::Equivalent;
+use quick_cache::{Equivalent, Weighter};
 
 /// A bounded cache of `V` by `K`.
-pub(crate) struct Memo<K, V>(quick_cache::sync::Cache<K, V>);
+pub(crate) struct Memo<K, V>(quick_cache::sync::Cache<K, V, Weight<V>>);
+
+/// What an entry counts against the cache's bound (at least 1).
+pub(crate) struct Weight<V>(fn(&V) -> u64);
+
+impl<V> Clone for Weight<V> {
+    fn clone(&self) -> Self {
+        Self(self.0)
+    }
+}
+
+impl<K, V> Weighter<K, V> for Weight<V> {
+    fn weight(&self, _key: &K, value: &V) -> u64 {
+        (self.0)(value).max(1)
+    }
+}
 
 impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
     /// A cache of at most `entries` entries.
     pub(crate) fn new(entries: usize) -> Self {
-        Self(quick_cache::sync::Cache::new(entries.max(1)))
+        Self::weighed(entries, entries as u64, |_| 1)
+    }
+
+    /// A cache whose entries weigh `weight` each, at most `most_weight` in all (about `entries`
+    /// entries expected).
+    pub(crate) fn weighed(entries: usize, most_weight: u64, weight: fn(&V) -> u64) -> Self {
+        Self(quick_cache::sync::Cache::with_weighter(entries.max(1), most_weight.max(1), Weight(weight)))
     }
 
     pub(crate) fn get<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<V> {
@@ -28,6 +49,12 @@ impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// Their weight.
+    #[cfg(test)]
+    fn weight(&self) -> u64 {
+        self.0.weight()
     }
 }
 
@@ -53,5 +80,15 @@ mod tests {
         let kept = (0..10_000).filter(|key| memo.get(key).is_some()).count();
         assert!(kept <= 110, "{kept} entries kept");
         assert_eq!(memo.get(&9_999), Some(19_998));
+    }
+
+    #[test]
+    fn a_weighed_cache_stays_within_its_weight_whatever_the_count() {
+        let memo: Memo<u32, Vec<u8>> = Memo::weighed(100, 1_000, |rows| rows.len() as u64);
+        for key in 0..1_000 {
+            memo.insert(key, vec![0; 100]);
+        }
+        assert!(memo.weight() <= 1_000, "{}", memo.weight());
+        assert!(memo.len() <= 10, "{} entries of weight 100", memo.len());
     }
 }

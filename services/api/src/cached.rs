@@ -29,6 +29,18 @@ enum Kept {
     Hosts(Arc<Vec<HostRecord>>),
 }
 
+impl Kept {
+    /// Rows held: what an answer counts against [`CachedStore::MOST_ROWS_KEPT`].
+    fn rows(&self) -> u64 {
+        let rows = match self {
+            Kept::Peers(page) => page.items.len(),
+            Kept::Stats(stats) => stats.hosts.len() + 1,
+            Kept::Hosts(hosts) => hosts.len(),
+        };
+        rows as u64
+    }
+}
+
 /// `inner`, with the answers of its repeated reads kept (see the module).
 pub struct CachedStore {
     inner: Arc<dyn ProjectionStore>,
@@ -36,11 +48,15 @@ pub struct CachedStore {
 }
 
 impl CachedStore {
-    /// Answers kept at most: a page per dashboard view and its neighbours.
-    const MOST_KEPT: usize = 1_024;
+    /// Answers expected: a page per dashboard view and its neighbours.
+    const ANSWERS: usize = 1_024;
+    /// Rows kept at most, over every answer (a few hundred bytes each): callers asking for many
+    /// different pages push out older answers, never past this bound.
+    const MOST_ROWS_KEPT: u64 = 50_000;
 
     pub fn new(inner: Arc<dyn ProjectionStore>) -> Self {
-        Self { inner, answers: Memo::new(Self::MOST_KEPT) }
+        let answers = Memo::weighed(Self::ANSWERS, Self::MOST_ROWS_KEPT, |(_, kept): &(u64, Kept)| kept.rows());
+        Self { inner, answers }
     }
 
     /// The answer to `read`: kept, when it was read at the store's current version; else read
