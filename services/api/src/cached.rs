@@ -14,67 +14,53 @@ use async_trait::async_trait;
 
 use crate::cache::Memo;
 
-/// A read whose answer is kept, with its whole scope.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Read {
-    Peers { org: OrgId, filter: PeerFilter, max_clearance: Clearance, page: PageRequest },
-    Stats { org: OrgId, max_clearance: Clearance },
-    Hosts { org: OrgId, max_clearance: Clearance },
-}
-
-#[derive(Clone)]
-enum Kept {
-    Peers(Arc<Page<PeerRecord>>),
-    Stats(Arc<Stats>),
-    Hosts(Arc<Vec<HostRecord>>),
-}
-
-impl Kept {
-    /// Rows held: what an answer counts against [`CachedStore::MOST_ROWS_KEPT`].
-    fn rows(&self) -> u64 {
-        let rows = match self {
-            Kept::Peers(page) => page.items.len(),
-            Kept::Stats(stats) => stats.hosts.len() + 1,
-            Kept::Hosts(hosts) => hosts.len(),
-        };
-        rows as u64
-    }
-}
+/// Answers of one read, by its whole scope and arguments, each with the store version it was read at.
+type Kept<K, T> = Memo<K, (u64, Arc<T>)>;
 
 /// `inner`, with the answers of its repeated reads kept (see the module).
 pub struct CachedStore {
     inner: Arc<dyn ProjectionStore>,
-    answers: Memo<Read, (u64, Kept)>,
+    peers: Kept<(OrgId, PeerFilter, Clearance, PageRequest), Page<PeerRecord>>,
+    stats: Kept<(OrgId, Clearance), Stats>,
+    hosts: Kept<(OrgId, Clearance), Vec<HostRecord>>,
 }
 
 impl CachedStore {
-    /// Answers expected: a page per dashboard view and its neighbours.
+    /// Answers expected of each read: a page per dashboard view and its neighbours.
     const ANSWERS: usize = 1_024;
-    /// Rows kept at most, over every answer (a few hundred bytes each): callers asking for many
-    /// different pages push out older answers, never past this bound.
+    /// Rows each read keeps at most, over its answers (a few hundred bytes each): callers asking
+    /// for many different pages push out older answers, never past this bound.
     const MOST_ROWS_KEPT: u64 = 50_000;
 
     pub fn new(inner: Arc<dyn ProjectionStore>) -> Self {
-        let answers = Memo::weighed(Self::ANSWERS, Self::MOST_ROWS_KEPT, |(_, kept): &(u64, Kept)| kept.rows());
-        Self { inner, answers }
+        let (answers, rows) = (Self::ANSWERS, Self::MOST_ROWS_KEPT);
+        Self {
+            inner,
+            peers: Memo::weighed(answers, rows, |(_, page)| page.items.len() as u64),
+            stats: Memo::weighed(answers, rows, |(_, stats)| stats.hosts.len() as u64 + 1),
+            hosts: Memo::weighed(answers, rows, |(_, hosts)| hosts.len() as u64),
+        }
     }
 
-    /// The answer to `read`: kept, when it was read at the store's current version; else read
-    /// now by `fresh` (and kept).
-    async fn answer<F>(&self, read: Read, fresh: F) -> Result<Kept, StoreError>
+    /// The answer to the read `key` of `kept`: kept, when it was read at the store's current
+    /// version; else read now by `fresh` (and kept).
+    async fn answer<K, T>(
+        &self, kept: &Kept<K, T>, key: K, fresh: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError>
     where
-        F: Future<Output = Result<Kept, StoreError>>,
+        K: Eq + std::hash::Hash + Clone,
+        T: Clone,
     {
         let Some(version) = self.inner.version() else { return fresh.await };
-        if let Some((kept_at, kept)) = self.answers.get(&read)
+        if let Some((kept_at, answer)) = kept.get(&key)
             && kept_at == version
         {
-            return Ok(kept);
+            return Ok(T::clone(&answer));
         }
-        let kept = fresh.await?;
+        let answer = fresh.await?;
         // read at `version` or later: kept as of `version`, so a later write is never hidden
-        self.answers.insert(read, (version, kept.clone()));
-        Ok(kept)
+        kept.insert(key, (version, Arc::new(answer.clone())));
+        Ok(answer)
     }
 }
 
@@ -97,30 +83,16 @@ impl ProjectionStore for CachedStore {
     async fn peers(
         &self, org: &OrgId, filter: &PeerFilter, max_clearance: Clearance, page: &PageRequest,
     ) -> Result<Page<PeerRecord>, StoreError> {
-        let read = Read::Peers { org: org.clone(), filter: filter.clone(), max_clearance, page: page.clone() };
-        let fresh = async { Ok(Kept::Peers(Arc::new(self.inner.peers(org, filter, max_clearance, page).await?))) };
-        match self.answer(read, fresh).await? {
-            Kept::Peers(page) => Ok(Page::clone(&page)),
-            _ => unreachable!("a peers read keeps a page"),
-        }
+        let key = (org.clone(), filter.clone(), max_clearance, page.clone());
+        self.answer(&self.peers, key, self.inner.peers(org, filter, max_clearance, page)).await
     }
 
     async fn stats(&self, org: &OrgId, max_clearance: Clearance) -> Result<Stats, StoreError> {
-        let read = Read::Stats { org: org.clone(), max_clearance };
-        let fresh = async { Ok(Kept::Stats(Arc::new(self.inner.stats(org, max_clearance).await?))) };
-        match self.answer(read, fresh).await? {
-            Kept::Stats(stats) => Ok(Stats::clone(&stats)),
-            _ => unreachable!("a stats read keeps statistics"),
-        }
+        self.answer(&self.stats, (org.clone(), max_clearance), self.inner.stats(org, max_clearance)).await
     }
 
     async fn hosts(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<HostRecord>, StoreError> {
-        let read = Read::Hosts { org: org.clone(), max_clearance };
-        let fresh = async { Ok(Kept::Hosts(Arc::new(self.inner.hosts(org, max_clearance).await?))) };
-        match self.answer(read, fresh).await? {
-            Kept::Hosts(hosts) => Ok(Vec::clone(&hosts)),
-            _ => unreachable!("a hosts read keeps gateways"),
-        }
+        self.answer(&self.hosts, (org.clone(), max_clearance), self.inner.hosts(org, max_clearance)).await
     }
 
     async fn peer(

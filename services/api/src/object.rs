@@ -151,12 +151,6 @@ impl<T: OutputObject> OutputType for Object<T> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Objects<T>(pub Vec<T>);
 
-impl<T> FromIterator<T> for Objects<T> {
-    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
-        Self(items.into_iter().collect())
-    }
-}
-
 impl<T: OutputObject + Answer> OutputType for Objects<T> {
     fn type_name() -> Cow<'static, str> {
         <Vec<Object<T>> as OutputType>::type_name()
