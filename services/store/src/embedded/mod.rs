@@ -263,6 +263,21 @@ mod tests {
     }
 
     #[test]
+    fn a_peers_row_holds_its_records_time_and_the_record() {
+        let peer = a_peer();
+        for at in [peer.observed_at, -1, 0, i64::MAX] {
+            let peer = PeerRecord { observed_at: at, ..peer.clone() };
+            let mut buffer = Vec::new();
+            let row = rows::encode(&peer, &mut buffer).to_vec();
+            assert_eq!(rows::observed_at(&row), Some(at));
+            let decoded: PeerRecord = postcard::from_bytes(rows::record(&row).expect("long enough")).expect("decodes");
+            assert_eq!(decoded, peer);
+        }
+        assert!(rows::observed_at(&[1, 2, 3]).is_none());
+        assert!(matches!(rows::record(&[1, 2, 3]), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
     fn the_index_spans_every_observation_whether_or_not_it_is_looked_up() {
         let directory = tempfile::tempdir().expect("tempdir");
         let store = EmbeddedStore::open(&directory.path().join("store")).expect("open");
