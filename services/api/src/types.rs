@@ -58,6 +58,7 @@ pub enum WireguardAlertKind {
     GatewaySilent,
     TrafficAnomaly,
     KeyRotation,
+    ClonedKey,
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,10 @@ pub enum AlertCause {
     GatewayUplink,
     SiteDown,
     Security,
+    WireguardDown,
+    PathDown,
+    UpstreamOutage,
+    ClonedKey,
 }
 
 answer_as_enum!(
@@ -203,6 +208,8 @@ output_object! {
         summary: String = |row| row.alert.summary,
         raisedAt: DateTime<Utc> = |row| date_time(row.alert.raised_at),
         resolvedAt: Option<DateTime<Utc>> = |row| row.alert.resolved_at.map(date_time),
+        /// When evidence that came after raising last changed the cause (the same alert, revised).
+        revisedAt: Option<DateTime<Utc>> = |row| row.alert.revised_at.map(date_time),
         acknowledgedBy: Option<String> = |row| row.acknowledged_by,
         acknowledgedAt: Option<DateTime<Utc>> = |row| row.acknowledged_at.map(date_time),
     }
@@ -434,6 +441,7 @@ mod tests {
                 summary: "peer stale on \"gw-paris\"".into(),
                 raised_at: 1_780_000_000_000,
                 resolved_at: Some(1_780_000_100_000),
+                revised_at: None,
             },
             acknowledged_by: Some("alice".into()),
             acknowledged_at: Some(1_780_000_050_000),

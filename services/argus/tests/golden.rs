@@ -1,8 +1,9 @@
 //! Golden replay: a recorded stream of over 100,000 events (50 gateways, a counter reset, a peer
-//! outage, a traffic anomaly, malformed records) processed by `argus run` straight through, and
-//! again with the process SIGKILLed at random points and restarted, ends in byte-identical
-//! projections, the same alert ids, and every malformed record dead-lettered with its bytes; and
-//! `argus replay` rebuilds the same projections from the log.
+//! outage with path probes that revise its cause, a traffic anomaly, a cloned key, malformed
+//! records) processed by `argus run` straight through, and again with the process SIGKILLed at
+//! random points and restarted, ends in byte-identical projections, the same alert transitions
+//! (ids, states, causes), and every malformed record dead-lettered with its bytes; and `argus
+//! replay` rebuilds the same projections from the log.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use argus_core::codec::{decode_alert, decode_dead_letter, encode_event};
 use argus_core::synthetic::{Fleet, FleetSpec};
-use argus_core::{Event, PublicKey};
+use argus_core::{Event, PathProbe, PublicKey};
 use argus_log::{Delivery, EmbeddedLog, EventLog, LogConsumer};
 use argus_store::{EmbeddedStore, ProjectionStore};
 
@@ -25,13 +26,20 @@ const OUTAGE: (u32, u32) = (7, 5);
 const OUTAGE_SCANS: std::ops::Range<u32> = 30..70;
 const ANOMALY: (u32, u32) = (11, 2);
 const ANOMALY_SCANS: std::ops::Range<u32> = 80..86;
+/// The outage peer's endpoint is probed every minute once its handshake has aged: silent twice,
+/// then answering (its link came back before its WireGuard did).
+const PROBES: [(u32, u8); 4] = [(46, 0), (52, 0), (58, 3), (64, 3)];
+/// A key held by two machines: its endpoint alternates between two networks for these scans.
+const CLONED: (u32, u32) = (13, 4);
+const CLONED_SCANS: std::ops::Range<u32> = 20..28;
 
 /// Records as appended: key (`org/host`) and value.
 type Records = Vec<(String, Vec<u8>)>;
 
 /// The stream: 50 gateways x 20 peers x 100 scans (105,000 events) with a counter reset on one
-/// gateway, one peer whose handshake stops for 400 s, one peer moving 100x its traffic for a
-/// minute, and a malformed record every 997 records.
+/// gateway, one peer whose handshake stops for 400 s (probed meanwhile), one peer moving 100x its
+/// traffic for a minute, one key presented from two networks in turn, and a malformed record
+/// every 997 records.
 fn stream() -> (Records, Vec<Vec<u8>>) {
     let mut fleet = Fleet::new(FleetSpec {
         org: "golden".parse().expect("org"),
@@ -42,6 +50,8 @@ fn stream() -> (Records, Vec<Vec<u8>>) {
     });
     let outage_key = Fleet::peer_key(OUTAGE.0, OUTAGE.1);
     let anomaly_key = Fleet::peer_key(ANOMALY.0, ANOMALY.1);
+    let cloned_key = Fleet::peer_key(CLONED.0, CLONED.1);
+    let mut seqs: BTreeMap<String, u64> = BTreeMap::new();
     let mut reset_base: BTreeMap<PublicKey, (u64, u64)> = BTreeMap::new();
     let mut frozen: Option<(Option<i64>, u64, u64)> = None;
     let mut extra_rx = 0u64;
@@ -52,6 +62,7 @@ fn stream() -> (Records, Vec<Vec<u8>>) {
     for scan in 0..SCANS {
         scan_events.clear();
         fleet.next_scan(&mut scan_events);
+        let mut probes = Vec::new();
         for event in &mut scan_events {
             if let Event::PeerObservation(observation) = event {
                 let key = observation.public_key;
@@ -74,6 +85,21 @@ fn stream() -> (Records, Vec<Vec<u8>>) {
                         observation.tx_bytes = observation.tx_bytes.max(tx);
                     }
                 }
+                if let (true, Some(&(_, received))) =
+                    (key == outage_key, PROBES.iter().find(|(probe_scan, _)| *probe_scan == scan))
+                {
+                    probes.push(Event::PathProbe(PathProbe {
+                        header: observation.header.clone(),
+                        public_key: key,
+                        target: observation.endpoint.expect("endpoint").ip(),
+                        sent: 3,
+                        received,
+                        rtt_ms: (received > 0).then_some(12.5),
+                    }));
+                }
+                if key == cloned_key && CLONED_SCANS.contains(&scan) && scan % 2 == 0 {
+                    observation.endpoint = Some("203.0.113.4:51820".parse().expect("endpoint"));
+                }
                 if key == anomaly_key {
                     if ANOMALY_SCANS.contains(&scan) {
                         extra_rx += 99 * observation.rx_bytes.saturating_sub(last_anomaly_rx);
@@ -82,8 +108,15 @@ fn stream() -> (Records, Vec<Vec<u8>>) {
                     observation.rx_bytes += extra_rx;
                 }
             }
-            let header = event.header();
+        }
+        // probes land after their scan; every event of a collector is numbered again in order
+        scan_events.extend(probes);
+        for event in &mut scan_events {
+            let header = event.header_mut();
             let key = format!("{}/{}", header.org_id, header.host);
+            let seq = seqs.entry(key.clone()).or_default();
+            *seq += 1;
+            header.seq = *seq;
             let mut bytes = Vec::new();
             encode_event(event, &mut bytes);
             records.push((key.clone(), bytes));
@@ -217,8 +250,8 @@ async fn topic_values(data_dir: &Path, topic: &str) -> Vec<Vec<u8>> {
     values
 }
 
-/// Projections (without checkpoints: fold snapshots hold processing times), alert ids, and the
-/// bytes of every dead letter, once `argus run` has stopped.
+/// Projections (without checkpoints: fold snapshots hold processing times), alert transitions
+/// (id, state, cause, revision), and the bytes of every dead letter, once `argus run` has stopped.
 async fn outcome(data_dir: &Path) -> (String, BTreeSet<String>, BTreeSet<Vec<u8>>) {
     let store = EmbeddedStore::open(&data_dir.join("store")).expect("store");
     let export: String = store
@@ -232,7 +265,11 @@ async fn outcome(data_dir: &Path) -> (String, BTreeSet<String>, BTreeSet<Vec<u8>
     let alerts = topic_values(data_dir, "wireguard.alerts")
         .await
         .iter()
-        .map(|bytes| decode_alert(bytes).expect("alert").alert_id.to_string())
+        .map(|bytes| {
+            let alert = decode_alert(bytes).expect("alert");
+            let cause = alert.probable_cause.map(|cause| cause.explanation());
+            format!("{} {:?} {:?} {:?} {cause:?}", alert.alert_id, alert.kind, alert.state, alert.revised_at)
+        })
         .collect();
     let letters = topic_values(data_dir, "wireguard.dead-letter")
         .await
@@ -255,12 +292,22 @@ async fn sigkills_mid_stream_end_in_the_golden_projections() {
     golden.terminate();
     let (golden_export, golden_alerts, golden_letters) = outcome(golden_dir.path()).await;
 
-    let kinds: BTreeSet<String> = topic_values(golden_dir.path(), "wireguard.alerts")
+    let raised: Vec<argus_core::Alert> = topic_values(golden_dir.path(), "wireguard.alerts")
         .await
         .iter()
-        .map(|bytes| format!("{:?}", decode_alert(bytes).expect("alert").kind))
+        .map(|bytes| decode_alert(bytes).expect("alert"))
         .collect();
-    assert!(kinds.contains("PeerStale") && kinds.contains("TrafficAnomaly"), "the stream raises both: {kinds:?}");
+    let kinds: BTreeSet<String> = raised.iter().map(|alert| format!("{:?}", alert.kind)).collect();
+    for kind in ["PeerStale", "TrafficAnomaly", "ClonedKey"] {
+        assert!(kinds.contains(kind), "the stream raises {kind}: {kinds:?}");
+    }
+    let outage: Vec<_> =
+        raised.iter().filter(|alert| alert.public_key == Some(Fleet::peer_key(OUTAGE.0, OUTAGE.1))).collect();
+    assert!(
+        outage.iter().any(|alert| alert.revised_at.is_some()
+            && alert.probable_cause == Some(argus_core::ProbableCause::WireguardDown)),
+        "the answering probe revised the outage's cause: {outage:#?}"
+    );
     assert_eq!(golden_letters, malformed.iter().cloned().collect(), "every malformed record, with its bytes");
 
     let killed_dir = tempfile::tempdir().expect("tempdir");
@@ -292,7 +339,7 @@ async fn sigkills_mid_stream_end_in_the_golden_projections() {
     run.terminate();
     let (export, alerts, letters) = outcome(killed_dir.path()).await;
 
-    assert_eq!(alerts, golden_alerts, "the same alert ids");
+    assert_eq!(alerts, golden_alerts, "the same alert transitions");
     assert_eq!(letters, golden_letters, "the same dead letters");
     assert!(export == golden_export, "byte-identical projections after {mid_stream_kills} SIGKILLs");
 

@@ -22,11 +22,18 @@ pub enum AlertKind {
     TrafficAnomaly,
     /// A peer presents a key the rotation manifest retired or does not list.
     KeyRotation,
+    /// One key is presented alternately from endpoints in different networks: two machines hold it.
+    ClonedKey,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 4] =
-        [AlertKind::PeerStale, AlertKind::GatewaySilent, AlertKind::TrafficAnomaly, AlertKind::KeyRotation];
+    pub const ALL: [AlertKind; 5] = [
+        AlertKind::PeerStale,
+        AlertKind::GatewaySilent,
+        AlertKind::TrafficAnomaly,
+        AlertKind::KeyRotation,
+        AlertKind::ClonedKey,
+    ];
 
     /// What the alert says, in words.
     pub const fn words(self) -> &'static str {
@@ -35,6 +42,7 @@ impl AlertKind {
             AlertKind::GatewaySilent => "gateway silent",
             AlertKind::TrafficAnomaly => "unusual traffic",
             AlertKind::KeyRotation => "key not in the rotation manifest",
+            AlertKind::ClonedKey => "one key used from two places",
         }
     }
 
@@ -44,6 +52,7 @@ impl AlertKind {
             AlertKind::GatewaySilent => "GATEWAY_SILENT",
             AlertKind::TrafficAnomaly => "TRAFFIC_ANOMALY",
             AlertKind::KeyRotation => "KEY_ROTATION",
+            AlertKind::ClonedKey => "CLONED_KEY",
         }
     }
 }
@@ -86,15 +95,32 @@ pub enum ProbableCause {
     GatewaySilent,
     /// The gateway is alive but all or most of its peers are stale.
     GatewayUplink,
-    /// The gateway is alive, its other peers are fresh, this one is stale.
+    /// The gateway is alive, its other peers are fresh, this one is stale; no probe has answered
+    /// for or against its endpoint yet.
     SiteDown,
     /// The peer presents a retired or unlisted key, or an endpoint in a network never seen for it.
     Security,
+    /// The site's endpoint answers the gateway's pings but completes no handshake.
+    WireguardDown,
+    /// The site's endpoint answers nothing from the gateway.
+    PathDown,
+    /// Other sites whose endpoints share this one's network went quiet with it.
+    UpstreamOutage,
+    /// The key is presented alternately from endpoints in different networks.
+    ClonedKey,
 }
 
 impl ProbableCause {
-    pub const ALL: [ProbableCause; 4] =
-        [ProbableCause::GatewaySilent, ProbableCause::GatewayUplink, ProbableCause::SiteDown, ProbableCause::Security];
+    pub const ALL: [ProbableCause; 8] = [
+        ProbableCause::GatewaySilent,
+        ProbableCause::GatewayUplink,
+        ProbableCause::SiteDown,
+        ProbableCause::Security,
+        ProbableCause::WireguardDown,
+        ProbableCause::PathDown,
+        ProbableCause::UpstreamOutage,
+        ProbableCause::ClonedKey,
+    ];
 
     /// What the cause means, in words an operator on shift reads.
     pub const fn explanation(self) -> &'static str {
@@ -106,11 +132,26 @@ impl ProbableCause {
                 "most of the gateway's other peers went quiet too: the gateway's own link is the likely fault"
             }
             ProbableCause::SiteDown => {
-                "the gateway and its other peers are fine: this site is down or cut off from the gateway"
+                "the gateway and its other peers are fine: this site is down or cut off from the gateway (no path \
+                 probe has answered yet)"
             }
             ProbableCause::Security => {
                 "the peer presents a key the rotation manifest retired or does not list, or came from a network \
                  never seen for it"
+            }
+            ProbableCause::WireguardDown => {
+                "the site's address answers the gateway's pings but its tunnel does not: the site's host is up and \
+                 its WireGuard is not (service, configuration or key failure)"
+            }
+            ProbableCause::PathDown => {
+                "the site's address does not answer the gateway's pings: the path to the site is down (WAN outage, \
+                 or the site lost power)"
+            }
+            ProbableCause::UpstreamOutage => {
+                "other sites in the same network went quiet at the same time: an upstream outage of that network"
+            }
+            ProbableCause::ClonedKey => {
+                "the key is presented from two networks in turn: two machines hold the same key (cloned key)"
             }
         }
     }
@@ -180,7 +221,7 @@ impl<'de> Deserialize<'de> for AlertId {
     }
 }
 
-/// One transition (raised or resolved) of one alert; the same id links the two.
+/// One transition of one alert (raised, its cause revised, or resolved); the same id links them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub alert_id: AlertId,
@@ -198,6 +239,9 @@ pub struct Alert {
     pub summary: String,
     pub raised_at: UnixMillis,
     pub resolved_at: Option<UnixMillis>,
+    /// When evidence that arrived after raising last changed the cause or evidence of this raised
+    /// alert (a revision, published with the same id and state RAISED).
+    pub revised_at: Option<UnixMillis>,
 }
 
 #[cfg(test)]

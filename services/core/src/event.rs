@@ -1,5 +1,5 @@
-//! The facts on the log: peer observations, interface heartbeats, peer removals, rotation manifests
-//! and alert acknowledgements.
+//! The facts on the log: peer observations, interface heartbeats, peer removals, path probes,
+//! rotation manifests and alert acknowledgements.
 
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +87,23 @@ pub struct PeerRemoved {
     pub public_key: PublicKey,
 }
 
+/// The collector pinged a quiet peer's last endpoint from the gateway's own network (ICMP echo):
+/// whether the site's address still answers while its tunnel is silent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathProbe {
+    #[serde(flatten)]
+    pub header: EventHeader,
+    pub public_key: PublicKey,
+    /// The IP of the peer's last endpoint: probes never target anything else.
+    #[serde(with = "address_text")]
+    pub target: std::net::IpAddr,
+    pub sent: u8,
+    /// Echo replies received; 0: the endpoint is silent.
+    pub received: u8,
+    /// Mean round-trip time of the replies; `None` when none came back.
+    pub rtt_ms: Option<f64>,
+}
+
 /// One expected key of a rotation manifest, with the keys it replaces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
@@ -133,6 +150,7 @@ pub enum Event {
     PeerObservation(PeerObservation),
     Heartbeat(Heartbeat),
     PeerRemoved(PeerRemoved),
+    PathProbe(PathProbe),
     RotationManifestSet(RotationManifestSet),
     AlertAcknowledged(AlertAcknowledged),
 }
@@ -143,6 +161,7 @@ impl Event {
             Event::PeerObservation(event) => &event.header,
             Event::Heartbeat(event) => &event.header,
             Event::PeerRemoved(event) => &event.header,
+            Event::PathProbe(event) => &event.header,
             Event::RotationManifestSet(event) => &event.header,
             Event::AlertAcknowledged(event) => &event.header,
         }
@@ -153,6 +172,7 @@ impl Event {
             Event::PeerObservation(event) => &mut event.header,
             Event::Heartbeat(event) => &mut event.header,
             Event::PeerRemoved(event) => &mut event.header,
+            Event::PathProbe(event) => &mut event.header,
             Event::RotationManifestSet(event) => &mut event.header,
             Event::AlertAcknowledged(event) => &mut event.header,
         }
@@ -171,6 +191,22 @@ pub(crate) mod avro_long {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
         let value = i64::deserialize(deserializer)?;
         u64::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is negative")))
+    }
+}
+
+/// Serde for an IP address as its text, as the schema carries it (whatever the format).
+mod address_text {
+    use std::net::IpAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(address: &IpAddr, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(address)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<IpAddr, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

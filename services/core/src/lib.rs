@@ -18,8 +18,8 @@ pub mod text;
 pub use alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 pub use dead_letter::DeadLetter;
 pub use event::{
-    AlertAcknowledged, Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource,
-    RotationManifestSet, SeqCounter, UnixMillis,
+    AlertAcknowledged, Event, EventHeader, Heartbeat, ManifestEntry, PathProbe, PeerObservation, PeerRemoved,
+    PeerSource, RotationManifestSet, SeqCounter, UnixMillis,
 };
 pub use fold::{
     Effect, EndpointChange, FoldState, HostRecord, HostStats, HostStatus, PeerRecord, PeerStatus, Refusal, RuleConfig,

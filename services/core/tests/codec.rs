@@ -12,7 +12,8 @@ use argus_core::codec::{
 };
 use argus_core::{
     Alert, AlertAcknowledged, AlertId, AlertKind, AlertState, Clearance, DeadLetter, Event, EventHeader, Heartbeat,
-    ManifestEntry, PeerObservation, PeerRemoved, PeerSource, ProbableCause, PublicKey, RotationManifestSet, Severity,
+    ManifestEntry, PathProbe, PeerObservation, PeerRemoved, PeerSource, ProbableCause, PublicKey, RotationManifestSet,
+    Severity,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -85,6 +86,22 @@ fn sample_events() -> Vec<Event> {
             clearance: Clearance::TopSecret,
         }),
         Event::PeerRemoved(PeerRemoved { header: header(44), public_key: PublicKey::from_bytes([9; 32]) }),
+        Event::PathProbe(PathProbe {
+            header: header(48),
+            public_key: PublicKey::from_bytes([9; 32]),
+            target: "198.18.7.2".parse().expect("address"),
+            sent: 3,
+            received: 2,
+            rtt_ms: Some(0.42),
+        }),
+        Event::PathProbe(PathProbe {
+            header: header(49),
+            public_key: PublicKey::from_bytes([9; 32]),
+            target: "2001:db8::7".parse().expect("address"),
+            sent: 3,
+            received: 0,
+            rtt_ms: None,
+        }),
         Event::RotationManifestSet(RotationManifestSet {
             header: header(45),
             entries: vec![
@@ -130,7 +147,15 @@ fn sample_alerts() -> Vec<Alert> {
         summary: "peer stale".into(),
         raised_at: 1_780_000_000_000,
         resolved_at: None,
+        revised_at: None,
     };
+    let revised = Alert {
+        probable_cause: Some(ProbableCause::WireguardDown),
+        evidence: BTreeMap::from([("probe_received".to_owned(), 3.0)]),
+        revised_at: Some(1_780_000_030_000),
+        ..raised.clone()
+    };
+    let cloned = Alert { kind: AlertKind::ClonedKey, probable_cause: Some(ProbableCause::ClonedKey), ..raised.clone() };
     let resolved = Alert {
         kind: AlertKind::KeyRotation,
         severity: Severity::Info,
@@ -141,7 +166,7 @@ fn sample_alerts() -> Vec<Alert> {
         resolved_at: Some(1_780_000_100_000),
         ..raised.clone()
     };
-    vec![raised, resolved]
+    vec![raised, resolved, revised, cloned]
 }
 
 fn serde_value_of(event: &Event) -> Value {
@@ -152,6 +177,7 @@ fn serde_value_of(event: &Event) -> Value {
         Event::PeerObservation(event) => value(event),
         Event::Heartbeat(event) => value(event),
         Event::PeerRemoved(event) => value(event),
+        Event::PathProbe(event) => value(event),
         Event::RotationManifestSet(event) => value(event),
         Event::AlertAcknowledged(event) => value(event),
     }
@@ -189,7 +215,7 @@ fn rust_types_committed_schemas_and_codec_agree() {
     for alert in sample_alerts() {
         let mut fast = Vec::new();
         encode_alert(&alert, &mut fast);
-        let schema = SchemaId::AlertV1.schema();
+        let schema = SchemaId::AlertV2.schema();
         let resolved = to_value(&alert).expect("value").resolve(schema).expect("alert type matches its schema");
         // Avro maps have no order (apache-avro's iterate in hash order), so compare decoded values.
         assert_eq!(apache_decode(schema, &fast[HEADER_LEN..]), resolved);
@@ -223,7 +249,7 @@ fn dead_letters_keep_the_original_bytes_and_match_their_schema() {
 /// SIEMs may take alerts as JSON: the same fields as the Avro schema, keys readable.
 #[test]
 fn alert_json_has_exactly_the_avro_fields() {
-    let schema: serde_json::Value = serde_json::from_str(SchemaId::AlertV1.text()).expect("schema json");
+    let schema: serde_json::Value = serde_json::from_str(SchemaId::AlertV2.text()).expect("schema json");
     let mut avro_fields: Vec<String> = schema["fields"]
         .as_array()
         .expect("fields")
@@ -323,7 +349,7 @@ fn framing_errors_are_typed() {
     );
     let mut alert = Vec::new();
     encode_alert(&sample_alerts()[0], &mut alert);
-    assert!(matches!(decode_event(&alert), Err(DecodeError::UnexpectedSchema { found: SchemaId::AlertV1, .. })));
+    assert!(matches!(decode_event(&alert), Err(DecodeError::UnexpectedSchema { found: SchemaId::AlertV2, .. })));
     let mut event = Vec::new();
     encode_event(&sample_events()[0], &mut event);
     assert!(matches!(decode_alert(&event), Err(DecodeError::UnexpectedSchema { .. })));
@@ -447,9 +473,9 @@ fn random_and_mutated_inputs_never_panic() {
 /// clearance was carried) still decodes, with no writer's clearance.
 #[test]
 fn version_1_events_are_read_without_a_writers_clearance() {
-    let mut manifest = match &sample_events()[5] {
+    let mut manifest = match &sample_events()[7] {
         Event::RotationManifestSet(manifest) => manifest.clone(),
-        other => panic!("sample 5 is a manifest, not {other:?}"),
+        other => panic!("sample 7 is a manifest, not {other:?}"),
     };
     manifest.writer_clearance = None;
     let mut observation = full_observation();
@@ -469,4 +495,35 @@ fn version_1_events_are_read_without_a_writers_clearance() {
         encode_event(&event, &mut current);
         assert_ne!(schema_of(&current), old, "new data is written with the newest version");
     }
+}
+
+/// Alerts written with `Alert.v1` (before revisions and probe causes) still decode, never revised;
+/// a v1 record cannot carry a symbol only v2 has.
+#[test]
+fn version_1_alerts_are_read_as_never_revised() {
+    let old = SchemaId::AlertV1;
+    for alert in sample_alerts().into_iter().filter(|alert| alert.revised_at.is_none()) {
+        let Value::Record(mut fields) = to_value(&alert).expect("value") else { panic!("a record") };
+        fields.retain(|(name, _)| name != "revised_at");
+        let resolved = Value::Record(fields).resolve(old.schema());
+        let v1_symbols = alert.kind != AlertKind::ClonedKey;
+        assert_eq!(resolved.is_ok(), v1_symbols, "{alert:?}");
+        let Ok(value) = resolved else { continue };
+        let mut bytes = old.header().to_vec();
+        bytes.extend(apache_encode(old.schema(), value));
+        assert_eq!(decode_alert(&bytes).expect("v1 decodes"), alert);
+        let mut current = Vec::new();
+        encode_alert(&alert, &mut current);
+        assert_eq!(schema_of(&current), SchemaId::AlertV2, "new alerts are written with v2");
+    }
+    // the hand-written v1 reader refuses an index past v1's symbols
+    let mut bytes = old.header().to_vec();
+    let mut body = Vec::new();
+    encode_alert(&sample_alerts()[3], &mut body);
+    bytes.extend_from_slice(&body[HEADER_LEN..body.len() - 1]);
+    assert!(
+        matches!(decode_alert(&bytes), Err(DecodeError::Malformed { field: "kind", .. })),
+        "{:?}",
+        decode_alert(&bytes)
+    );
 }

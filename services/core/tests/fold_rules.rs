@@ -84,7 +84,8 @@ fn a_single_stale_peer_raises_once_as_site_down_and_resolves_once() {
     assert_eq!(gateway.peer(&state, 3).status, PeerStatus::Active);
     // the alert names the site by its display name and says the cause in words
     let site = format!("site-3 (peer {} on hub/wg0)", key(3));
-    let cause = "the gateway and its other peers are fine: this site is down or cut off from the gateway";
+    let cause = "the gateway and its other peers are fine: this site is down or cut off from the gateway (no path \
+                 probe has answered yet)";
     assert_eq!(alert.summary, format!("no handshake: {site}; {cause}"));
     assert_eq!(resolved[0].summary, format!("no handshake over: {site}"));
 }
@@ -275,6 +276,184 @@ fn roaming_into_a_never_seen_network_makes_a_stale_peer_a_security_matter() {
     let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
     assert_eq!(raised.len(), 1);
     assert_eq!(raised[0].probable_cause, Some(ProbableCause::Security));
+}
+
+/// A hub of six sites, each on its own network (`198.51.N.0/24`) unless `shared` puts them in one;
+/// sites in `down` stop handshaking at `down_from`; `probes(at, n)` gives what the collector's
+/// probe of site `n` saw at `at` (`None`: no probe). Returns every effect of the hour.
+fn six_sites(
+    down: &[u8], shared: bool, mut probes: impl FnMut(i64, u8) -> Option<u8>,
+) -> (Vec<argus_core::fold::Effect>, FoldState, Gateway) {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let down_from = T0 + 10 * MINUTE;
+    let endpoint = |n: u8| if shared { format!("198.51.100.{n}") } else { format!("198.51.{n}.2") };
+    let mut effects = Vec::new();
+    let mut at = T0;
+    while at < T0 + HOUR {
+        for n in 1..=6u8 {
+            let handshake =
+                if down.contains(&n) && at >= down_from { live_handshake(down_from - 1) } else { live_handshake(at) };
+            let observation =
+                gateway.observe_at_endpoint(at, n, Some(handshake), 0, 0, &format!("{}:51820", endpoint(n)));
+            effects.extend(apply_one(&mut state, &observation));
+            if let Some(received) = probes(at, n) {
+                effects.extend(apply_one(&mut state, &gateway.probe(at + SECOND, n, &endpoint(n), received)));
+            }
+        }
+        effects.extend(apply_one(&mut state, &gateway.heartbeat(at, SCAN as u32)));
+        at += SCAN;
+    }
+    (effects, state, gateway)
+}
+
+/// The collector probes a quiet site once its handshake passes the fresh bound (150 s), before it
+/// is stale (210 s), and again every minute.
+fn probed_while_quiet(answers: impl Fn(u8) -> u8) -> impl FnMut(i64, u8) -> Option<u8> {
+    let down_from = T0 + 10 * MINUTE;
+    move |at, n| {
+        let quiet_for = at - live_handshake(down_from - 1);
+        let due = at >= down_from && quiet_for >= 150 * SECOND && (quiet_for - 150 * SECOND) % MINUTE < SCAN;
+        (due && answers(n) < u8::MAX).then(|| answers(n))
+    }
+}
+
+#[test]
+fn a_site_whose_address_answers_is_wireguard_down_and_a_silent_one_is_path_down() {
+    // site 2's WireGuard stopped (its address answers); site 3's link is cut (nothing answers)
+    let (effects, _, _) = six_sites(
+        &[2, 3],
+        false,
+        probed_while_quiet(|n| match n {
+            2 => 3,
+            3 => 0,
+            _ => u8::MAX,
+        }),
+    );
+    let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
+    assert_eq!(raised.len(), 2, "only the two failed sites, once each: {raised:#?}");
+    let by_site = |n: u8| raised.iter().find(|alert| alert.public_key == Some(key(n))).expect("alert of the site");
+    let (service, path) = (by_site(2), by_site(3));
+    assert_eq!(service.probable_cause, Some(ProbableCause::WireguardDown));
+    assert_eq!((service.evidence["probe_sent"], service.evidence["probe_received"]), (3.0, 3.0));
+    assert_eq!(service.evidence["probe_rtt_ms"], 0.5);
+    assert!(service.summary.contains("answers the gateway's pings but its tunnel does not"), "{}", service.summary);
+    assert_eq!(path.probable_cause, Some(ProbableCause::PathDown));
+    assert_eq!((path.evidence["probe_received"], path.evidence["probe_loss"]), (0.0, 1.0));
+    assert!(!path.evidence.contains_key("probe_rtt_ms"));
+    assert!(path.summary.contains("the path to the site is down"), "{}", path.summary);
+    assert!(alerts(&effects).iter().all(|alert| alert.revised_at.is_none()), "the evidence was there in time");
+}
+
+#[test]
+fn a_probe_after_raising_revises_the_cause_under_the_same_id_once_per_change() {
+    let down_from = T0 + 10 * MINUTE;
+    let stale_at = live_handshake(down_from - 1) + 210 * SECOND;
+    // no probe before the site is stale; then silence for three minutes; then its address answers
+    let (effects, _, _) = six_sites(&[4], false, |at, n| {
+        (n == 4 && at > stale_at && (at - stale_at) % MINUTE < SCAN).then_some(if at < stale_at + 3 * MINUTE {
+            0
+        } else {
+            2
+        })
+    });
+    let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
+    let causes: Vec<_> = raised.iter().map(|alert| (alert.probable_cause, alert.revised_at.is_some())).collect();
+    assert_eq!(
+        causes,
+        [
+            (Some(ProbableCause::SiteDown), false),
+            (Some(ProbableCause::PathDown), true),
+            (Some(ProbableCause::WireguardDown), true)
+        ],
+        "raised, then one revision per change of cause"
+    );
+    assert!(raised.iter().all(|alert| alert.alert_id == raised[0].alert_id && alert.raised_at == raised[0].raised_at));
+    assert!(raised[1].revised_at < raised[2].revised_at);
+    assert_eq!(raised[2].evidence["probe_received"], 2.0);
+}
+
+#[test]
+fn sites_in_one_network_going_quiet_together_are_an_upstream_outage() {
+    let (effects, _, _) = six_sites(&[1, 2], true, probed_while_quiet(|n| if n <= 2 { 0 } else { u8::MAX }));
+    let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
+    assert_eq!(raised.len(), 2);
+    for alert in raised {
+        assert_eq!(alert.probable_cause, Some(ProbableCause::UpstreamOutage), "{alert:#?}");
+        assert_eq!(alert.evidence["quiet_peers_in_same_network"], 1.0);
+    }
+    // the same two sites on networks of their own are two path failures
+    let (effects, _, _) = six_sites(&[1, 2], false, probed_while_quiet(|n| if n <= 2 { 0 } else { u8::MAX }));
+    let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
+    assert!(raised.iter().all(|alert| alert.probable_cause == Some(ProbableCause::PathDown)), "{raised:#?}");
+}
+
+#[test]
+fn a_probe_of_an_old_endpoint_or_from_before_the_last_handshake_is_no_evidence() {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let handshake = T0;
+    let mut events = vec![
+        gateway.observe_at_endpoint(T0, 1, Some(handshake), 0, 0, "198.51.1.2:51820"),
+        gateway.observe_at_endpoint(T0, 2, Some(T0), 0, 0, "198.51.2.2:51820"),
+        // answered, but of an address the peer has left
+        gateway.probe(T0 + 160 * SECOND, 1, "198.51.9.9", 3),
+    ];
+    events.push(gateway.observe_at_endpoint(T0 + 220 * SECOND, 2, Some(T0 + 200 * SECOND), 0, 0, "198.51.2.2:51820"));
+    events.push(gateway.observe_at_endpoint(T0 + 220 * SECOND, 1, Some(handshake), 0, 0, "198.51.1.2:51820"));
+    let raised: Vec<_> = alerts_of(&apply_all(&mut state, &events), AlertKind::PeerStale, AlertState::Raised)
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(raised.len(), 1);
+    assert_eq!(raised[0].probable_cause, Some(ProbableCause::SiteDown), "the probe of another address is ignored");
+    // a probe taken before the handshake that followed it says nothing of the next silence
+    let mut effects = apply_one(&mut state, &gateway.probe(T0 + 230 * SECOND, 2, "198.51.2.2", 3));
+    effects.extend(apply_one(
+        &mut state,
+        &gateway.observe_at_endpoint(T0 + 240 * SECOND, 2, Some(T0 + 235 * SECOND), 0, 0, "198.51.2.2:51820"),
+    ));
+    effects.extend(apply_one(&mut state, &gateway.heartbeat(T0 + 240 * SECOND, SCAN as u32)));
+    effects.extend(apply_one(
+        &mut state,
+        &gateway.observe_at_endpoint(T0 + 460 * SECOND, 2, Some(T0 + 235 * SECOND), 0, 0, "198.51.2.2:51820"),
+    ));
+    let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
+    assert_eq!(raised.len(), 1);
+    assert_ne!(raised[0].probable_cause, Some(ProbableCause::WireguardDown), "{:#?}", raised[0]);
+    assert!(!raised[0].evidence.contains_key("probe_sent"), "{:#?}", raised[0]);
+}
+
+#[test]
+fn one_key_presented_from_two_networks_in_turn_is_a_cloned_key_and_one_roam_is_not() {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let mut effects = Vec::new();
+    // site 1 roams once to a new network and stays; site 2's key is held by two machines, whose
+    // packets reach the hub in turn for five minutes, after which one machine is switched off
+    let mut at = T0;
+    for scan in 0..120 {
+        let roamed = if scan < 30 { "198.51.1.2:51820" } else { "203.0.113.7:4500" };
+        effects
+            .extend(apply_one(&mut state, &gateway.observe_at_endpoint(at, 1, Some(live_handshake(at)), 0, 0, roamed)));
+        let clone = if (10..40).contains(&scan) && scan % 3 == 0 { "192.0.2.50:51820" } else { "198.51.2.2:51820" };
+        effects
+            .extend(apply_one(&mut state, &gateway.observe_at_endpoint(at, 2, Some(live_handshake(at)), 0, 0, clone)));
+        effects.extend(apply_one(&mut state, &gateway.heartbeat(at, SCAN as u32)));
+        at += SCAN;
+    }
+    let raised = alerts_of(&effects, AlertKind::ClonedKey, AlertState::Raised);
+    assert_eq!(raised.len(), 1, "{raised:#?}");
+    assert_eq!(raised[0].public_key, Some(key(2)));
+    assert_eq!(raised[0].probable_cause, Some(ProbableCause::ClonedKey));
+    assert_eq!(raised[0].severity, argus_core::Severity::Critical);
+    // four switches: 198.51.2 -> 192.0.2 (scan 12) -> 198.51.2 -> 192.0.2 (scan 15) -> 198.51.2 (scan 16)
+    assert_eq!(raised[0].raised_at, T0 + 16 * SCAN);
+    assert!(raised[0].summary.contains("two machines hold the same key"), "{}", raised[0].summary);
+    let resolved = alerts_of(&effects, AlertKind::ClonedKey, AlertState::Resolved);
+    assert_eq!(resolved.len(), 1, "resolved once the key stays in one network for the window");
+    assert_eq!(resolved[0].alert_id, raised[0].alert_id);
+    assert!(resolved[0].resolved_at >= Some(T0 + 40 * SCAN + 600 * SECOND - SCAN));
 }
 
 #[test]

@@ -227,9 +227,14 @@ impl ScyllaStore {
         Ok(Some((key, AlertRow { alert, acknowledged_by, acknowledged_at })))
     }
 
-    /// Write timestamp of an alert transition: RESOLVED beats RAISED of the same episode.
+    /// Write timestamp of an alert transition, its own time: a revision beats the RAISED it revises,
+    /// RESOLVED beats both (it is never earlier than a revision; at the same millisecond, by one).
     fn alert_write_timestamp(alert: &Alert) -> i64 {
-        alert.raised_at.saturating_mul(1_000).saturating_add(i64::from(alert.state == AlertState::Resolved))
+        let at = match alert.state {
+            AlertState::Raised => alert.revised_at.unwrap_or(alert.raised_at),
+            AlertState::Resolved => alert.resolved_at.unwrap_or(alert.raised_at),
+        };
+        at.saturating_mul(1_000).saturating_add(i64::from(alert.state == AlertState::Resolved))
     }
 
     /// Write timestamp of an acknowledgement: the earliest one wins.
@@ -594,9 +599,13 @@ mod tests {
             summary: String::new(),
             raised_at: 1_780_000_000_000,
             resolved_at: None,
+            revised_at: None,
         };
-        let resolved = Alert { state: AlertState::Resolved, ..raised.clone() };
-        assert!(ScyllaStore::alert_write_timestamp(&resolved) > ScyllaStore::alert_write_timestamp(&raised));
+        let revised = Alert { revised_at: Some(raised.raised_at + 30_000), ..raised.clone() };
+        let resolved =
+            Alert { state: AlertState::Resolved, resolved_at: revised.revised_at, revised_at: None, ..raised.clone() };
+        assert!(ScyllaStore::alert_write_timestamp(&revised) > ScyllaStore::alert_write_timestamp(&raised));
+        assert!(ScyllaStore::alert_write_timestamp(&resolved) > ScyllaStore::alert_write_timestamp(&revised));
         assert!(
             ScyllaStore::acknowledgement_write_timestamp(1_780_000_000_000)
                 > ScyllaStore::acknowledgement_write_timestamp(1_780_000_000_001)

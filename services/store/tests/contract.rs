@@ -126,6 +126,7 @@ fn alert(org_name: &str, n: u8, state: AlertState, raised_at: i64, clearance: Cl
         summary: "stale".into(),
         raised_at,
         resolved_at: (state == AlertState::Resolved).then_some(raised_at + 60_000),
+        revised_at: None,
     }
 }
 

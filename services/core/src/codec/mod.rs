@@ -16,8 +16,8 @@ use self::binary::{AvroReader, AvroWriter};
 use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 use crate::dead_letter::DeadLetter;
 use crate::event::{
-    AlertAcknowledged, Event, EventHeader, Heartbeat, ManifestEntry, PeerObservation, PeerRemoved, PeerSource,
-    RotationManifestSet,
+    AlertAcknowledged, Event, EventHeader, Heartbeat, ManifestEntry, PathProbe, PeerObservation, PeerRemoved,
+    PeerSource, RotationManifestSet,
 };
 use crate::ids::{Clearance, NameError};
 use crate::key::{KEY_LEN, KeyError, PublicKey};
@@ -42,10 +42,13 @@ pub enum SchemaId {
     AlertAcknowledgedV1,
     PeerObservationV2,
     RotationManifestSetV2,
+    PathProbeV1,
+    /// Read only: alerts written before causes were revised and probes gave evidence.
+    AlertV2,
 }
 
 impl SchemaId {
-    pub const ALL: [SchemaId; 9] = [
+    pub const ALL: [SchemaId; 11] = [
         SchemaId::PeerObservationV1,
         SchemaId::HeartbeatV1,
         SchemaId::PeerRemovedV1,
@@ -55,6 +58,8 @@ impl SchemaId {
         SchemaId::AlertAcknowledgedV1,
         SchemaId::PeerObservationV2,
         SchemaId::RotationManifestSetV2,
+        SchemaId::PathProbeV1,
+        SchemaId::AlertV2,
     ];
 
     /// File name under `schemas/avro/`.
@@ -69,6 +74,8 @@ impl SchemaId {
             SchemaId::AlertAcknowledgedV1 => "AlertAcknowledged.v1.avsc",
             SchemaId::PeerObservationV2 => "PeerObservation.v2.avsc",
             SchemaId::RotationManifestSetV2 => "RotationManifestSet.v2.avsc",
+            SchemaId::PathProbeV1 => "PathProbe.v1.avsc",
+            SchemaId::AlertV2 => "Alert.v2.avsc",
         }
     }
 
@@ -84,6 +91,8 @@ impl SchemaId {
             SchemaId::AlertAcknowledgedV1 => include_str!("../../../../schemas/avro/AlertAcknowledged.v1.avsc"),
             SchemaId::PeerObservationV2 => include_str!("../../../../schemas/avro/PeerObservation.v2.avsc"),
             SchemaId::RotationManifestSetV2 => include_str!("../../../../schemas/avro/RotationManifestSet.v2.avsc"),
+            SchemaId::PathProbeV1 => include_str!("../../../../schemas/avro/PathProbe.v1.avsc"),
+            SchemaId::AlertV2 => include_str!("../../../../schemas/avro/Alert.v2.avsc"),
         }
     }
 
@@ -128,7 +137,7 @@ pub enum DecodeError {
     BadMarker { found: [u8; 2] },
     #[error("unknown schema fingerprint {fingerprint:02x?}")]
     UnknownFingerprint { fingerprint: [u8; 8] },
-    #[error("schema {found:?} where {expected} was expected")]
+    #[error("a record of schema {} where {expected} was expected", found.file_name())]
     UnexpectedSchema { found: SchemaId, expected: &'static str },
     #[error("field {field}: input ends early")]
     Truncated { field: &'static str },
@@ -190,6 +199,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
         Event::PeerObservation(event) => encode_record(event, out),
         Event::Heartbeat(event) => encode_record(event, out),
         Event::PeerRemoved(event) => encode_record(event, out),
+        Event::PathProbe(event) => encode_record(event, out),
         Event::RotationManifestSet(event) => encode_record(event, out),
         Event::AlertAcknowledged(event) => encode_record(event, out),
     }
@@ -238,12 +248,13 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
         SchemaId::PeerObservationV1 => read_whole_with(body, PeerObservation::read_v1).map(Event::PeerObservation),
         SchemaId::HeartbeatV1 => read_whole(body).map(Event::Heartbeat),
         SchemaId::PeerRemovedV1 => read_whole(body).map(Event::PeerRemoved),
+        SchemaId::PathProbeV1 => read_whole(body).map(Event::PathProbe),
         SchemaId::RotationManifestSetV2 => read_whole(body).map(Event::RotationManifestSet),
         SchemaId::RotationManifestSetV1 => {
             read_whole_with(body, RotationManifestSet::read_v1).map(Event::RotationManifestSet)
         }
         SchemaId::AlertAcknowledgedV1 => read_whole(body).map(Event::AlertAcknowledged),
-        SchemaId::AlertV1 | SchemaId::DeadLetterV1 => {
+        SchemaId::AlertV1 | SchemaId::AlertV2 | SchemaId::DeadLetterV1 => {
             Err(DecodeError::UnexpectedSchema { found: schema, expected: "an event" })
         }
     }
@@ -259,7 +270,7 @@ pub fn encode_alert_json(alert: &Alert, out: &mut Vec<u8>) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertEncoding {
-    /// Avro single-object encoding (`schemas/avro/Alert.v1.avsc`).
+    /// Avro single-object encoding (`schemas/avro/Alert.v2.avsc`).
     #[default]
     Avro,
     /// JSON with the same fields, for SIEMs that read JSON.
@@ -300,7 +311,8 @@ pub fn decode_dead_letter(bytes: &[u8]) -> Result<DeadLetter, DecodeError> {
 /// Decodes one single-object encoded alert.
 pub fn decode_alert(bytes: &[u8]) -> Result<Alert, DecodeError> {
     match split_header(bytes)? {
-        (SchemaId::AlertV1, body) => read_whole(body),
+        (SchemaId::AlertV2, body) => read_whole(body),
+        (SchemaId::AlertV1, body) => read_whole_with(body, Alert::read_v1),
         (found, _) => Err(DecodeError::UnexpectedSchema { found, expected: "an alert" }),
     }
 }
@@ -477,6 +489,36 @@ impl AvroRecord for PeerRemoved {
     }
 }
 
+impl AvroRecord for PathProbe {
+    const SCHEMA: SchemaId = SchemaId::PathProbeV1;
+
+    fn write(&self, writer: &mut AvroWriter<'_>) {
+        let Self { header, public_key, target, sent, received, rtt_ms } = self;
+        header.write(writer);
+        writer.fixed(public_key.as_bytes());
+        writer.string(&target.to_string());
+        writer.long(i64::from(*sent));
+        writer.long(i64::from(*received));
+        writer.optional(*rtt_ms, AvroWriter::double);
+    }
+
+    fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
+        let header = EventHeader::read(reader)?;
+        let public_key = read_key(reader, "public_key")?;
+        let target = reader.string("target")?;
+        let target = target
+            .parse()
+            .map_err(|_| DecodeError::Malformed { field: "target", reason: "not an IPv4 or IPv6 address" })?;
+        let sent: u8 = ranged("sent", i64::from(reader.int("sent")?), 0, i64::from(u8::MAX))?;
+        let received = ranged("received", i64::from(reader.int("received")?), 0, i64::from(sent))?;
+        let rtt_ms = reader.optional("rtt_ms", |reader| reader.double("rtt_ms"))?;
+        if rtt_ms.is_some_and(|rtt: f64| !rtt.is_finite() || rtt < 0.0) {
+            return Err(DecodeError::Malformed { field: "rtt_ms", reason: "not a finite, non-negative time" });
+        }
+        Ok(Self { header, public_key, target, sent, received, rtt_ms })
+    }
+}
+
 impl AvroRecord for RotationManifestSet {
     const SCHEMA: SchemaId = SchemaId::RotationManifestSetV2;
 
@@ -544,7 +586,7 @@ impl AvroRecord for AlertAcknowledged {
 }
 
 impl AvroRecord for Alert {
-    const SCHEMA: SchemaId = SchemaId::AlertV1;
+    const SCHEMA: SchemaId = SchemaId::AlertV2;
 
     fn write(&self, writer: &mut AvroWriter<'_>) {
         let Self {
@@ -562,6 +604,7 @@ impl AvroRecord for Alert {
             summary,
             raised_at,
             resolved_at,
+            revised_at,
         } = self;
         writer.string(&alert_id.to_string());
         writer.index(*kind as usize);
@@ -580,12 +623,29 @@ impl AvroRecord for Alert {
         writer.string(summary);
         writer.long(*raised_at);
         writer.optional(*resolved_at, AvroWriter::long);
+        writer.optional(*revised_at, AvroWriter::long);
     }
 
     fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
+        let mut alert = Self::read_fields(reader, &AlertKind::ALL, &ProbableCause::ALL)?;
+        alert.revised_at = reader.optional("revised_at", |reader| reader.long("revised_at"))?;
+        Ok(alert)
+    }
+}
+
+impl Alert {
+    /// The fields of `Alert.v1.avsc`: never revised, and only the first symbols of v2's enums.
+    fn read_v1(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
+        Self::read_fields(reader, &AlertKind::ALL[..4], &ProbableCause::ALL[..4])
+    }
+
+    /// The fields v1 and v2 share, with the enum symbols of one version.
+    fn read_fields(
+        reader: &mut AvroReader<'_>, kinds: &[AlertKind], causes: &[ProbableCause],
+    ) -> Result<Self, DecodeError> {
         Ok(Self {
             alert_id: read_alert_id(reader)?,
-            kind: read_enum(reader, "kind", &AlertKind::ALL)?,
+            kind: read_enum(reader, "kind", kinds)?,
             severity: read_enum(reader, "severity", &Severity::ALL)?,
             state: read_enum(reader, "state", &AlertState::ALL)?,
             org_id: read_parsed(reader, "org_id")?,
@@ -593,8 +653,7 @@ impl AvroRecord for Alert {
             interface: read_parsed(reader, "interface")?,
             public_key: reader.optional("public_key", |reader| read_key(reader, "public_key"))?,
             clearance: read_enum(reader, "clearance", &Clearance::ALL)?,
-            probable_cause: reader
-                .optional("probable_cause", |reader| read_enum(reader, "probable_cause", &ProbableCause::ALL))?,
+            probable_cause: reader.optional("probable_cause", |reader| read_enum(reader, "probable_cause", causes))?,
             evidence: reader
                 .blocks("evidence", |reader| Ok((read_owned_string(reader, "evidence")?, reader.double("evidence")?)))?
                 .into_iter()
@@ -602,6 +661,7 @@ impl AvroRecord for Alert {
             summary: read_owned_string(reader, "summary")?,
             raised_at: reader.long("raised_at")?,
             resolved_at: reader.optional("resolved_at", |reader| reader.long("resolved_at"))?,
+            revised_at: None,
         })
     }
 }

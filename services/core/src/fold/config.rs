@@ -61,8 +61,13 @@ pub struct RuleConfig {
     pub uplink_quiet_share: f64,
     /// An endpoint move into a never-seen network makes a stale alert's cause SECURITY for this long.
     pub roam_suspicion: Duration,
-    /// Endpoint networks are compared at these prefix lengths (IPv4, IPv6).
+    /// Endpoint networks are compared at these prefix lengths (IPv4, IPv6); stale sites in the same
+    /// one are an upstream outage.
     pub endpoint_network_prefix: (u8, u8),
+    /// A key whose endpoint switched networks this many times within `cloned_key_window` is
+    /// presented from two places at once (one roam, or a roam and back, is not).
+    pub cloned_key_switches: u32,
+    pub cloned_key_window: Duration,
     pub anomaly: AnomalyConfig,
     /// An event whose `seq` (microseconds of its collector's clock) is further than this ahead of
     /// processing time is refused: one crafted `seq` would otherwise blind the fold to that
@@ -78,6 +83,8 @@ impl Default for RuleConfig {
             uplink_quiet_share: 0.5,
             roam_suspicion: Duration::from_secs(3600),
             endpoint_network_prefix: (24, 48),
+            cloned_key_switches: 4,
+            cloned_key_window: Duration::from_secs(600),
             anomaly: AnomalyConfig::default(),
             max_clock_skew: Duration::from_secs(300),
         }

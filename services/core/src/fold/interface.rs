@@ -1,15 +1,19 @@
-//! One gateway interface: its peers, heartbeat liveness, rotation manifest, and stale-cause reasoning.
+//! One gateway interface: its peers, heartbeat liveness, rotation manifest, path probes of its quiet
+//! peers, and stale-cause reasoning.
+
+use std::net::IpAddr;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::config::{RuleConfig, StalenessWindow, millis};
-use super::peer::{PeerAlert, PeerState};
+use super::peer::{PeerAlert, PeerState, endpoint_network};
 use super::{HostRecord, OpenAlert, PeerStatus};
 use crate::alert::ProbableCause;
-use crate::event::{ManifestEntry, UnixMillis};
+use crate::event::{ManifestEntry, PathProbe, UnixMillis};
 use crate::ids::Clearance;
 use crate::key::PublicKey;
+use crate::net::Cidr;
 
 /// The last heartbeat of an interface and when (processing time) the fold received it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +81,37 @@ impl Manifest {
     }
 }
 
+/// The latest path probe of a quiet peer's endpoint, from the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ProbeSeen {
+    pub(crate) at: UnixMillis,
+    pub(crate) target: IpAddr,
+    pub(crate) sent: u8,
+    pub(crate) received: u8,
+    pub(crate) rtt_ms: Option<f64>,
+}
+
+impl ProbeSeen {
+    pub(crate) fn of(probe: &PathProbe) -> Self {
+        Self {
+            at: probe.header.observed_at,
+            target: probe.target,
+            sent: probe.sent,
+            received: probe.received,
+            rtt_ms: probe.rtt_ms,
+        }
+    }
+
+    pub(crate) fn answered(&self) -> bool {
+        self.received > 0
+    }
+
+    /// Share of echoes lost, 0 to 1.
+    pub(crate) fn loss(&self) -> f64 {
+        1.0 - f64::from(self.received.min(self.sent)) / f64::from(self.sent.max(1))
+    }
+}
+
 /// Everything the fold keeps about one interface of one gateway.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct InterfaceState {
@@ -86,13 +121,27 @@ pub(crate) struct InterfaceState {
     pub(crate) manifests: Manifests,
     /// Boxed: a map of 1,000 peers has 2,048 buckets, and inline states would double the memory.
     pub(crate) peers: FxHashMap<PublicKey, Box<PeerState>>,
+    /// Only quiet peers are probed: a map beside the peers costs the others nothing.
+    pub(crate) probes: FxHashMap<PublicKey, ProbeSeen>,
 }
 
-/// How many of an interface's other connected peers have gone quiet, for the uplink rule.
+/// How many of an interface's other connected peers have gone quiet, for the uplink and upstream
+/// rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct QuietPeers {
     pub(crate) quiet: usize,
     pub(crate) connected: usize,
+    /// Quiet ones whose endpoint lies in the same network as this peer's.
+    pub(crate) quiet_in_same_network: usize,
+}
+
+/// Why a peer probably went stale, and what says so.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct StaleJudgement {
+    pub(crate) cause: ProbableCause,
+    pub(crate) quiet: QuietPeers,
+    /// The probe of the endpoint taken since the peer's last handshake, if any.
+    pub(crate) probe: Option<ProbeSeen>,
 }
 
 impl InterfaceState {
@@ -103,13 +152,15 @@ impl InterfaceState {
             silence_alert: None,
             manifests: Manifests::default(),
             peers: FxHashMap::default(),
+            probes: FxHashMap::default(),
         }
     }
 
-    /// Other connected peers, and those whose handshake at `at` is older than the fresh bound.
-    pub(crate) fn quiet_peers(&self, except: &PublicKey, at: UnixMillis) -> QuietPeers {
+    /// Other connected peers, those whose handshake at `at` is older than the fresh bound, and
+    /// those of them with an endpoint in `network`.
+    fn quiet_peers(&self, except: &PublicKey, at: UnixMillis, network: Option<Cidr>) -> QuietPeers {
         let quiet_after = millis(self.staleness.fresh_below);
-        let mut counts = QuietPeers { quiet: 0, connected: 0 };
+        let mut counts = QuietPeers { quiet: 0, connected: 0, quiet_in_same_network: 0 };
         for (key, peer) in &self.peers {
             if key == except || peer.record.status == PeerStatus::Removed {
                 continue;
@@ -118,28 +169,64 @@ impl InterfaceState {
                 counts.connected += 1;
                 if at.saturating_sub(handshake) >= quiet_after {
                     counts.quiet += 1;
+                    let endpoint = peer.record.endpoint.map(|endpoint| endpoint.ip());
+                    if network.zip(endpoint).is_some_and(|(network, address)| network.contains(address)) {
+                        counts.quiet_in_same_network += 1;
+                    }
                 }
             }
         }
         counts
     }
 
-    /// Why `key` probably went stale at `at`.
-    pub(crate) fn stale_cause(
-        &self, key: &PublicKey, at: UnixMillis, config: &RuleConfig,
-    ) -> (ProbableCause, QuietPeers) {
-        let quiet = self.quiet_peers(key, at);
-        let suspicious = self
-            .peers
-            .get(key)
-            .is_some_and(|peer| peer.alerts.is_open(PeerAlert::Rotation) || peer.roamed_recently(at, config));
-        let cause = if suspicious {
+    /// The probe of `key`'s current endpoint taken since its last handshake: evidence about this
+    /// silence, not an earlier one.
+    pub(crate) fn probe_of(&self, key: &PublicKey) -> Option<ProbeSeen> {
+        let record = &self.peers.get(key)?.record;
+        let probe = self.probes.get(key)?;
+        let current = record.endpoint.is_some_and(|endpoint| endpoint.ip() == probe.target);
+        (current && record.latest_handshake.is_none_or(|handshake| probe.at > handshake)).then_some(*probe)
+    }
+
+    /// Forgets the probes of peers that have handshaken since: they are no longer quiet.
+    pub(crate) fn forget_answered_probes(&mut self) {
+        let peers = &self.peers;
+        self.probes.retain(|key, probe| {
+            peers.get(key).is_some_and(|peer| {
+                peer.record.status != PeerStatus::Removed
+                    && peer.record.latest_handshake.is_none_or(|handshake| handshake < probe.at)
+            })
+        });
+    }
+
+    /// Why `key` probably went stale at `at`, from what is known: its own history (a retired or
+    /// cloned key, a roam into a new network), its endpoint's answer to the gateway's probes, and
+    /// which of the interface's other peers went quiet with it.
+    pub(crate) fn stale_cause(&self, key: &PublicKey, at: UnixMillis, config: &RuleConfig) -> StaleJudgement {
+        let peer = self.peers.get(key);
+        let network =
+            peer.and_then(|peer| peer.record.endpoint).map(|endpoint| endpoint_network(endpoint.ip(), config));
+        let quiet = self.quiet_peers(key, at, network);
+        let probe = self.probe_of(key);
+        let cloned = peer.is_some_and(|peer| peer.alerts.is_open(PeerAlert::ClonedKey) || peer.key_cloned(at, config));
+        let suspicious =
+            peer.is_some_and(|peer| peer.alerts.is_open(PeerAlert::Rotation) || peer.roamed_recently(at, config));
+        let uplink = quiet.connected > 0 && quiet.quiet as f64 >= config.uplink_quiet_share * quiet.connected as f64;
+        let cause = if cloned {
+            ProbableCause::ClonedKey
+        } else if suspicious {
             ProbableCause::Security
-        } else if quiet.connected > 0 && quiet.quiet as f64 >= config.uplink_quiet_share * quiet.connected as f64 {
+        } else if probe.is_some_and(|probe| probe.answered()) {
+            ProbableCause::WireguardDown
+        } else if uplink {
             ProbableCause::GatewayUplink
+        } else if quiet.quiet_in_same_network > 0 {
+            ProbableCause::UpstreamOutage
+        } else if probe.is_some() {
+            ProbableCause::PathDown
         } else {
             ProbableCause::SiteDown
         };
-        (cause, quiet)
+        StaleJudgement { cause, quiet, probe }
     }
 }

@@ -19,13 +19,13 @@ use self::baseline::AnomalyVerdict;
 pub use self::baseline::TrafficBaseline;
 use self::config::millis;
 pub use self::config::{AnomalyConfig, RuleConfig, StalenessWindow};
-use self::interface::{HeartbeatSeen, InterfaceState, KeyVerdict};
+use self::interface::{HeartbeatSeen, InterfaceState, KeyVerdict, ProbeSeen, StaleJudgement};
 pub use self::peer::PeerMetadata;
 use self::peer::{ObservationOutcome, PeerAlert, PeerState};
 use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 use crate::event::{
-    AlertAcknowledged, Event, EventHeader, Heartbeat, PeerObservation, PeerRemoved, PeerSource, RotationManifestSet,
-    UnixMillis,
+    AlertAcknowledged, Event, EventHeader, Heartbeat, PathProbe, PeerObservation, PeerRemoved, PeerSource,
+    RotationManifestSet, UnixMillis,
 };
 use crate::ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
 use crate::key::PublicKey;
@@ -234,7 +234,10 @@ impl AlertSubject<'_> {
         }
     }
 
-    fn alert(&self, kind: AlertKind, open: OpenAlert, state: AlertState, at: UnixMillis, evidence: Evidence) -> Alert {
+    fn alert(
+        &self, kind: AlertKind, open: OpenAlert, state: AlertState, at: UnixMillis, revised_at: Option<UnixMillis>,
+        evidence: Evidence,
+    ) -> Alert {
         let subject = match (self.name, self.public_key) {
             (Some(name), Some(key)) => format!("{name} (peer {key} on {}/{})", self.host, self.interface),
             (None, Some(key)) => format!("peer {key} on {}/{}", self.host, self.interface),
@@ -260,6 +263,7 @@ impl AlertSubject<'_> {
             summary,
             raised_at: open.raised_at,
             resolved_at: (state == AlertState::Resolved).then_some(at),
+            revised_at,
         }
     }
 
@@ -270,11 +274,16 @@ impl AlertSubject<'_> {
     ) -> (OpenAlert, Effect) {
         let id = AlertId::derive(kind, self.org_id, self.host, self.interface, self.public_key.as_ref(), episode_start);
         let open = OpenAlert { id, raised_at, severity, cause };
-        (open, Effect::Alert(self.alert(kind, open, AlertState::Raised, raised_at, evidence)))
+        (open, Effect::Alert(self.alert(kind, open, AlertState::Raised, raised_at, None, evidence)))
+    }
+
+    /// The raised alert `open` again, with the cause and evidence known at `revised_at`.
+    fn revise(&self, kind: AlertKind, open: OpenAlert, revised_at: UnixMillis, evidence: Evidence) -> Effect {
+        Effect::Alert(self.alert(kind, open, AlertState::Raised, revised_at, Some(revised_at), evidence))
     }
 
     fn resolve(&self, kind: AlertKind, open: OpenAlert, resolved_at: UnixMillis, evidence: Evidence) -> Effect {
-        Effect::Alert(self.alert(kind, open, AlertState::Resolved, resolved_at, evidence))
+        Effect::Alert(self.alert(kind, open, AlertState::Resolved, resolved_at, None, evidence))
     }
 }
 
@@ -338,9 +347,9 @@ pub enum SnapshotError {
     Malformed { reason: String },
 }
 
-/// First byte of every snapshot; bumped when the state's layout changes (3: one rotation manifest
-/// per clearance of its authors).
-pub const SNAPSHOT_FORMAT: u8 = 3;
+/// First byte of every snapshot; bumped when the state's layout changes (4: path probes, roaming
+/// history and the cloned-key alert).
+pub const SNAPSHOT_FORMAT: u8 = 4;
 
 impl FoldState {
     pub fn new(config: RuleConfig) -> Self {
@@ -493,6 +502,7 @@ impl FoldState {
             Event::PeerObservation(observation) => observe(interface, observation, config, effects),
             Event::Heartbeat(heartbeat) => heartbeat_seen(interface, heartbeat, now, effects),
             Event::PeerRemoved(removal) => remove(interface, removal, effects),
+            Event::PathProbe(probe) => probe_seen(interface, probe, config, effects),
             Event::RotationManifestSet(manifest) => set_manifest(interface, manifest, effects),
             Event::AlertAcknowledged(acknowledgement) => {
                 effects.push(Effect::AlertAcknowledged(acknowledgement.clone()))
@@ -620,29 +630,50 @@ fn observe(
         check_rotation(interface, &key, observation.header.observed_at, effects);
     }
     let at = observation.header.observed_at;
-    let stale_cause = outcome.became_stale.then(|| interface.stale_cause(&key, at, config));
+    let judgement = outcome.became_stale.then(|| interface.stale_cause(&key, at, config));
+    if outcome.became_fresh {
+        interface.probes.remove(&key);
+    }
     let Some(peer) = interface.peers.get_mut(&key) else { return };
     let ObservationOutcome { became_stale, became_fresh, anomaly, rate_bytes_per_s, endpoint_change } = outcome;
     effects.push(Effect::PeerUpdated(peer.record.clone()));
+    let moved = endpoint_change.is_some();
     if let Some(change) = endpoint_change {
         effects.push(Effect::EndpointChanged(change));
     }
     let subject = AlertSubject::of_peer(&peer.record);
-    let handshake_age_s = peer.record.handshake_age_ms.map_or(f64::INFINITY, seconds);
-    if let (true, Some((cause, quiet))) = (became_stale, stale_cause) {
-        let severity = if cause == ProbableCause::SiteDown { Severity::Warning } else { Severity::Critical };
-        let evidence = Evidence::from([
-            ("handshake_age_s", handshake_age_s),
-            ("stale_after_s", seconds(millis(window.stale_after))),
-            ("quiet_peers", quiet.quiet as f64),
-            ("connected_peers", quiet.connected as f64),
-        ]);
-        let (open, alert) = subject.raise(AlertKind::PeerStale, severity, Some(cause), at, at, evidence);
+    if let (true, Some(judgement)) = (became_stale, judgement) {
+        let evidence = stale_evidence(&peer.record, &window, &judgement);
+        let cause = judgement.cause;
+        let (open, alert) = subject.raise(AlertKind::PeerStale, stale_severity(cause), Some(cause), at, at, evidence);
         peer.alerts.set(PeerAlert::Stale, Some(open));
         effects.push(alert);
     } else if became_fresh && let Some(open) = peer.alerts.take(PeerAlert::Stale) {
-        let evidence = Evidence::from([("handshake_age_s", handshake_age_s)]);
+        let evidence =
+            Evidence::from([("handshake_age_s", peer.record.handshake_age_ms.map_or(f64::INFINITY, seconds))]);
         effects.push(subject.resolve(AlertKind::PeerStale, open, at, evidence));
+    }
+    // only a move can open the cloned-key alert, and time without one closes it
+    let cloned_open = peer.alerts.is_open(PeerAlert::ClonedKey);
+    if moved || cloned_open {
+        match (peer.key_cloned(at, config), peer.alerts.get(PeerAlert::ClonedKey)) {
+            (true, None) => {
+                let evidence = Evidence::from([
+                    ("network_switches", peer.recent_network_switches(at, config) as f64),
+                    ("window_s", seconds(millis(config.cloned_key_window))),
+                ]);
+                let cause = Some(ProbableCause::ClonedKey);
+                let (open, alert) = subject.raise(AlertKind::ClonedKey, Severity::Critical, cause, at, at, evidence);
+                peer.alerts.set(PeerAlert::ClonedKey, Some(open));
+                effects.push(alert);
+            }
+            (false, Some(open)) if peer.recent_network_switches(at, config) == 0 => {
+                peer.alerts.set(PeerAlert::ClonedKey, None);
+                let evidence = Evidence::from([("window_s", seconds(millis(config.cloned_key_window)))]);
+                effects.push(subject.resolve(AlertKind::ClonedKey, open, at, evidence));
+            }
+            _ => {}
+        }
     }
     if let (Some(verdict), Some(rate)) = (anomaly, rate_bytes_per_s) {
         let evidence = || {
@@ -667,6 +698,60 @@ fn observe(
             _ => {}
         }
     }
+}
+
+/// How bad a stale peer is, by its cause: one site is a warning; many, or a security cause, critical.
+fn stale_severity(cause: ProbableCause) -> Severity {
+    match cause {
+        ProbableCause::SiteDown | ProbableCause::WireguardDown | ProbableCause::PathDown => Severity::Warning,
+        _ => Severity::Critical,
+    }
+}
+
+/// The numbers behind a stale peer's cause.
+fn stale_evidence(record: &PeerRecord, window: &StalenessWindow, judgement: &StaleJudgement) -> Evidence {
+    let StaleJudgement { quiet, probe, .. } = judgement;
+    let mut evidence = Evidence::from([
+        ("handshake_age_s", record.handshake_age_ms.map_or(f64::INFINITY, seconds)),
+        ("stale_after_s", seconds(millis(window.stale_after))),
+        ("quiet_peers", quiet.quiet as f64),
+        ("connected_peers", quiet.connected as f64),
+        ("quiet_peers_in_same_network", quiet.quiet_in_same_network as f64),
+    ]);
+    if let Some(probe) = probe {
+        evidence.insert("probe_sent", f64::from(probe.sent));
+        evidence.insert("probe_received", f64::from(probe.received));
+        evidence.insert("probe_loss", probe.loss());
+        evidence.insert("probe_age_s", seconds(record.observed_at.saturating_sub(probe.at).max(0)));
+        if let Some(rtt) = probe.rtt_ms {
+            evidence.insert("probe_rtt_ms", rtt);
+        }
+    }
+    evidence
+}
+
+/// A path probe of a peer's endpoint: kept as evidence while the peer stays quiet; a stale alert
+/// whose cause it changes is revised (same id, new cause and evidence).
+fn probe_seen(interface: &mut InterfaceState, probe: &PathProbe, config: &RuleConfig, effects: &mut Vec<Effect>) {
+    let key = probe.public_key;
+    let Some(peer) = interface.peers.get(&key) else { return };
+    let current_target = peer.record.endpoint.is_some_and(|endpoint| endpoint.ip() == probe.target);
+    if peer.record.status == PeerStatus::Removed || !current_target {
+        return; // a probe of an endpoint the peer has left says nothing about it now
+    }
+    interface.probes.insert(key, ProbeSeen::of(probe));
+    let Some(open) = peer.alerts.get(PeerAlert::Stale) else { return };
+    let at = probe.header.observed_at;
+    let judgement = interface.stale_cause(&key, at, config);
+    if open.cause == Some(judgement.cause) {
+        return;
+    }
+    let window = interface.staleness;
+    let Some(peer) = interface.peers.get_mut(&key) else { return };
+    let revised = OpenAlert { cause: Some(judgement.cause), severity: stale_severity(judgement.cause), ..open };
+    peer.alerts.set(PeerAlert::Stale, Some(revised));
+    let evidence = stale_evidence(&peer.record, &window, &judgement);
+    effects.push(AlertSubject::of_peer(&peer.record).revise(AlertKind::PeerStale, revised, at, evidence));
 }
 
 /// Raises or resolves the rotation flag of one peer against its interface's manifest.
@@ -721,9 +806,13 @@ fn heartbeat_seen(interface: &mut InterfaceState, heartbeat: &Heartbeat, now: Un
     }
     effects.push(Effect::HostUpdated(record.clone()));
     interface.heartbeat = Some(HeartbeatSeen { record, received_at: now });
+    if !interface.probes.is_empty() {
+        interface.forget_answered_probes();
+    }
 }
 
 fn remove(interface: &mut InterfaceState, removal: &PeerRemoved, effects: &mut Vec<Effect>) {
+    interface.probes.remove(&removal.public_key);
     let Some(peer) = interface.peers.get_mut(&removal.public_key) else { return };
     let at = removal.header.observed_at;
     peer.record.status = PeerStatus::Removed;
@@ -739,6 +828,7 @@ fn remove(interface: &mut InterfaceState, removal: &PeerRemoved, effects: &mut V
         (AlertKind::PeerStale, peer.alerts.take(PeerAlert::Stale)),
         (AlertKind::TrafficAnomaly, peer.alerts.take(PeerAlert::Anomaly)),
         (AlertKind::KeyRotation, peer.alerts.take(PeerAlert::Rotation)),
+        (AlertKind::ClonedKey, peer.alerts.take(PeerAlert::ClonedKey)),
     ] {
         if let Some(open) = open {
             effects.push(subject.resolve(kind, open, at, Evidence::from([("removed", 1.0)])));

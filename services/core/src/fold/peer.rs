@@ -1,4 +1,5 @@
-//! One peer's state and the per-observation rules: counter deltas, staleness status, baseline, roaming.
+//! One peer's state and the per-observation rules: counter deltas, staleness status, baseline,
+//! roaming and cloned keys.
 
 use std::sync::{Arc, LazyLock};
 
@@ -62,8 +63,19 @@ pub(crate) struct PeerState {
     pub(crate) baseline: TrafficBaseline,
     #[serde(with = "crate::packed::list")]
     endpoint_networks: Vec<Cidr>,
-    roamed_to_new_network_at: Option<UnixMillis>,
+    /// Boxed: most peers never leave their network.
+    roaming: Option<Box<Roaming>>,
     pub(crate) alerts: OpenAlerts,
+}
+
+/// How a peer's endpoint moved between networks lately.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Roaming {
+    /// The endpoint last moved into a network never seen for this peer.
+    new_network_at: Option<UnixMillis>,
+    /// When the endpoint last switched from one network to another, oldest first; only as many as
+    /// the cloned-key rule counts are kept.
+    switches: Vec<UnixMillis>,
 }
 
 /// Which of a peer's own alerts.
@@ -72,13 +84,13 @@ pub(crate) enum PeerAlert {
     Stale = 0,
     Anomaly = 1,
     Rotation = 2,
+    ClonedKey = 3,
 }
 
-/// A peer's open alerts. Boxed, as almost every peer has none and three inline slots would weigh
-/// on every peer's state. Serialised as the three optional alerts in a row, the snapshot layout
-/// of three separate fields.
+/// A peer's open alerts. Boxed, as almost every peer has none and inline slots would weigh on
+/// every peer's state. Serialised as the optional alerts in a row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct OpenAlerts(Option<Box<[Option<OpenAlert>; 3]>>);
+pub(crate) struct OpenAlerts(Option<Box<[Option<OpenAlert>; 4]>>);
 
 impl OpenAlerts {
     pub(crate) fn get(&self, which: PeerAlert) -> Option<OpenAlert> {
@@ -106,26 +118,24 @@ impl OpenAlerts {
         alert
     }
 
-    fn slots(&self) -> [Option<OpenAlert>; 3] {
+    fn slots(&self) -> [Option<OpenAlert>; 4] {
         self.0.as_deref().copied().unwrap_or_default()
     }
 
-    fn from_slots(slots: [Option<OpenAlert>; 3]) -> Self {
+    fn from_slots(slots: [Option<OpenAlert>; 4]) -> Self {
         Self(slots.iter().any(Option::is_some).then(|| Box::new(slots)))
     }
 }
 
 impl Serialize for OpenAlerts {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let [stale, anomaly, rotation] = self.slots();
-        (stale, anomaly, rotation).serialize(serializer)
+        self.slots().serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for OpenAlerts {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (stale, anomaly, rotation) = Deserialize::deserialize(deserializer)?;
-        Ok(Self::from_slots([stale, anomaly, rotation]))
+        <[Option<OpenAlert>; 4]>::deserialize(deserializer).map(Self::from_slots)
     }
 }
 
@@ -200,7 +210,7 @@ impl PeerState {
             record,
             baseline: TrafficBaseline::default(),
             endpoint_networks,
-            roamed_to_new_network_at: None,
+            roaming: None,
             alerts: OpenAlerts::default(),
         };
         let outcome = ObservationOutcome { became_stale: status == PeerStatus::Stale, ..ObservationOutcome::default() };
@@ -239,8 +249,19 @@ impl PeerState {
                     }
                     self.endpoint_networks.push(network);
                 }
-                if new_network {
-                    self.roamed_to_new_network_at = Some(observed_at);
+                let switched = record.endpoint.is_some_and(|from| endpoint_network(from.ip(), config) != network);
+                if switched || new_network {
+                    let roaming = self.roaming.get_or_insert_with(Box::default);
+                    if new_network {
+                        roaming.new_network_at = Some(observed_at);
+                    }
+                    if switched {
+                        let kept = config.cloned_key_switches.max(1) as usize;
+                        if roaming.switches.len() >= kept {
+                            roaming.switches.drain(..=roaming.switches.len() - kept);
+                        }
+                        roaming.switches.push(observed_at);
+                    }
                 }
                 outcome.endpoint_change = Some(EndpointChange {
                     org_id: record.org_id.clone(),
@@ -293,11 +314,26 @@ impl PeerState {
 
     /// Whether the peer moved into a never-seen network shortly before `at`.
     pub(crate) fn roamed_recently(&self, at: UnixMillis, config: &RuleConfig) -> bool {
-        self.roamed_to_new_network_at.is_some_and(|roamed| at.saturating_sub(roamed) <= millis(config.roam_suspicion))
+        let roamed = self.roaming.as_ref().and_then(|roaming| roaming.new_network_at);
+        roamed.is_some_and(|roamed| at.saturating_sub(roamed) <= millis(config.roam_suspicion))
+    }
+
+    /// How often the endpoint switched networks within the cloned-key window before `at`.
+    pub(crate) fn recent_network_switches(&self, at: UnixMillis, config: &RuleConfig) -> usize {
+        let window = millis(config.cloned_key_window);
+        self.roaming.as_ref().map_or(0, |roaming| {
+            roaming.switches.iter().filter(|&&switched| at.saturating_sub(switched) <= window).count()
+        })
+    }
+
+    /// Whether the key is presented from two networks in turn: two machines hold it.
+    pub(crate) fn key_cloned(&self, at: UnixMillis, config: &RuleConfig) -> bool {
+        self.recent_network_switches(at, config) >= config.cloned_key_switches.max(1) as usize
     }
 }
 
-fn endpoint_network(address: std::net::IpAddr, config: &RuleConfig) -> Cidr {
+/// The network an endpoint address is compared in (`endpoint_network_prefix`).
+pub(crate) fn endpoint_network(address: std::net::IpAddr, config: &RuleConfig) -> Cidr {
     let (v4, v6) = config.endpoint_network_prefix;
     Cidr::containing(address, if address.is_ipv4() { v4 } else { v6 })
 }
@@ -326,22 +362,62 @@ mod tests {
     }
 
     #[test]
-    fn open_alerts_keep_the_snapshot_layout_of_three_fields() {
-        #[derive(Serialize)]
-        struct ThreeFields {
-            stale: Option<OpenAlert>,
-            anomaly: Option<OpenAlert>,
-            rotation: Option<OpenAlert>,
-        }
+    fn open_alerts_round_trip_and_hold_no_box_when_none_is_open() {
         let (one, two) = (Some(open_alert(1)), Some(open_alert(2)));
-        for [stale, anomaly, rotation] in [[None, None, None], [one, None, None], [None, one, two], [one, two, one]] {
-            let bytes = postcard::to_allocvec(&ThreeFields { stale, anomaly, rotation }).expect("encode");
-            let alerts = OpenAlerts::from_slots([stale, anomaly, rotation]);
-            assert_eq!(postcard::to_allocvec(&alerts).expect("encode"), bytes);
+        for slots in [[None; 4], [one, None, None, None], [None, one, two, None], [one, two, one, two]] {
+            let alerts = OpenAlerts::from_slots(slots);
+            let bytes = postcard::to_allocvec(&alerts).expect("encode");
             let decoded: OpenAlerts = postcard::from_bytes(&bytes).expect("decode");
             assert_eq!(decoded, alerts);
-            assert_eq!(decoded.0.is_none(), stale.is_none() && anomaly.is_none() && rotation.is_none());
+            assert_eq!(decoded.0.is_none(), slots.iter().all(Option::is_none));
         }
+    }
+
+    fn observation_from(endpoint: &str, at: UnixMillis) -> PeerObservation {
+        PeerObservation {
+            header: crate::event::EventHeader {
+                org_id: "acme".parse().expect("org"),
+                host: "hub".parse().expect("host"),
+                interface: "wg0".parse().expect("interface"),
+                observed_at: at,
+                collector_id: "hub".parse().expect("collector"),
+                seq: 1,
+            },
+            public_key: crate::key::PublicKey::from_bytes([3; 32]),
+            endpoint: Some(endpoint.parse().expect("endpoint")),
+            allowed_ips: Vec::new(),
+            latest_handshake: Some(at),
+            rx_bytes: 0,
+            tx_bytes: 0,
+            persistent_keepalive: None,
+            source: crate::event::PeerSource::Userspace,
+            clearance: crate::ids::Clearance::Unclassified,
+            display_name: None,
+            owner: None,
+            tags: Vec::new(),
+            writer_clearance: None,
+        }
+    }
+
+    #[test]
+    fn a_key_switching_networks_in_turn_is_cloned_and_one_roam_or_a_port_change_is_not() {
+        let (config, window) = (RuleConfig::default(), StalenessWindow::default());
+        let first = observation_from("198.18.7.2:51820", 0);
+        let header = &first.header;
+        let (mut peer, _) =
+            PeerState::first_seen(&header.org_id, &header.host, &header.interface, &first, &window, &config);
+        peer.observe(&observation_from("198.18.7.2:40000", 1_000), &window, &config);
+        assert!(peer.roaming.is_none(), "a new port in the same network is no move");
+        peer.observe(&observation_from("203.0.113.9:51820", 2_000), &window, &config);
+        assert!(peer.roamed_recently(2_000, &config) && !peer.key_cloned(2_000, &config), "one roam");
+        peer.observe(&observation_from("198.18.7.2:51820", 3_000), &window, &config);
+        peer.observe(&observation_from("203.0.113.9:51820", 4_000), &window, &config);
+        assert!(!peer.key_cloned(4_000, &config), "three switches");
+        peer.observe(&observation_from("198.18.7.2:51820", 5_000), &window, &config);
+        assert!(peer.key_cloned(5_000, &config), "four switches in turn");
+        let later = 5_000 + millis(config.cloned_key_window) - 1_000;
+        assert!(!peer.key_cloned(later, &config), "the earliest switches left the window");
+        assert_eq!(peer.roaming.as_ref().map(|roaming| roaming.switches.len()), Some(4), "only four are kept");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use argus_core::fold::Effect;
 use argus_core::{
-    Alert, AlertKind, AlertState, Clearance, Event, EventHeader, FoldState, Heartbeat, ManifestEntry, PeerObservation,
-    PeerRecord, PeerRemoved, PeerSource, PublicKey, RotationManifestSet, UnixMillis,
+    Alert, AlertKind, AlertState, Clearance, Event, EventHeader, FoldState, Heartbeat, ManifestEntry, PathProbe,
+    PeerObservation, PeerRecord, PeerRemoved, PeerSource, PublicKey, RotationManifestSet, UnixMillis,
 };
 
 pub const SECOND: i64 = 1_000;
@@ -90,6 +90,18 @@ impl Gateway {
 
     pub fn remove(&mut self, at: UnixMillis, n: u8) -> Event {
         Event::PeerRemoved(PeerRemoved { header: self.header(at), public_key: key(n) })
+    }
+
+    /// The collector pinged `target` for peer `n`: three echoes, `received` answered.
+    pub fn probe(&mut self, at: UnixMillis, n: u8, target: &str, received: u8) -> Event {
+        Event::PathProbe(PathProbe {
+            header: self.header(at),
+            public_key: key(n),
+            target: target.parse().expect("address"),
+            sent: 3,
+            received,
+            rtt_ms: (received > 0).then_some(0.5),
+        })
     }
 
     pub fn manifest(&mut self, at: UnixMillis, entries: Vec<ManifestEntry>) -> Event {
