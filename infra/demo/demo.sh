@@ -33,7 +33,16 @@ cat <<TEXT
     -d '{"query":"{ wireguardHosts { host interface status lastHeartbeatAt peerCount } }"}'
 
   Fail a site and watch it go STALE (after the 210 s window; WireGuard renews handshakes only
-  every 120 s, so shorter windows flap): bash infra/lab/wg-lab.sh fail demo 7
+  every 120 s, so shorter windows flap), and another whose link is cut; the probes from the hub
+  tell them apart (WIREGUARD_DOWN: the site answers pings; PATH_DOWN: nothing answers):
+    bash infra/lab/wg-lab.sh fail demo 7
+    bash infra/lab/wg-lab.sh fail demo 8 --link
+  then ask for the alerts, their causes and evidence:
+
+  curl -s $URL -H "Authorization: Bearer \$TOKEN" -H 'content-type: application/json' \\
+    -d '{"query":"{ wireguardAlerts(first: 20) { edges { node { kind probableCause summary evidence { name value } } } } }"}'
+
+  Two sites with one key pair raise CLONED_KEY: bash infra/lab/wg-lab.sh clone demo 3 2
 
 TEXT
 "$ARGUS" --config "$CONFIG" run

@@ -8,6 +8,11 @@
 #   wg-lab.sh restore ID SITE          undo `fail`
 #   wg-lab.sh rotate ID SITE [KEYFILE] give SITE a new private key (generated, or read from
 #                                      KEYFILE); the hub is told the new public key
+#   wg-lab.sh clone ID SITE FROM       give SITE the key pair of site FROM (a cloned key: the hub
+#                                      then hears one key from two networks); SITE's own peer
+#                                      entry leaves the hub
+#   wg-lab.sh roam ID SITE             move SITE's underlay to a new network (198.19.NN.0/24):
+#                                      the hub sees its endpoint move once
 #   wg-lab.sh burst ID SITE SECONDS    flood the hub with large pings from SITE for SECONDS
 #   wg-lab.sh quiet ID                 stop the background traffic (counters then stand still)
 #   wg-lab.sh traffic ID               start it again for every running site
@@ -215,6 +220,26 @@ cmd_rotate() {
   cat "$state/$name.pub"
 }
 
+cmd_clone() {
+  local id="$1" site="$2" from="$3" state
+  check_id "$id"; check_site "$site"; check_site "$from"; site="$((10#$site))"; from="$((10#$from))"
+  state="$(state_dir "$id")"
+  [ -d "$state" ] || die "no lab $id"
+  wg set "$(hub_if "$id")" peer "$(cat "$state/$(site_name "$site").pub")" remove
+  wg set "$(site_if "$id" "$site")" private-key "$state/$(site_name "$from").key"
+}
+
+cmd_roam() {
+  local id="$1" site="$2" hns sns
+  check_id "$id"; check_site "$site"; site="$((10#$site))"
+  [ -d "$(state_dir "$id")" ] || die "no lab $id"
+  hns="$(hub_ns "$id")"
+  sns="$(site_ns "$id" "$site")"
+  ip -n "$hns" address replace "198.19.$site.1/24" dev "ag$id-h$site"
+  ip -n "$sns" address replace "198.19.$site.2/24" dev "ag$id-u$site"
+  wg set "$(site_if "$id" "$site")" peer "$(cat "$(state_dir "$id")/hub.pub")" endpoint "198.19.$site.1:$HUB_PORT"
+}
+
 cmd_burst() {
   local id="$1" site="$2" seconds="$3"
   check_id "$id"; check_site "$site"; site="$((10#$site))"
@@ -281,11 +306,13 @@ case "$command" in
   fail) cmd_fail "${1:?lab id}" "${2:?site}" "${3:-}" ;;
   restore) cmd_restore "${1:?lab id}" "${2:?site}" ;;
   rotate) cmd_rotate "${1:?lab id}" "${2:?site}" "${3:-}" ;;
+  clone) cmd_clone "${1:?lab id}" "${2:?site}" "${3:?site to copy the key from}" ;;
+  roam) cmd_roam "${1:?lab id}" "${2:?site}" ;;
   burst) cmd_burst "${1:?lab id}" "${2:?site}" "${3:?seconds}" ;;
   quiet) cmd_quiet "${1:?lab id}" ;;
   traffic) cmd_traffic "${1:?lab id}" ;;
   status) cmd_status "${1:?lab id}" ;;
   down) cmd_down "${1:?lab id}" ;;
   list) cmd_list ;;
-  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,22p' "$0" >&2; exit 2 ;;
 esac

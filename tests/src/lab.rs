@@ -118,9 +118,29 @@ impl Lab {
             .collect()
     }
 
-    /// Stops a site's wireguard-go.
+    /// The hub's network namespace (its interface lives there; its probes leave from there).
+    pub fn hub_namespace(&self) -> String {
+        format!("argus-{}-hub", self.id)
+    }
+
+    /// Stops a site's wireguard-go (its address still answers).
     pub fn fail(&self, site: u32) {
         self.site_command("fail", site);
+    }
+
+    /// Cuts a site's link to the hub (nothing of it answers).
+    pub fn fail_link(&self, site: u32) {
+        self.run(&["fail".to_owned(), self.id.clone(), site.to_string(), "--link".to_owned()]);
+    }
+
+    /// Gives `site` the key pair of site `from`: one key, two machines.
+    pub fn clone_key(&self, site: u32, from: u32) {
+        self.run(&["clone".to_owned(), self.id.clone(), site.to_string(), from.to_string()]);
+    }
+
+    /// Moves a site's underlay to a new network once.
+    pub fn roam(&self, site: u32) {
+        self.site_command("roam", site);
     }
 
     pub fn restore(&self, site: u32) {

@@ -136,8 +136,44 @@ pub struct CollectorSection {
     pub scan_interval_ms: u64,
     /// Interfaces to watch; empty: every WireGuard interface found.
     pub interfaces: Vec<String>,
-    /// Per-interface identity: `[collector.overrides.wg0] host = "fob-07"`.
+    /// Per-interface identity and probing: `[collector.overrides.wg0] host = "fob-07"`.
     pub overrides: BTreeMap<String, OverrideSection>,
+    /// `[collector.probes]`: ICMP probes of quiet peers' last endpoints.
+    pub probes: ProbesSection,
+}
+
+/// `[collector.probes]`: when a peer's handshake ages, its last endpoint is pinged from the
+/// gateway, so a site whose host answers (its WireGuard is down) differs from one cut off.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbesSection {
+    /// `false`: no interface is probed (one interface: `[collector.overrides.NAME] probe = false`).
+    pub enabled: bool,
+    /// Probe a peer once its handshake is this old; unset: `rules.fresh_below_s`, so the evidence
+    /// is there before the peer turns stale.
+    pub after_handshake_age_s: Option<u64>,
+    /// Probe a peer that stays quiet again this often.
+    pub repeat_every_s: u64,
+    /// Echo requests per probe (1-10).
+    pub echoes: u8,
+    /// How long each echo waits for its reply.
+    pub echo_timeout_ms: u64,
+    /// Most peers of one interface probed per scan.
+    pub max_per_scan: usize,
+}
+
+impl Default for ProbesSection {
+    fn default() -> Self {
+        let defaults = argus_collector::ProbeSettings::default();
+        Self {
+            enabled: defaults.enabled,
+            after_handshake_age_s: None,
+            repeat_every_s: defaults.repeat_every.as_secs(),
+            echoes: defaults.echoes,
+            echo_timeout_ms: defaults.echo_timeout.as_millis() as u64,
+            max_per_scan: defaults.max_per_scan,
+        }
+    }
 }
 
 impl Default for CollectorSection {
@@ -151,6 +187,7 @@ impl Default for CollectorSection {
             scan_interval_ms: 10_000,
             interfaces: Vec::new(),
             overrides: BTreeMap::new(),
+            probes: ProbesSection::default(),
         }
     }
 }
@@ -161,6 +198,11 @@ pub struct OverrideSection {
     pub org: Option<String>,
     pub host: Option<String>,
     pub clearance: Option<Clearance>,
+    /// `false`: never probe this interface's peers.
+    pub probe: Option<bool>,
+    /// The network namespace the interface lives in, by name (`/run/netns/NAME`) or path
+    /// (`/proc/PID/ns/net` of a gateway container): its probes leave from there.
+    pub netns: Option<String>,
 }
 
 /// `[rules]`: the fold's thresholds.
@@ -183,6 +225,10 @@ pub struct RulesSection {
     pub anomaly_warmup_s: u64,
     /// Time constant of the baseline's moving average.
     pub anomaly_baseline_time_constant_s: u64,
+    /// A key whose endpoint switched networks this many times within `cloned_key_window_s` is held
+    /// by two machines (CLONED_KEY); one roam, or a roam and back, is not.
+    pub cloned_key_switches: u32,
+    pub cloned_key_window_s: u64,
     /// An event whose `seq` (its collector's clock, in microseconds) is further ahead of this
     /// processor's clock than this is refused (dead-lettered), so one crafted `seq` cannot blind
     /// the fold to a collector.
@@ -201,6 +247,8 @@ impl Default for RulesSection {
             anomaly_floor_bytes_per_s: rules.anomaly.floor_bytes_per_s,
             anomaly_warmup_s: rules.anomaly.warmup.as_secs(),
             anomaly_baseline_time_constant_s: rules.anomaly.baseline_time_constant.as_secs(),
+            cloned_key_switches: rules.cloned_key_switches,
+            cloned_key_window_s: rules.cloned_key_window.as_secs(),
             max_clock_skew_s: rules.max_clock_skew.as_secs(),
         }
     }
@@ -296,6 +344,8 @@ impl Config {
                 baseline_time_constant: Duration::from_secs(self.rules.anomaly_baseline_time_constant_s.max(1)),
             },
             max_clock_skew: Duration::from_secs(self.rules.max_clock_skew_s),
+            cloned_key_switches: self.rules.cloned_key_switches.max(2),
+            cloned_key_window: Duration::from_secs(self.rules.cloned_key_window_s.max(1)),
             ..RuleConfig::default()
         })
     }
@@ -336,8 +386,24 @@ impl Config {
             let interface = name.parse().with_context(|| format!("collector.overrides: {name:?}"))?;
             let org = overrides.org.as_deref().map(str::parse).transpose().context("collector.overrides org")?;
             let host = overrides.host.as_deref().map(str::parse).transpose().context("collector.overrides host")?;
-            config.overrides.insert(interface, InterfaceOverride { org, host, clearance: overrides.clearance });
+            let netns = overrides.netns.as_deref().map(argus_collector::probe::namespace_path);
+            config.overrides.insert(
+                interface,
+                InterfaceOverride { org, host, clearance: overrides.clearance, probe: overrides.probe, netns },
+            );
         }
+        let probes = &section.probes;
+        if !(1..=10).contains(&probes.echoes) {
+            bail!("collector.probes.echoes ({}) must be 1 to 10", probes.echoes);
+        }
+        config.probes = argus_collector::ProbeSettings {
+            enabled: probes.enabled,
+            after_handshake_age: Duration::from_secs(probes.after_handshake_age_s.unwrap_or(self.rules.fresh_below_s)),
+            repeat_every: Duration::from_secs(probes.repeat_every_s.max(1)),
+            echoes: probes.echoes,
+            echo_timeout: Duration::from_millis(probes.echo_timeout_ms.clamp(10, 10_000)),
+            max_per_scan: probes.max_per_scan,
+        };
         Ok(config)
     }
 }

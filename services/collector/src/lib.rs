@@ -1,12 +1,15 @@
 //! Argus WireGuard collector: scans this host's WireGuard interfaces on a fixed interval and
 //! publishes what it sees to the event log — a `PeerObservation` per peer, a `Heartbeat` per
-//! interface and a `PeerRemoved` per departed peer, keyed `org/host`.
+//! interface, a `PeerRemoved` per departed peer, and a `PathProbe` per probe of a quiet peer's
+//! endpoint, keyed `org/host`.
 //!
-//! The scan loop never waits for the log: scans go into a bounded outbox that keeps the newest
-//! event per peer, and a separate publisher drains it, retrying with backoff while the log is down.
-//! Private and preshared keys are dropped where they are read (`wireguard`).
+//! The scan loop never waits for the log or a probe: scans go into a bounded outbox that keeps the
+//! newest event per peer, probes run in a task of their own, and a separate publisher drains the
+//! outbox, retrying with backoff while the log is down. Private and preshared keys are dropped
+//! where they are read (`wireguard`).
 
 pub mod outbox;
+pub mod probe;
 pub mod scan;
 pub mod wireguard;
 
@@ -18,12 +21,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argus_core::codec::encode_event;
 use argus_core::ids::partition_key;
-use argus_core::{Clearance, CollectorId, HostId, InterfaceName, OrgId, SeqCounter, UnixMillis};
+use argus_core::{
+    Clearance, CollectorId, Event, EventHeader, HostId, InterfaceName, OrgId, PathProbe, SeqCounter, UnixMillis,
+};
 use argus_log::{EventLog, LogError};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info, warn};
 
 pub use self::outbox::{Outbox, Pending};
+pub use self::probe::{ProbePlanner, ProbeSettings, ProbeTarget, Prober};
 pub use self::scan::{InterfaceIdentity, Scanner};
 pub use self::wireguard::{InterfaceSnapshot, PeerSnapshot, ReadError, WireguardHost};
 
@@ -33,6 +39,10 @@ pub struct InterfaceOverride {
     pub org: Option<OrgId>,
     pub host: Option<HostId>,
     pub clearance: Option<Clearance>,
+    /// `Some(false)`: this interface's quiet peers are never probed.
+    pub probe: Option<bool>,
+    /// The network namespace the interface lives in (a path): its probes leave from there.
+    pub netns: Option<std::path::PathBuf>,
 }
 
 /// What one collector watches and how it publishes.
@@ -55,6 +65,8 @@ pub struct CollectorConfig {
     pub publish_chunk: usize,
     /// Longest wait between retries while the log is unreachable.
     pub max_backoff: Duration,
+    /// Path probes of quiet peers' endpoints.
+    pub probes: ProbeSettings,
 }
 
 impl CollectorConfig {
@@ -72,6 +84,7 @@ impl CollectorConfig {
             outbox_capacity: 1_000_000,
             publish_chunk: 1_000,
             max_backoff: Duration::from_secs(10),
+            probes: ProbeSettings::default(),
         }
     }
 
@@ -84,6 +97,14 @@ impl CollectorConfig {
             clearance: overrides.clearance.unwrap_or(self.clearance),
         }
     }
+
+    /// Whether the quiet peers of `interface` are probed, and from which network namespace
+    /// (`Some(None)`: this process's own).
+    pub fn probing(&self, interface: &InterfaceName) -> Option<Option<std::path::PathBuf>> {
+        let overrides = self.overrides.get(interface);
+        let enabled = self.probes.enabled && overrides.and_then(|overrides| overrides.probe).unwrap_or(true);
+        enabled.then(|| overrides.and_then(|overrides| overrides.netns.clone()))
+    }
 }
 
 /// Live figures of a running collector (also exported as metrics).
@@ -91,6 +112,7 @@ impl CollectorConfig {
 pub struct CollectorStatus {
     scans: AtomicU64,
     published: AtomicU64,
+    probes: AtomicU64,
     outbox_len: AtomicU64,
     outbox_high_water: AtomicU64,
     log_unreachable: AtomicBool,
@@ -105,6 +127,11 @@ impl CollectorStatus {
     /// Events the log acknowledged.
     pub fn published(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
+    }
+
+    /// Path probes completed (answered or not).
+    pub fn probes(&self) -> u64 {
+        self.probes.load(Ordering::Relaxed)
     }
 
     /// Events waiting for the log now, and the most ever waiting.
@@ -175,6 +202,16 @@ impl<L: EventLog + 'static> Collector<L> {
             Arc::clone(&self.status),
             stopped,
         ));
+        let (probe_requests, probe_queue) = mpsc::channel(PROBE_BATCHES_QUEUED);
+        let prober = tokio::spawn(probe_loop(
+            Prober::new(self.config.probes.clone()),
+            self.config.collector_id.clone(),
+            probe_queue,
+            Arc::clone(&outbox),
+            Arc::clone(&wake),
+            Arc::clone(&self.status),
+        ));
+        let mut planner = ProbePlanner::default();
         let mut scanner = Scanner::new(
             self.config.collector_id.clone(),
             u32::try_from(self.config.scan_interval.as_millis()).unwrap_or(u32::MAX),
@@ -197,7 +234,18 @@ impl<L: EventLog + 'static> Collector<L> {
                         if failing.remove(&interface).is_some() {
                             info!(%interface, "interface readable again");
                         }
-                        scanner.scan(&snapshot, &self.config.identity(&interface), observed_at, &mut events);
+                        let identity = self.config.identity(&interface);
+                        scanner.scan(&snapshot, &identity, observed_at, &mut events);
+                        if let Some(namespace) = self.config.probing(&interface) {
+                            let mut targets = Vec::new();
+                            planner.plan(&snapshot, observed_at, &self.config.probes, &mut targets);
+                            if !targets.is_empty() {
+                                let batch = ProbeBatch { interface, identity, namespace, targets };
+                                if probe_requests.try_send(batch).is_err() {
+                                    metrics::counter!("argus_collector_probes_skipped_total").increment(1);
+                                }
+                            }
+                        }
                     }
                     Err(error) => {
                         metrics::counter!("argus_collector_interface_read_errors_total", "interface" => interface.to_string())
@@ -222,6 +270,7 @@ impl<L: EventLog + 'static> Collector<L> {
             metrics::counter!("argus_collector_scans_total").increment(1);
             metrics::histogram!("argus_collector_scan_seconds").record(started.elapsed().as_secs_f64());
         }
+        prober.abort();
         let _ = stop.send(true);
         wake.notify_one();
         let _ = tokio::time::timeout(drain_timeout, publisher).await;
@@ -248,6 +297,71 @@ impl<L: EventLog + 'static> Collector<L> {
         })
         .await
         .unwrap_or_default()
+    }
+}
+
+/// Probe batches waiting while earlier ones run; a scan finding the queue full skips its probes.
+const PROBE_BATCHES_QUEUED: usize = 16;
+/// Probes run at once: each waits up to `echoes x echo_timeout` on a silent endpoint.
+const PROBES_AT_ONCE: usize = 16;
+
+/// The quiet peers of one interface due for a probe, planned at one scan.
+#[derive(Debug)]
+struct ProbeBatch {
+    interface: InterfaceName,
+    identity: InterfaceIdentity,
+    namespace: Option<std::path::PathBuf>,
+    targets: Vec<ProbeTarget>,
+}
+
+/// Runs the planned probes beside the scan loop and queues each result as a `PathProbe`. A probe
+/// that could not be made (no namespace, no socket) publishes nothing: no evidence either way.
+async fn probe_loop(
+    prober: Prober, collector_id: CollectorId, mut batches: mpsc::Receiver<ProbeBatch>, outbox: Arc<Mutex<Outbox>>,
+    wake: Arc<Notify>, status: Arc<CollectorStatus>,
+) {
+    let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
+    while let Some(batch) = batches.recv().await {
+        for chunk in batch.targets.chunks(PROBES_AT_ONCE) {
+            let probes = chunk.iter().map(|target| prober.probe(target.address, batch.namespace.as_deref()));
+            let outcomes = futures_util::future::join_all(probes).await;
+            let observed_at = now_millis();
+            for (target, outcome) in chunk.iter().zip(outcomes) {
+                match outcome {
+                    Ok(outcome) => {
+                        let answered = if outcome.received > 0 { "answered" } else { "silent" };
+                        metrics::counter!("argus_collector_probes_total", "result" => answered).increment(1);
+                        status.probes.fetch_add(1, Ordering::Relaxed);
+                        let event = Event::PathProbe(PathProbe {
+                            header: EventHeader {
+                                org_id: batch.identity.org.clone(),
+                                host: batch.identity.host.clone(),
+                                interface: batch.interface.clone(),
+                                observed_at,
+                                collector_id: collector_id.clone(),
+                                seq: 0,
+                            },
+                            public_key: target.public_key,
+                            target: target.address,
+                            sent: outcome.sent,
+                            received: outcome.received,
+                            rtt_ms: outcome.rtt_ms,
+                        });
+                        let mut outbox = lock(&outbox);
+                        outbox.push(event);
+                        status.record_outbox(&outbox);
+                    }
+                    Err(error) => {
+                        metrics::counter!("argus_collector_probe_errors_total").increment(1);
+                        let reason = error.to_string();
+                        if reported.insert(reason.clone()) {
+                            warn!(interface = %batch.interface, error = %reason, "cannot probe this interface's peers");
+                        }
+                    }
+                }
+            }
+            wake.notify_one();
+        }
     }
 }
 

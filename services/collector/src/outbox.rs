@@ -1,5 +1,5 @@
-//! The bounded outbox between the scan loop and the log: at most one pending event per peer and one
-//! per interface (a newer event replaces an older one: counters are cumulative, so the newest
+//! The bounded outbox between the scan loop and the log: at most one pending event per peer, one
+//! probe per peer and one per interface (a newer event replaces an older one: counters are cumulative, so the newest
 //! observation carries every byte), drained oldest first. The scan loop never waits for the log.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,6 +11,8 @@ use argus_core::{Event, InterfaceName, PublicKey};
 enum Slot {
     Peer(InterfaceName, PublicKey),
     Interface(InterfaceName),
+    /// The latest probe of a peer's endpoint (a newer one says more of now).
+    Probe(InterfaceName, PublicKey),
 }
 
 impl Slot {
@@ -21,6 +23,7 @@ impl Slot {
             Event::PeerObservation(observation) => Some(Self::Peer(interface, observation.public_key)),
             Event::PeerRemoved(removed) => Some(Self::Peer(interface, removed.public_key)),
             Event::Heartbeat(_) => Some(Self::Interface(interface)),
+            Event::PathProbe(probe) => Some(Self::Probe(interface, probe.public_key)),
             Event::RotationManifestSet(_) | Event::AlertAcknowledged(_) => None,
         }
     }

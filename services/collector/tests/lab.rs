@@ -414,3 +414,67 @@ fn base64_decode(text: &str) -> Vec<u8> {
     let key: argus_core::PublicKey = text.parse().expect("a key in base64");
     key.as_bytes().to_vec()
 }
+
+/// Probes leave from the interface's own network namespace: from the hub's, a site whose
+/// WireGuard stopped still answers and a site whose link is cut does not; from outside the
+/// namespace (where the lab's addresses have no route) nothing answers. Each `PathProbe` targets
+/// the endpoint its peer was last observed at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_from_the_hubs_namespace_tell_a_stopped_site_from_a_cut_one() {
+    use argus_collector::probe::namespace_path;
+    use argus_collector::{InterfaceOverride, ProbeSettings, Prober};
+
+    let lab = Lab::up(3, LabOptions::default());
+    lab.fail(1);
+    lab.fail_link(2);
+    let namespace = namespace_path(&lab.hub_namespace());
+    let settings = ProbeSettings { echo_timeout: Duration::from_millis(300), ..ProbeSettings::default() };
+    let prober = Prober::new(settings.clone());
+    let stopped = prober.probe("198.18.1.2".parse().expect("address"), Some(&namespace)).await.expect("probe");
+    assert_eq!((stopped.sent, stopped.received), (3, 3), "a stopped site's address answers");
+    assert!(stopped.rtt_ms.is_some_and(|rtt| rtt > 0.0 && rtt < 300.0), "{stopped:?}");
+    let cut = prober.probe("198.18.2.2".parse().expect("address"), Some(&namespace)).await.expect("probe");
+    assert_eq!((cut.received, cut.rtt_ms), (0, None), "a cut site answers nothing");
+    let outside = prober.probe("198.18.1.2".parse().expect("address"), None).await.expect("probe");
+    assert_eq!(outside.received, 0, "outside the hub's namespace the lab is unreachable");
+    let missing =
+        prober.probe("198.18.1.2".parse().expect("address"), Some(std::path::Path::new("/run/netns/argus-none"))).await;
+    assert!(missing.is_err(), "no namespace: no probe, and no evidence either way");
+
+    // the collector probes quiet peers beside its scans and publishes what it found
+    let directory = tempfile::tempdir().expect("tempdir");
+    let log = Arc::new(EmbeddedLog::open(directory.path(), PARTITIONS).expect("log"));
+    let mut config = config(&lab, Duration::from_secs(1));
+    config.probes = ProbeSettings { after_handshake_age: Duration::from_secs(1), ..settings };
+    let hub = lab.hub_interface().parse().expect("interface");
+    config.overrides.insert(hub, InterfaceOverride { netns: Some(namespace), ..InterfaceOverride::default() });
+    let running = start(Arc::clone(&log), config);
+    let mut consumer = log.subscribe(TOPIC, "probes").await.expect("subscribe");
+    let mut endpoints: BTreeMap<String, String> = BTreeMap::new();
+    let mut probes: BTreeMap<String, (String, u8)> = BTreeMap::new();
+    let started = Instant::now();
+    while probes.len() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(60), "probes of every quiet site: {probes:?}");
+        if let Delivery::Records(records) = consumer.poll(10_000, Duration::from_millis(200)).await.expect("poll") {
+            for record in records {
+                match decode_event(&record.value).expect("decode") {
+                    Event::PeerObservation(observation) => {
+                        let endpoint = observation.endpoint.expect("endpoint").ip().to_string();
+                        endpoints.insert(observation.public_key.to_string(), endpoint);
+                    }
+                    Event::PathProbe(probe) => {
+                        probes.insert(probe.public_key.to_string(), (probe.target.to_string(), probe.received));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    running.stop().await;
+    for (key, (target, _)) in &probes {
+        assert_eq!(Some(target), endpoints.get(key), "a probe targets its peer's own endpoint");
+    }
+    assert_eq!(probes[&lab.site_public_key(1)].1, 3, "{probes:?}");
+    assert_eq!(probes[&lab.site_public_key(2)].1, 0, "{probes:?}");
+    assert_eq!(probes[&lab.site_public_key(3)].1, 3, "{probes:?}");
+}
