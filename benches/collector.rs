@@ -1,13 +1,15 @@
 //! One collector scan of a real wireguard-go interface with 10,000 peers: read over the UAPI socket,
-//! turn into events, Avro-encode every one; beside it `wg show <interface> dump` on the same
-//! interface for the ratio. Needs root: the interface lives in a network namespace of its own.
+//! turn into events, Avro-encode every one; the same with the probe planning the scan loop does
+//! (which peers are due for a path probe; the probes themselves run beside the scan); and `wg show
+//! <interface> dump` on the same interface for the ratio. Needs root: the interface lives in a
+//! network namespace of its own.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use argus_collector::{InterfaceIdentity, Scanner, WireguardHost};
+use argus_collector::{InterfaceIdentity, ProbePlanner, ProbeSettings, Scanner, WireguardHost};
 use argus_core::codec::encode_event;
 use argus_core::{InterfaceName, PublicKey};
 use criterion::{Criterion, Throughput, criterion_group};
@@ -94,6 +96,8 @@ fn scan(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("collector");
     group.throughput(Throughput::Elements(u64::from(PEERS)));
     group.sample_size(30);
+    // the two scans differ by less than their spread over criterion's default five seconds
+    group.measurement_time(Duration::from_secs(15));
     group.bench_function("scan_and_encode_10000_peers", |bench| {
         let mut events = Vec::new();
         let mut bytes = Vec::with_capacity(4 << 20);
@@ -106,6 +110,41 @@ fn scan(criterion: &mut Criterion) {
                 encode_event(event, &mut bytes);
             }
             black_box(bytes.len())
+        });
+    });
+    let mut planner = ProbePlanner::default();
+    let settings = ProbeSettings::default();
+    group.bench_function("scan_encode_and_plan_probes_10000_peers", |bench| {
+        let mut events = Vec::new();
+        let mut bytes = Vec::with_capacity(4 << 20);
+        let mut due = Vec::new();
+        bench.iter(|| {
+            events.clear();
+            bytes.clear();
+            due.clear();
+            let snapshot = host.read(&interface.name).expect("read");
+            scanner.scan(&snapshot, &identity, 1_780_272_000_000, &mut events);
+            planner.plan(&snapshot, 1_780_272_000_000, &settings, &mut due);
+            for event in &events {
+                encode_event(event, &mut bytes);
+            }
+            black_box((bytes.len(), due.len()))
+        });
+    });
+    // the planner's worst case: every peer of the snapshot quiet and due (the interface above has
+    // peers that never handshook, which the planner passes over)
+    let mut quiet = host.read(&interface.name).expect("read");
+    for peer in &mut quiet.peers {
+        peer.latest_handshake = Some(1_780_272_000_000 - 600_000);
+    }
+    group.bench_function("plan_probes_10000_quiet_peers", |bench| {
+        let mut due = Vec::new();
+        let mut now = 1_780_272_000_000;
+        bench.iter(|| {
+            due.clear();
+            now += 60_000; // every peer due again
+            planner.plan(&quiet, now, &settings, &mut due);
+            black_box(due.len())
         });
     });
     group.bench_function("wg_show_dump_10000_peers", |bench| {
