@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use argus_api::ApiConfig;
 use argus_api::auth::AuthConfig;
 use argus_collector::{CollectorConfig, InterfaceOverride};
-use argus_core::fold::AnomalyConfig;
+use argus_core::fold::{AnomalyConfig, UpstreamGroup};
 use argus_core::{Clearance, RuleConfig, StalenessWindow};
 use argus_log::KafkaSecurity;
 use argus_processor::{CollectorRegistry, ProcessorConfig};
@@ -229,6 +229,10 @@ pub struct RulesSection {
     /// by two machines (CLONED_KEY); one roam, or a roam and back, is not.
     pub cloned_key_switches: u32,
     pub cloned_key_window_s: u64,
+    /// `[rules.upstream_groups]`: name -> the networks (CIDRs) of one upstream, e.g. a carrier's
+    /// ranges; sites whose endpoints lie in one group and go quiet together are UPSTREAM_OUTAGE.
+    /// Ungrouped endpoints are grouped by /24 (IPv4) and /48 (IPv6).
+    pub upstream_groups: BTreeMap<String, Vec<String>>,
     /// An event whose `seq` (its collector's clock, in microseconds) is further ahead of this
     /// processor's clock than this is refused (dead-lettered), so one crafted `seq` cannot blind
     /// the fold to a collector.
@@ -249,6 +253,7 @@ impl Default for RulesSection {
             anomaly_baseline_time_constant_s: rules.anomaly.baseline_time_constant.as_secs(),
             cloned_key_switches: rules.cloned_key_switches,
             cloned_key_window_s: rules.cloned_key_window.as_secs(),
+            upstream_groups: BTreeMap::new(),
             max_clock_skew_s: rules.max_clock_skew.as_secs(),
         }
     }
@@ -346,8 +351,27 @@ impl Config {
             max_clock_skew: Duration::from_secs(self.rules.max_clock_skew_s),
             cloned_key_switches: self.rules.cloned_key_switches.max(2),
             cloned_key_window: Duration::from_secs(self.rules.cloned_key_window_s.max(1)),
+            upstream_groups: self.upstream_groups()?.into(),
             ..RuleConfig::default()
         })
+    }
+
+    fn upstream_groups(&self) -> anyhow::Result<Vec<UpstreamGroup>> {
+        let mut groups = Vec::new();
+        for (name, networks) in &self.rules.upstream_groups {
+            if networks.is_empty() {
+                bail!("rules.upstream_groups.{name}: lists no network");
+            }
+            let networks = networks
+                .iter()
+                .enumerate()
+                .map(|(index, network)| {
+                    network.parse().with_context(|| format!("rules.upstream_groups.{name}[{index}]: {network:?}"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            groups.push(UpstreamGroup { name: name.clone(), networks });
+        }
+        Ok(groups)
     }
 
     pub fn processor(&self) -> anyhow::Result<ProcessorConfig> {
@@ -601,5 +625,33 @@ mod tests {
         assert!(format!("{error:#}").contains("collector.org"), "{error:#}");
         let error = load(None, &[], &["rules.fresh_below_s=300".into()]).expect("parses").rules().expect_err("window");
         assert!(error.to_string().contains("fresh_below_s"), "{error}");
+    }
+
+    #[test]
+    fn upstream_groups_and_probe_settings_are_read_and_checked() {
+        let groups = ["rules.upstream_groups.carrier-a=[\"203.0.113.0/24\", \"2001:db8::/32\"]".to_owned()];
+        let rules = load(None, &[], &groups).expect("parses").rules().expect("valid");
+        assert_eq!(rules.upstream_groups.len(), 1);
+        assert_eq!(rules.upstream_groups[0].name, "carrier-a");
+        assert_eq!(rules.upstream_groups[0].networks[1].to_string(), "2001:db8::/32");
+        let bad = ["rules.upstream_groups.carrier-a=[\"203.0.113.0/24\", \"203.0.113.7/24\"]".to_owned()];
+        let error = load(None, &[], &bad).expect("parses").rules().expect_err("host bits");
+        assert!(format!("{error:#}").contains("rules.upstream_groups.carrier-a[1]"), "{error:#}");
+        assert!(format!("{error:#}").contains("host bits"), "{error:#}");
+        let error =
+            load(None, &[], &["rules.upstream_groups.empty=[]".into()]).expect("parses").rules().expect_err("empty");
+        assert!(format!("{error:#}").contains("rules.upstream_groups.empty"), "{error:#}");
+
+        // probes follow the fresh bound unless set, and a netns names /run/netns or a path
+        let sets = ["rules.fresh_below_s=120".to_owned(), "collector.overrides.wg0.netns=gw-7".to_owned()];
+        let collector = load(None, &[], &sets).expect("parses").collector().expect("valid");
+        assert_eq!(collector.probes.after_handshake_age, Duration::from_secs(120));
+        let wg0 = "wg0".parse().expect("interface");
+        assert_eq!(collector.probing(&wg0), Some(Some(PathBuf::from("/run/netns/gw-7"))));
+        let off = ["collector.overrides.wg0.probe=false".to_owned()];
+        assert_eq!(load(None, &[], &off).expect("parses").collector().expect("valid").probing(&wg0), None);
+        let error =
+            load(None, &[], &["collector.probes.echoes=0".into()]).expect("parses").collector().expect_err("echoes");
+        assert!(error.to_string().contains("collector.probes.echoes"), "{error}");
     }
 }

@@ -282,10 +282,16 @@ fn roaming_into_a_never_seen_network_makes_a_stale_peer_a_security_matter() {
 /// sites in `down` stop handshaking at `down_from`; `probes(at, n)` gives what the collector's
 /// probe of site `n` saw at `at` (`None`: no probe). Returns every effect of the hour.
 fn six_sites(
-    down: &[u8], shared: bool, mut probes: impl FnMut(i64, u8) -> Option<u8>,
+    down: &[u8], shared: bool, probes: impl FnMut(i64, u8) -> Option<u8>,
+) -> (Vec<argus_core::fold::Effect>, FoldState, Gateway) {
+    six_sites_under(RuleConfig::default(), down, shared, probes)
+}
+
+fn six_sites_under(
+    config: RuleConfig, down: &[u8], shared: bool, mut probes: impl FnMut(i64, u8) -> Option<u8>,
 ) -> (Vec<argus_core::fold::Effect>, FoldState, Gateway) {
     let mut gateway = Gateway::new("hub");
-    let mut state = FoldState::default();
+    let mut state = FoldState::new(config);
     let down_from = T0 + 10 * MINUTE;
     let endpoint = |n: u8| if shared { format!("198.51.100.{n}") } else { format!("198.51.{n}.2") };
     let mut effects = Vec::new();
@@ -383,9 +389,19 @@ fn sites_in_one_network_going_quiet_together_are_an_upstream_outage() {
         assert_eq!(alert.evidence["quiet_peers_in_same_network"], 1.0);
     }
     // the same two sites on networks of their own are two path failures
-    let (effects, _, _) = six_sites(&[1, 2], false, probed_while_quiet(|n| if n <= 2 { 0 } else { u8::MAX }));
+    let probes = || probed_while_quiet(|n| if n <= 2 { 0 } else { u8::MAX });
+    let (effects, _, _) = six_sites(&[1, 2], false, probes());
     let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
     assert!(raised.iter().all(|alert| alert.probable_cause == Some(ProbableCause::PathDown)), "{raised:#?}");
+    // unless the operator says their networks share one upstream
+    let carrier = argus_core::fold::UpstreamGroup {
+        name: "carrier-a".into(),
+        networks: vec!["198.51.1.0/24".parse().expect("cidr"), "198.51.2.0/24".parse().expect("cidr")],
+    };
+    let config = RuleConfig { upstream_groups: vec![carrier].into(), ..RuleConfig::default() };
+    let (effects, _, _) = six_sites_under(config, &[1, 2], false, probes());
+    let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
+    assert!(raised.iter().all(|alert| alert.probable_cause == Some(ProbableCause::UpstreamOutage)), "{raised:#?}");
 }
 
 #[test]

@@ -289,11 +289,11 @@ async fn resume<S: ProjectionStore>(
     let name = checkpoint_name(config, partition);
     let (mut fold, next_offset) = match store.checkpoint(&name).await? {
         Some(checkpoint) => {
-            let fold = FoldState::restore(config.rules, &checkpoint.snapshot)
+            let fold = FoldState::restore(config.rules.clone(), &checkpoint.snapshot)
                 .map_err(|source| ProcessorError::Snapshot { partition: name, source })?;
             (fold, checkpoint.next_offset)
         }
-        None => (FoldState::new(config.rules), 0),
+        None => (FoldState::new(config.rules.clone()), 0),
     };
     // the processor was not reading since the checkpoint was written
     fold.restart_silence_clocks(now_millis());

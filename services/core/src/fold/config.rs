@@ -1,8 +1,11 @@
 //! Rule settings with the defaults an operator starts from; all durations are event time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::net::Cidr;
 
 /// When a peer counts as stale, with hysteresis so a peer hovering at the edge flips only once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +53,7 @@ impl Default for AnomalyConfig {
 }
 
 /// Every rule setting of the fold.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleConfig {
     /// Default staleness window; organisations and interfaces may override it.
     pub staleness: StalenessWindow,
@@ -64,6 +67,9 @@ pub struct RuleConfig {
     /// Endpoint networks are compared at these prefix lengths (IPv4, IPv6); stale sites in the same
     /// one are an upstream outage.
     pub endpoint_network_prefix: (u8, u8),
+    /// Upstream groups set by the operator (a carrier's address ranges, say): an endpoint in one of
+    /// a group's networks is in that group's network, whatever its prefix.
+    pub upstream_groups: Arc<[UpstreamGroup]>,
     /// A key whose endpoint switched networks this many times within `cloned_key_window` is
     /// presented from two places at once (one roam, or a roam and back, is not).
     pub cloned_key_switches: u32,
@@ -83,12 +89,21 @@ impl Default for RuleConfig {
             uplink_quiet_share: 0.5,
             roam_suspicion: Duration::from_secs(3600),
             endpoint_network_prefix: (24, 48),
+            upstream_groups: Arc::default(),
             cloned_key_switches: 4,
             cloned_key_window: Duration::from_secs(600),
             anomaly: AnomalyConfig::default(),
             max_clock_skew: Duration::from_secs(300),
         }
     }
+}
+
+/// Networks that share one upstream: their sites' endpoints count as one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamGroup {
+    pub name: String,
+    /// Not empty; the first stands for the whole group.
+    pub networks: Vec<Cidr>,
 }
 
 pub(crate) fn millis(duration: Duration) -> i64 {

@@ -158,7 +158,9 @@ impl InterfaceState {
 
     /// Other connected peers, those whose handshake at `at` is older than the fresh bound, and
     /// those of them with an endpoint in `network`.
-    fn quiet_peers(&self, except: &PublicKey, at: UnixMillis, network: Option<Cidr>) -> QuietPeers {
+    fn quiet_peers(
+        &self, except: &PublicKey, at: UnixMillis, network: Option<Cidr>, config: &RuleConfig,
+    ) -> QuietPeers {
         let quiet_after = millis(self.staleness.fresh_below);
         let mut counts = QuietPeers { quiet: 0, connected: 0, quiet_in_same_network: 0 };
         for (key, peer) in &self.peers {
@@ -169,8 +171,8 @@ impl InterfaceState {
                 counts.connected += 1;
                 if at.saturating_sub(handshake) >= quiet_after {
                     counts.quiet += 1;
-                    let endpoint = peer.record.endpoint.map(|endpoint| endpoint.ip());
-                    if network.zip(endpoint).is_some_and(|(network, address)| network.contains(address)) {
+                    let endpoint = peer.record.endpoint.map(|endpoint| endpoint_network(endpoint.ip(), config));
+                    if network.is_some() && endpoint == network {
                         counts.quiet_in_same_network += 1;
                     }
                 }
@@ -206,7 +208,7 @@ impl InterfaceState {
         let peer = self.peers.get(key);
         let network =
             peer.and_then(|peer| peer.record.endpoint).map(|endpoint| endpoint_network(endpoint.ip(), config));
-        let quiet = self.quiet_peers(key, at, network);
+        let quiet = self.quiet_peers(key, at, network, config);
         let probe = self.probe_of(key);
         let cloned = peer.is_some_and(|peer| peer.alerts.is_open(PeerAlert::ClonedKey) || peer.key_cloned(at, config));
         let suspicious =

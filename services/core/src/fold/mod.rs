@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use self::baseline::AnomalyVerdict;
 pub use self::baseline::TrafficBaseline;
 use self::config::millis;
-pub use self::config::{AnomalyConfig, RuleConfig, StalenessWindow};
+pub use self::config::{AnomalyConfig, RuleConfig, StalenessWindow, UpstreamGroup};
 use self::interface::{HeartbeatSeen, InterfaceState, KeyVerdict, ProbeSeen, StaleJudgement};
 pub use self::peer::PeerMetadata;
 use self::peer::{ObservationOutcome, PeerAlert, PeerState};

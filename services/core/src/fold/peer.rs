@@ -332,8 +332,14 @@ impl PeerState {
     }
 }
 
-/// The network an endpoint address is compared in (`endpoint_network_prefix`).
+/// The network an endpoint address is compared in: its upstream group's (its first network), else
+/// the one of `endpoint_network_prefix` around it.
 pub(crate) fn endpoint_network(address: std::net::IpAddr, config: &RuleConfig) -> Cidr {
+    let grouped =
+        config.upstream_groups.iter().find(|group| group.networks.iter().any(|network| network.contains(address)));
+    if let Some(first) = grouped.and_then(|group| group.networks.first()) {
+        return *first;
+    }
     let (v4, v6) = config.endpoint_network_prefix;
     Cidr::containing(address, if address.is_ipv4() { v4 } else { v6 })
 }
