@@ -441,7 +441,7 @@ mod tests {
                 summary: "peer stale on \"gw-paris\"".into(),
                 raised_at: 1_780_000_000_000,
                 resolved_at: Some(1_780_000_100_000),
-                revised_at: None,
+                revised_at: Some(1_780_000_030_000),
             },
             acknowledged_by: Some("alice".into()),
             acknowledged_at: Some(1_780_000_050_000),

@@ -432,7 +432,8 @@ async fn probes_from_the_hubs_namespace_tell_a_stopped_site_from_a_cut_one() {
     let prober = Prober::new(settings.clone());
     let stopped = prober.probe("198.18.1.2".parse().expect("address"), Some(&namespace)).await.expect("probe");
     assert_eq!((stopped.sent, stopped.received), (3, 3), "a stopped site's address answers");
-    assert!(stopped.rtt_ms.is_some_and(|rtt| rtt > 0.0 && rtt < 300.0), "{stopped:?}");
+    // (a reply on a veth can come back before the send call returns: a round trip of 0 ms)
+    assert!(stopped.rtt_ms.is_some_and(|rtt| (0.0..300.0).contains(&rtt)), "{stopped:?}");
     let cut = prober.probe("198.18.2.2".parse().expect("address"), Some(&namespace)).await.expect("probe");
     assert_eq!((cut.received, cut.rtt_ms), (0, None), "a cut site answers nothing");
     let outside = prober.probe("198.18.1.2".parse().expect("address"), None).await.expect("probe");
