@@ -21,12 +21,13 @@ pub fn wg_config(
     }
     for peer in peers {
         out.push_str("\n[Peer]\n");
-        let label = [peer.metadata.display_name.as_deref(), peer.metadata.owner.as_deref()];
-        let label: Vec<&str> = label.into_iter().flatten().collect();
-        if !label.is_empty() {
-            // a name is free text: a line break or other control character would end the comment
-            let label: String = label.join(", ").chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-            let _ = writeln!(out, "# {label}");
+        // the comment lines a collector's inventory reads back (`# Name = ...`)
+        for (field, value) in [("Name", &peer.metadata.display_name), ("Owner", &peer.metadata.owner)] {
+            if let Some(value) = value {
+                // a name is free text: a line break or other control character would end the comment
+                let value: String = value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+                let _ = writeln!(out, "# {field} = {value}");
+            }
         }
         let _ = writeln!(out, "PublicKey = {}", peer.public_key);
         if !peer.allowed_ips.is_empty() {

@@ -480,7 +480,7 @@ async fn a_cursor_resumes_only_its_own_listing_and_names_cannot_break_the_export
     assert_eq!(answer["syncWireguardPeer"]["peer"]["publicKey"], b64(61));
     let export = api.data(&operator, r#"{ wireguardConfigExport(host: "gw-9", interface: "wg0") }"#, json!({})).await;
     let export = export["wireguardConfigExport"].as_str().expect("text");
-    assert!(export.contains("# fob  PublicKey = forged  [31m\n"), "{export:?}");
+    assert!(export.contains("# Name = fob  PublicKey = forged  [31m\n"), "{export:?}");
     assert_eq!(export.matches("PublicKey = ").count(), 2, "one key line and the name's text in a comment: {export}");
     assert!(!export.chars().any(|c| c.is_control() && c != '\n'), "{export:?}");
 }

@@ -140,6 +140,10 @@ pub struct CollectorSection {
     pub overrides: BTreeMap<String, OverrideSection>,
     /// `[collector.probes]`: ICMP probes of quiet peers' last endpoints.
     pub probes: ProbesSection,
+    /// A peer inventory naming peers by key: a wg-quick configuration with `# Name = ...` (and
+    /// `# Owner`, `# Site`, `# Clearance`) comments in its `[Peer]` sections, or TOML `[[peer]]`
+    /// tables; read at start, a malformed one refuses to start with its line and the reason.
+    pub inventory: Option<PathBuf>,
 }
 
 /// `[collector.probes]`: when a peer's handshake ages, its last endpoint is pinged from the
@@ -188,6 +192,7 @@ impl Default for CollectorSection {
             interfaces: Vec::new(),
             overrides: BTreeMap::new(),
             probes: ProbesSection::default(),
+            inventory: None,
         }
     }
 }
@@ -415,6 +420,13 @@ impl Config {
                 interface,
                 InterfaceOverride { org, host, clearance: overrides.clearance, probe: overrides.probe, netns },
             );
+        }
+        if let Some(path) = &section.inventory {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("collector.inventory: reading {}", path.display()))?;
+            let inventory = argus_collector::Inventory::parse(&text)
+                .map_err(|error| anyhow::anyhow!("collector.inventory: {}: {error}", path.display()))?;
+            config.inventory = std::sync::Arc::new(inventory);
         }
         let probes = &section.probes;
         if !(1..=10).contains(&probes.echoes) {

@@ -33,13 +33,18 @@ impl Argus {
     /// Writes a configuration for `lab`'s hub into `directory` (with `rules` appended to `[rules]`)
     /// and starts `argus run`.
     async fn start(directory: &Path, lab: &Lab, rules: &str) -> Self {
+        Self::start_with(directory, lab, "", rules).await
+    }
+
+    /// The same, with `collector` appended to `[collector]`.
+    async fn start_with(directory: &Path, lab: &Lab, collector: &str, rules: &str) -> Self {
         let config = directory.join("argus.toml");
         let port = free_port();
         std::fs::write(
             &config,
             format!(
                 "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{port}\"\n[auth]\nhs256_secret = \"{SECRET}\"\n\
-                 [collector]\norg = \"e2e\"\nhost = \"hub-01\"\nscan_interval_ms = 1000\ninterfaces = [\"{hub}\"]\n\
+                 [collector]\norg = \"e2e\"\nhost = \"hub-01\"\nscan_interval_ms = 1000\ninterfaces = [\"{hub}\"]\n{collector}\n\
                  [collector.overrides.{hub}]\nnetns = \"{namespace}\"\n[rules]\n{rules}\n",
                 data = directory.join("data").display(),
                 hub = lab.hub_interface(),
@@ -171,8 +176,13 @@ fn unix_now() -> u64 {
 async fn a_stopped_site_and_a_cut_site_get_different_causes_with_probe_evidence() {
     let lab = Lab::up(5, LabOptions::default());
     let directory = tempfile::tempdir().expect("tempdir");
-    let argus = Argus::start(directory.path(), &lab, SHORT_WINDOW).await;
     let (stopped, cut) = (lab.site_public_key(2), lab.site_public_key(3));
+    // the inventory names the cut site; the stopped one is known by its key alone
+    let inventory = directory.path().join("peers.conf");
+    std::fs::write(&inventory, format!("[Peer]\n# Name = FOB 3\n# Site = fob-03\nPublicKey = {cut}\n"))
+        .expect("inventory");
+    let collector = format!("inventory = \"{}\"", inventory.display());
+    let argus = Argus::start_with(directory.path(), &lab, &collector, SHORT_WINDOW).await;
     argus
         .eventually("the hub is projected", Duration::from_secs(20), async |argus| {
             (argus.peer(&stopped).await["status"] == "ACTIVE").then_some(())
@@ -204,15 +214,32 @@ async fn a_stopped_site_and_a_cut_site_get_different_causes_with_probe_evidence(
     assert!(evidence(&service, "probe_rtt_ms").is_some(), "{service}");
     assert_eq!(evidence(&path, "probe_received"), Some(0.0), "{path}");
     assert_eq!(evidence(&path, "probe_loss"), Some(1.0), "{path}");
-    for (alert, words) in [(&service, "its WireGuard is not"), (&path, "the path to the site is down")] {
+    let hub = lab.hub_interface();
+    for (alert, words, site) in [
+        (&service, "its WireGuard is not", format!("peer {stopped} on hub-01/{hub}")),
+        (&path, "the path to the site is down", format!("FOB 3 (peer {cut} on hub-01/{hub})")),
+    ] {
         let summary = alert["summary"].as_str().expect("summary");
-        let key = alert["publicKey"].as_str().expect("key");
-        assert!(summary.contains(words) && summary.contains(&format!("peer {key} on hub-01/")), "{summary}");
+        assert!(summary.contains(words) && summary.contains(&site), "{summary}");
         for name in ["WireguardDown", "WIREGUARD_DOWN", "PathDown", "PATH_DOWN", "PeerStale", "PEER_STALE"] {
             assert!(!summary.contains(name), "no enum names in words for people: {summary}");
         }
         assert_eq!(alert["severity"], "WARNING");
     }
+
+    // the inventory's name is the peer's, and the export writes it back in the inventory's form
+    let named = argus
+        .graphql("query($key: String!) { wireguardPeer(publicKey: $key) { displayName tags } }", json!({ "key": cut }))
+        .await;
+    assert_eq!(named["wireguardPeer"][0], json!({ "displayName": "FOB 3", "tags": ["site:fob-03"] }));
+    let export = argus
+        .graphql(
+            "query($interface: String!) { wireguardConfigExport(host: \"hub-01\", interface: $interface) }",
+            json!({ "interface": hub }),
+        )
+        .await;
+    let export = export["wireguardConfigExport"].as_str().expect("text");
+    assert!(export.contains(&format!("# Name = FOB 3\nPublicKey = {cut}")), "{export}");
 
     lab.restore(2);
     lab.restore(3);
@@ -223,6 +250,31 @@ async fn a_stopped_site_and_a_cut_site_get_different_causes_with_probe_evidence(
         })
         .await;
     assert_ne!(argus.peer(&cut).await["status"], "STALE");
+}
+
+/// A malformed inventory refuses to start, naming the file, the line and the reason.
+#[test]
+fn a_malformed_inventory_is_refused_at_start_with_its_line() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let inventory = directory.path().join("peers.conf");
+    std::fs::write(&inventory, "[Interface]\nListenPort = 51820\n\n[Peer]\n# Name = FOB 1\nPublicKey = not-a-key\n")
+        .expect("inventory");
+    let config = directory.path().join("argus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{}\"\n[auth]\nhs256_secret = \"{SECRET}\"\n[collector]\ninventory = \"{}\"\n",
+            directory.path().join("data").display(),
+            free_port(),
+            inventory.display()
+        ),
+    )
+    .expect("config");
+    let output = argus_command(&config).arg("run").output().expect("argus run");
+    assert!(!output.status.success(), "argus run refuses to start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("collector.inventory: {}: line 6: PublicKey", inventory.display());
+    assert!(stderr.contains(&expected), "{stderr}");
 }
 
 /// Two sites configured with one key pair: the hub hears that key from two networks in turn, and

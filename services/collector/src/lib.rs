@@ -8,6 +8,7 @@
 //! outbox, retrying with backoff while the log is down. Private and preshared keys are dropped
 //! where they are read (`wireguard`).
 
+pub mod inventory;
 pub mod outbox;
 pub mod probe;
 pub mod scan;
@@ -28,6 +29,7 @@ use argus_log::{EventLog, LogError};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info, warn};
 
+pub use self::inventory::{Inventory, InventoryEntry, InventoryError};
 pub use self::outbox::{Outbox, Pending};
 pub use self::probe::{ProbePlanner, ProbeSettings, ProbeTarget, Prober};
 pub use self::scan::{InterfaceIdentity, Scanner};
@@ -67,6 +69,8 @@ pub struct CollectorConfig {
     pub max_backoff: Duration,
     /// Path probes of quiet peers' endpoints.
     pub probes: ProbeSettings,
+    /// Names, owners, sites and clearances of peers, by key (`[collector] inventory`).
+    pub inventory: Arc<Inventory>,
 }
 
 impl CollectorConfig {
@@ -85,6 +89,7 @@ impl CollectorConfig {
             publish_chunk: 1_000,
             max_backoff: Duration::from_secs(10),
             probes: ProbeSettings::default(),
+            inventory: Arc::default(),
         }
     }
 
@@ -215,7 +220,8 @@ impl<L: EventLog + 'static> Collector<L> {
         let mut scanner = Scanner::new(
             self.config.collector_id.clone(),
             u32::try_from(self.config.scan_interval.as_millis()).unwrap_or(u32::MAX),
-        );
+        )
+        .with_inventory(Arc::clone(&self.config.inventory));
         let mut failing: BTreeMap<InterfaceName, String> = BTreeMap::new();
         let mut ticker = tokio::time::interval(self.config.scan_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,14 +1,17 @@
-//! Turns interface snapshots into events (pure): a `PeerObservation` per peer, then the interface's
-//! `Heartbeat`, then a `PeerRemoved` for every peer gone since the previous scan of that interface.
-//! `seq` is stamped when an event is published (see `outbox`), so events here carry 0.
+//! Turns interface snapshots into events (pure): a `PeerObservation` per peer (named from the
+//! inventory where it knows the key), then the interface's `Heartbeat`, then a `PeerRemoved` for
+//! every peer gone since the previous scan of that interface. `seq` is stamped when an event is
+//! published (see `outbox`), so events here carry 0.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use argus_core::{
     Clearance, CollectorId, Event, EventHeader, Heartbeat, HostId, InterfaceName, OrgId, PeerObservation, PeerRemoved,
     PublicKey, UnixMillis,
 };
 
+use crate::inventory::Inventory;
 use crate::wireguard::InterfaceSnapshot;
 
 /// Whose an interface is: the organisation, gateway name and clearance its events carry.
@@ -25,11 +28,17 @@ pub struct Scanner {
     collector_id: CollectorId,
     scan_interval_ms: u32,
     previous_peers: HashMap<InterfaceName, Vec<PublicKey>>,
+    inventory: Arc<Inventory>,
 }
 
 impl Scanner {
     pub fn new(collector_id: CollectorId, scan_interval_ms: u32) -> Self {
-        Self { collector_id, scan_interval_ms, previous_peers: HashMap::new() }
+        Self { collector_id, scan_interval_ms, previous_peers: HashMap::new(), inventory: Arc::default() }
+    }
+
+    /// Names peers the inventory knows: display name, owner, site (as a `site:` tag), clearance.
+    pub fn with_inventory(self, inventory: Arc<Inventory>) -> Self {
+        Self { inventory, ..self }
     }
 
     /// Appends the events of one interface's scan at `observed_at` to `events`.
@@ -47,6 +56,7 @@ impl Scanner {
         };
         events.reserve(interface.peers.len() + 1);
         for peer in &interface.peers {
+            let known = if self.inventory.is_empty() { None } else { self.inventory.get(&peer.public_key) };
             events.push(Event::PeerObservation(PeerObservation {
                 header: header.clone(),
                 public_key: peer.public_key,
@@ -57,10 +67,10 @@ impl Scanner {
                 tx_bytes: peer.tx_bytes,
                 persistent_keepalive: peer.persistent_keepalive,
                 source: interface.kind,
-                clearance: identity.clearance,
-                display_name: None,
-                owner: None,
-                tags: Vec::new(),
+                clearance: known.and_then(|known| known.clearance).unwrap_or(identity.clearance),
+                display_name: known.and_then(|known| known.name.clone()),
+                owner: known.and_then(|known| known.owner.clone()),
+                tags: known.and_then(|known| known.site_tag()).into_iter().collect(),
                 writer_clearance: None,
             }));
         }
@@ -149,5 +159,30 @@ mod tests {
         assert_eq!(observation.source, PeerSource::Userspace);
         let Event::Heartbeat(heartbeat) = &events[2] else { panic!("heartbeat") };
         assert_eq!((heartbeat.scan_interval_ms, heartbeat.listen_port), (10_000, Some(51820)));
+    }
+
+    #[test]
+    fn peers_the_inventory_knows_carry_its_names_and_clearance() {
+        let text = format!(
+            "[Peer]\n# Name = FOB 3\n# Owner = ops\n# Site = fob-03\n# Clearance = TOP_SECRET\nPublicKey = {}\n",
+            PublicKey::from_bytes([3; 32])
+        );
+        let inventory = Arc::new(Inventory::parse(&text).expect("inventory"));
+        let mut scanner = Scanner::new("gw-01".parse().expect("collector"), 10_000).with_inventory(inventory);
+        let mut events = Vec::new();
+        scanner.scan(&interface(vec![peer(2, 10), peer(3, 10)]), &identity(), 1_000, &mut events);
+        let observations: Vec<&PeerObservation> = events
+            .iter()
+            .filter_map(|event| match event {
+                Event::PeerObservation(observation) => Some(observation),
+                _ => None,
+            })
+            .collect();
+        let (unknown, known) = (observations[0], observations[1]);
+        assert_eq!((unknown.display_name.as_deref(), unknown.clearance), (None, Clearance::Secret));
+        assert_eq!(known.display_name.as_deref(), Some("FOB 3"));
+        assert_eq!(known.owner.as_deref(), Some("ops"));
+        assert_eq!(known.tags, ["site:fob-03"]);
+        assert_eq!(known.clearance, Clearance::TopSecret);
     }
 }

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use argus_core::fold::{Effect, PeerStatus, RuleConfig, StalenessWindow};
-use argus_core::{AlertKind, AlertState, FoldState, HostStatus, ManifestEntry, ProbableCause};
+use argus_core::{AlertKind, AlertState, Event, FoldState, HostStatus, ManifestEntry, ProbableCause};
 use common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -661,6 +661,38 @@ fn staleness_windows_can_be_set_per_organisation_and_interface() {
     apply_all(&mut state, &[other.observe(T0, 1, Some(T0), 0, 0)]);
     let effects = apply_all(&mut state, &[other.observe(T0 + 40 * SECOND, 1, Some(T0), 0, 0)]);
     assert!(alerts(&effects).is_empty());
+}
+
+/// Names come from the API (`syncWireguardPeer`) or from a collector's inventory; a collector
+/// that knows no names for a peer leaves the ones it has, and an API write may clear them.
+#[test]
+fn names_stay_until_a_writer_that_knows_them_changes_them() {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let collected = |gateway: &mut Gateway, at: i64, name: Option<&str>| {
+        let mut event = gateway.observe(at, 1, Some(at), 0, 0);
+        if let Event::PeerObservation(observation) = &mut event {
+            observation.display_name = name.map(str::to_owned);
+            observation.clearance = argus_core::Clearance::Restricted;
+        }
+        event
+    };
+    let written = |gateway: &mut Gateway, at: i64, name: Option<&str>| {
+        let mut event = collected(gateway, at, name);
+        if let Event::PeerObservation(observation) = &mut event {
+            observation.writer_clearance = Some(argus_core::Clearance::Secret);
+            observation.source = argus_core::PeerSource::Api;
+        }
+        event
+    };
+    let name = |state: &FoldState, gateway: &Gateway| gateway.peer(state, 1).metadata.display_name.clone();
+    apply_all(&mut state, &[written(&mut gateway, T0, Some("FOB 1"))]);
+    apply_all(&mut state, &[collected(&mut gateway, T0 + SCAN, None)]);
+    assert_eq!(name(&state, &gateway).as_deref(), Some("FOB 1"), "a scan without names keeps the API's");
+    apply_all(&mut state, &[collected(&mut gateway, T0 + 2 * SCAN, Some("fob-01 (inventory)"))]);
+    assert_eq!(name(&state, &gateway).as_deref(), Some("fob-01 (inventory)"), "an inventory name replaces it");
+    apply_all(&mut state, &[written(&mut gateway, T0 + 3 * SCAN, None)]);
+    assert_eq!(name(&state, &gateway), None, "an API write without a name clears it");
 }
 
 #[test]

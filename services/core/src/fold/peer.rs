@@ -46,6 +46,15 @@ impl PeerMetadata {
         PeerMetadata::deserialize(deserializer).map(Self::share)
     }
 
+    /// Whether an observation says what a peer's names are: any API write (which may clear them),
+    /// or an observation carrying some.
+    fn names_it(observation: &PeerObservation) -> bool {
+        observation.writer_clearance.is_some()
+            || observation.display_name.is_some()
+            || observation.owner.is_some()
+            || !observation.tags.is_empty()
+    }
+
     fn matches(&self, observation: &PeerObservation) -> bool {
         self.display_name == observation.display_name
             && self.owner == observation.owner
@@ -280,7 +289,8 @@ impl PeerState {
         if *record.allowed_ips != *observation.allowed_ips {
             record.allowed_ips = Arc::from(observation.allowed_ips.as_slice());
         }
-        if !record.metadata.matches(observation) {
+        // a collector that knows no names for a peer leaves the ones an operator or inventory gave it
+        if !record.metadata.matches(observation) && PeerMetadata::names_it(observation) {
             record.metadata = PeerMetadata::shared(observation);
         }
         record.persistent_keepalive = observation.persistent_keepalive;
