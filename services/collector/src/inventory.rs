@@ -155,13 +155,14 @@ impl Inventory {
         for peer in file.peer {
             let line = line_of(peer.span().start);
             let Peer { public_key, name, owner, site, clearance } = peer.into_inner();
-            let entry = InventoryEntry { name, owner, site, clearance };
             let key: PublicKey = public_key.parse().map_err(|error| refused(line, format!("public_key: {error}")))?;
-            for (field, value) in [("name", &entry.name), ("owner", &entry.owner), ("site", &entry.site)] {
-                if let Some(value) = value {
-                    checked_text(line, field, value)?;
-                }
-            }
+            let text = |field, value: Option<String>| value.map(|value| checked_text(line, field, &value)).transpose();
+            let entry = InventoryEntry {
+                name: text("name", name)?,
+                owner: text("owner", owner)?,
+                site: text("site", site)?,
+                clearance,
+            };
             inventory.insert(line, key, entry)?;
         }
         Ok(inventory)
@@ -210,6 +211,9 @@ mod tests {
         assert_eq!(inventory.get(&key(1)).and_then(|entry| entry.name.as_deref()), Some("FOB 7"));
         assert_eq!(inventory.get(&key(1)).and_then(|entry| entry.clearance), Some(Clearance::Restricted));
         assert_eq!(inventory.get(&key(2)).and_then(|entry| entry.owner.as_deref()), Some("ops"));
+        let padded = format!("[[peer]]\npublic_key = \"{}\"\nname = \"  FOB 9 \"\n", key(9));
+        let padded = Inventory::parse(&padded).expect("parses");
+        assert_eq!(padded.get(&key(9)).and_then(|entry| entry.name.as_deref()), Some("FOB 9"), "trimmed like wg-quick");
         assert!(Inventory::parse("").expect("an empty file lists no peer").is_empty());
     }
 

@@ -218,12 +218,10 @@ fn socket_error(namespace: Option<&Path>, error: &std::io::Error) -> ProbeError 
 /// in another namespace would read the wrong interfaces.)
 async fn open_in_namespace(path: &Path, config: Config) -> Result<Client, ProbeError> {
     let runtime = tokio::runtime::Handle::current();
+    let failed = ProbeError::Socket { namespace: path.display().to_string(), reason: "socket thread failed".into() };
     let path = path.to_path_buf();
     let (opened, result) = tokio::sync::oneshot::channel();
-    let failed = || ProbeError::Socket { namespace: path.display().to_string(), reason: "socket thread failed".into() };
-    let thread_path = path.clone();
     std::thread::spawn(move || {
-        let path = thread_path;
         let open = || {
             let namespace = File::open(&path)
                 .map_err(|source| ProbeError::Namespace { path: path.display().to_string(), source })?;
@@ -235,7 +233,7 @@ async fn open_in_namespace(path: &Path, config: Config) -> Result<Client, ProbeE
         };
         let _ = opened.send(open());
     });
-    result.await.unwrap_or_else(|_| Err(failed()))
+    result.await.unwrap_or(Err(failed))
 }
 
 #[cfg(test)]

@@ -121,7 +121,8 @@ pub(crate) struct InterfaceState {
     pub(crate) manifests: Manifests,
     /// Boxed: a map of 1,000 peers has 2,048 buckets, and inline states would double the memory.
     pub(crate) peers: FxHashMap<PublicKey, Box<PeerState>>,
-    /// Only quiet peers are probed: a map beside the peers costs the others nothing.
+    /// Only quiet peers are probed: a map beside the peers costs the others nothing. Pruned at
+    /// each heartbeat (`forget_answered_probes`).
     pub(crate) probes: FxHashMap<PublicKey, ProbeSeen>,
 }
 
@@ -190,7 +191,8 @@ impl InterfaceState {
         (current && record.latest_handshake.is_none_or(|handshake| probe.at > handshake)).then_some(*probe)
     }
 
-    /// Forgets the probes of peers that have handshaken since: they are no longer quiet.
+    /// Forgets the probes of peers that have handshaken since (no longer quiet) or left: the one
+    /// place probes are dropped, at each heartbeat (a probe is also judged on use, `probe_of`).
     pub(crate) fn forget_answered_probes(&mut self) {
         let peers = &self.peers;
         self.probes.retain(|key, probe| {

@@ -631,9 +631,6 @@ fn observe(
     }
     let at = observation.header.observed_at;
     let judgement = outcome.became_stale.then(|| interface.stale_cause(&key, at, config));
-    if outcome.became_fresh {
-        interface.probes.remove(&key);
-    }
     let Some(peer) = interface.peers.get_mut(&key) else { return };
     let ObservationOutcome { became_stale, became_fresh, anomaly, rate_bytes_per_s, endpoint_change } = outcome;
     effects.push(Effect::PeerUpdated(peer.record.clone()));
@@ -812,7 +809,6 @@ fn heartbeat_seen(interface: &mut InterfaceState, heartbeat: &Heartbeat, now: Un
 }
 
 fn remove(interface: &mut InterfaceState, removal: &PeerRemoved, effects: &mut Vec<Effect>) {
-    interface.probes.remove(&removal.public_key);
     let Some(peer) = interface.peers.get_mut(&removal.public_key) else { return };
     let at = removal.header.observed_at;
     peer.record.status = PeerStatus::Removed;
