@@ -151,7 +151,26 @@ pub(crate) async fn alerts(
     if range.from >= range.to {
         return Err(bad_input("filter.to", "must be later than filter.from"));
     }
-    let filter = AlertFilter { range, state: filter.state.map(Into::into), kind: filter.kind.map(Into::into) };
+    let incident = filter
+        .incident_id
+        .as_deref()
+        .map(|id| AlertId::parse(id).map_err(|failure| bad_input("filter.incidentId", failure)))
+        .transpose()?;
+    // an incident's alerts were raised while it was open: the scan starts at its first member
+    let range = match incident {
+        Some(incident) => match api.store.alert(&caller.org, &incident, caller.clearance).await.map_err(store_error)? {
+            Some(row) => TimeRange { from: range.from.max(row.alert.raised_at), ..range },
+            None => {
+                return Err(error(
+                    "NOT_FOUND",
+                    format!("filter.incidentId: no incident {incident} in your organisation"),
+                ));
+            }
+        },
+        None => range,
+    };
+    let filter =
+        AlertFilter { range, state: filter.state.map(Into::into), kind: filter.kind.map(Into::into), incident };
     let request = page_request(&api.config, first, after)?;
     let after_given = request.after.is_some();
     let page = api.store.alerts(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;

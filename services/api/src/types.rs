@@ -59,6 +59,7 @@ pub enum WireguardAlertKind {
     TrafficAnomaly,
     KeyRotation,
     ClonedKey,
+    Incident,
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +211,8 @@ output_object! {
         resolvedAt: Option<DateTime<Utc>> = |row| row.alert.resolved_at.map(date_time),
         /// When evidence that came after raising last changed the cause (the same alert, revised).
         revisedAt: Option<DateTime<Utc>> = |row| row.alert.revised_at.map(date_time),
+        /// The INCIDENT alert this one is part of: several sites quiet for one shared cause.
+        incidentId: Option<String> = |row| row.alert.incident_id.map(|id| id.to_string()),
         acknowledgedBy: Option<String> = |row| row.acknowledged_by,
         acknowledgedAt: Option<DateTime<Utc>> = |row| row.acknowledged_at.map(date_time),
     }
@@ -310,6 +313,8 @@ pub struct WireguardAlertFilter {
     pub to: Option<DateTime<Utc>>,
     pub state: Option<WireguardAlertState>,
     pub kind: Option<WireguardAlertKind>,
+    /// The alerts of one incident (the INCIDENT alert's id): which sites it holds.
+    pub incident_id: Option<String>,
 }
 
 /// A peer record pushed through the API (`syncWireguardPeer`); validated like a collector's.
@@ -442,6 +447,7 @@ mod tests {
                 raised_at: 1_780_000_000_000,
                 resolved_at: Some(1_780_000_100_000),
                 revised_at: Some(1_780_000_030_000),
+                incident_id: Some(AlertId::parse("fedcba9876543210fedcba9876543210").expect("id")),
             },
             acknowledged_by: Some("alice".into()),
             acknowledged_at: Some(1_780_000_050_000),

@@ -118,12 +118,17 @@ impl Argus {
     }
 
     async fn alerts(&self, kind: &str) -> Vec<Value> {
+        self.alerts_where(json!({ "kind": kind })).await
+    }
+
+    /// The alerts `filter` (a `WireguardAlertFilter`) lists.
+    async fn alerts_where(&self, filter: Value) -> Vec<Value> {
         let data = self
             .graphql(
-                "query($kind: WireguardAlertKind) { wireguardAlerts(filter: { kind: $kind }, first: 100) {
-                    edges { node { alertId state severity publicKey probableCause summary revisedAt
-                        evidence { name value } } } } }",
-                json!({ "kind": kind }),
+                "query($filter: WireguardAlertFilter) { wireguardAlerts(filter: $filter, first: 100) {
+                    edges { node { alertId state severity publicKey probableCause summary raisedAt revisedAt
+                        incidentId evidence { name value } } } } }",
+                json!({ "filter": filter }),
             )
             .await;
         data["wireguardAlerts"]["edges"].as_array().expect("edges").iter().map(|edge| edge["node"].clone()).collect()
@@ -250,6 +255,111 @@ async fn a_stopped_site_and_a_cut_site_get_different_causes_with_probe_evidence(
         })
         .await;
     assert_ne!(argus.peer(&cut).await["status"], "STALE");
+}
+
+/// Every site's link of the hub is cut at once. With handshakes `stagger` apart (sites started at
+/// different times), the first sites to turn stale look like single path failures until enough are
+/// quiet; either way the outage is one gateway-uplink incident holding every site, by name, with no
+/// single-site cause left standing, and it resolves once when the links return.
+async fn an_uplink_cut_is_one_incident(stagger: Duration) {
+    const SITES: u32 = 4;
+    let lab = Lab::up(SITES, LabOptions::default());
+    let directory = tempfile::tempdir().expect("tempdir");
+    let inventory = directory.path().join("peers.conf");
+    let names: String = (1..=SITES)
+        .map(|site| format!("[Peer]\n# Name = FOB {site}\nPublicKey = {}\n", lab.site_public_key(site)))
+        .collect();
+    std::fs::write(&inventory, names).expect("inventory");
+    let collector = format!("inventory = \"{}\"", inventory.display());
+    let argus = Argus::start_with(directory.path(), &lab, &collector, SHORT_WINDOW).await;
+    if !stagger.is_zero() {
+        for site in 1..=SITES {
+            lab.fail(site); // a restarted site handshakes at once: sites renew at different times
+            lab.restore(site);
+            tokio::time::sleep(stagger).await;
+        }
+    }
+    let keys: Vec<String> = (1..=SITES).map(|site| lab.site_public_key(site)).collect();
+    argus
+        .eventually("every site is projected", Duration::from_secs(20), async |argus| {
+            for key in &keys {
+                if argus.peer(key).await["status"] != "ACTIVE" {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
+    let dump = lab.hub_dump();
+    let handshakes: Vec<u64> = dump.iter().map(|peer| peer.latest_handshake).collect();
+    let spread = handshakes.iter().max().expect("sites") - handshakes.iter().min().expect("sites");
+    assert!(spread >= stagger.as_secs() * u64::from(SITES - 1) / 2, "handshakes {spread} s apart");
+    for site in 1..=SITES {
+        lab.fail_link(site);
+    }
+
+    let last_stale = handshakes.iter().max().expect("sites") + 135;
+    let incident = argus
+        .eventually("one incident holds every site", Duration::from_secs(220), async |argus| {
+            let incidents = argus.alerts("INCIDENT").await;
+            let [incident] = &incidents[..] else { return None };
+            let members = argus.alerts_where(json!({ "incidentId": incident["alertId"] })).await;
+            (members.len() == keys.len()).then(|| (incident.clone(), members))
+        })
+        .await;
+    let (incident, members) = incident;
+    assert!(unix_now() <= last_stale + 10, "held every site {} s after the last was stale", unix_now() - last_stale);
+    assert_eq!((&incident["state"], &incident["probableCause"]), (&json!("RAISED"), &json!("GATEWAY_UPLINK")));
+    assert_eq!(incident["severity"], "CRITICAL");
+    let when_raised = evidence(&incident, "peers_when_raised").expect("evidence");
+    assert!((1.0..=f64::from(SITES)).contains(&when_raised), "{incident}");
+    let hub = lab.hub_interface();
+    assert!(incident["summary"].as_str().expect("summary").contains(&format!("gateway hub-01/{hub}")), "{incident}");
+    for member in &members {
+        assert_eq!(member["probableCause"], "GATEWAY_UPLINK", "{member}");
+        assert_eq!(member["incidentId"], incident["alertId"], "{member}");
+        assert!(member["raisedAt"].as_str() >= incident["raisedAt"].as_str(), "the incident dates from its first site");
+    }
+    for key in &keys {
+        let member = members.iter().find(|member| member["publicKey"] == *key).expect("every site is a member");
+        let site = 1 + keys.iter().position(|other| other == key).expect("site");
+        let summary = member["summary"].as_str().expect("summary");
+        assert!(summary.starts_with(&format!("no handshake: FOB {site} (peer {key}")), "{summary}");
+    }
+    let standing = argus.alerts("PEER_STALE").await;
+    assert!(
+        standing.iter().all(|alert| alert["incidentId"] == incident["alertId"]),
+        "no single-site alert: {standing:?}"
+    );
+    let revised = members.iter().filter(|member| !member["revisedAt"].is_null()).count();
+    if stagger >= Duration::from_secs(10) {
+        assert!(revised >= 1, "the first sites were revised into the incident: {members:?}");
+    }
+
+    for site in 1..=SITES {
+        lab.restore(site);
+    }
+    argus
+        .eventually("the incident resolves once its sites are back", Duration::from_secs(60), async |argus| {
+            let incidents = argus.alerts("INCIDENT").await;
+            let members = argus.alerts("PEER_STALE").await;
+            let resolved = |alerts: &[Value]| alerts.iter().all(|alert| alert["state"] == "RESOLVED");
+            (incidents.len() == 1 && resolved(&incidents) && resolved(&members)).then_some(())
+        })
+        .await;
+    let resolved = argus.alerts("INCIDENT").await;
+    assert_eq!(resolved[0]["alertId"], incident["alertId"], "one incident, resolved");
+    assert_eq!(evidence(&resolved[0], "peers"), Some(f64::from(SITES)), "it held every site: {}", resolved[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutting_every_site_at_once_is_one_uplink_incident() {
+    an_uplink_cut_is_one_incident(Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutting_sites_with_staggered_handshakes_is_one_uplink_incident() {
+    an_uplink_cut_is_one_incident(Duration::from_secs(12)).await;
 }
 
 /// A malformed inventory refuses to start, naming the file, the line and the reason.

@@ -1,6 +1,6 @@
 //! Golden replay: a recorded stream of over 100,000 events (50 gateways, a counter reset, a peer
-//! outage with path probes that revise its cause, a traffic anomaly, a cloned key, malformed
-//! records) processed by `argus run` straight through, and again with the process SIGKILLed at
+//! outage with path probes that revise its cause, a gateway uplink outage that becomes one
+//! incident, a traffic anomaly, a cloned key, malformed records) processed by `argus run` straight through, and again with the process SIGKILLed at
 //! random points and restarted, ends in byte-identical projections, the same alert transitions
 //! (ids, states, causes), and every malformed record dead-lettered with its bytes; and `argus
 //! replay` rebuilds the same projections from the log.
@@ -24,6 +24,8 @@ const RESET_HOST: &str = "gw-00003";
 const RESET_SCAN: u32 = 40;
 const OUTAGE: (u32, u32) = (7, 5);
 const OUTAGE_SCANS: std::ops::Range<u32> = 30..70;
+/// A gateway whose uplink fails for the outage's scans: every one of its peers goes quiet.
+const UPLINK_HOST: &str = "gw-00021";
 const ANOMALY: (u32, u32) = (11, 2);
 const ANOMALY_SCANS: std::ops::Range<u32> = 80..86;
 /// The outage peer's endpoint is probed every minute once its handshake has aged: silent twice,
@@ -37,7 +39,8 @@ const CLONED_SCANS: std::ops::Range<u32> = 20..28;
 type Records = Vec<(String, Vec<u8>)>;
 
 /// The stream: 50 gateways x 20 peers x 100 scans (105,000 events) with a counter reset on one
-/// gateway, one peer whose handshake stops for 400 s (probed meanwhile), one peer moving 100x its
+/// gateway, one peer whose handshake stops for 400 s (probed meanwhile), as do all the peers of
+/// another gateway (its uplink), one peer moving 100x its
 /// traffic for a minute, one key presented from two networks in turn, and a malformed record
 /// every 997 records.
 fn stream() -> (Records, Vec<Vec<u8>>) {
@@ -53,7 +56,7 @@ fn stream() -> (Records, Vec<Vec<u8>>) {
     let cloned_key = Fleet::peer_key(CLONED.0, CLONED.1);
     let mut seqs: BTreeMap<String, u64> = BTreeMap::new();
     let mut reset_base: BTreeMap<PublicKey, (u64, u64)> = BTreeMap::new();
-    let mut frozen: Option<(Option<i64>, u64, u64)> = None;
+    let mut frozen: BTreeMap<PublicKey, (Option<i64>, u64, u64)> = BTreeMap::new();
     let mut extra_rx = 0u64;
     let mut last_anomaly_rx = 0u64;
     let mut records = Vec::new();
@@ -72,15 +75,15 @@ fn stream() -> (Records, Vec<Vec<u8>>) {
                     observation.rx_bytes -= base.0;
                     observation.tx_bytes -= base.1;
                 }
-                if key == outage_key {
+                if key == outage_key || observation.header.host.as_str() == UPLINK_HOST {
                     if OUTAGE_SCANS.contains(&scan) {
-                        let held = *frozen.get_or_insert((
+                        let held = *frozen.entry(key).or_insert((
                             observation.latest_handshake,
                             observation.rx_bytes,
                             observation.tx_bytes,
                         ));
                         (observation.latest_handshake, observation.rx_bytes, observation.tx_bytes) = held;
-                    } else if let Some((_, rx, tx)) = frozen.filter(|_| scan >= OUTAGE_SCANS.end) {
+                    } else if let Some(&(_, rx, tx)) = frozen.get(&key).filter(|_| scan >= OUTAGE_SCANS.end) {
                         observation.rx_bytes = observation.rx_bytes.max(rx);
                         observation.tx_bytes = observation.tx_bytes.max(tx);
                     }
@@ -251,7 +254,7 @@ async fn topic_values(data_dir: &Path, topic: &str) -> Vec<Vec<u8>> {
 }
 
 /// Projections (without checkpoints: fold snapshots hold processing times), alert transitions
-/// (id, state, cause, revision), and the bytes of every dead letter, once `argus run` has stopped.
+/// (id, state, cause, revision, incident), and the bytes of every dead letter, once `argus run` has stopped.
 async fn outcome(data_dir: &Path) -> (String, BTreeSet<String>, BTreeSet<Vec<u8>>) {
     let store = EmbeddedStore::open(&data_dir.join("store")).expect("store");
     let export: String = store
@@ -268,7 +271,9 @@ async fn outcome(data_dir: &Path) -> (String, BTreeSet<String>, BTreeSet<Vec<u8>
         .map(|bytes| {
             let alert = decode_alert(bytes).expect("alert");
             let cause = alert.probable_cause.map(|cause| cause.explanation());
-            format!("{} {:?} {:?} {:?} {cause:?}", alert.alert_id, alert.kind, alert.state, alert.revised_at)
+            let (id, kind, state, revised, incident) =
+                (alert.alert_id, alert.kind, alert.state, alert.revised_at, alert.incident_id);
+            format!("{id} {kind:?} {state:?} {revised:?} {incident:?} {cause:?}")
         })
         .collect();
     let letters = topic_values(data_dir, "wireguard.dead-letter")
@@ -308,6 +313,15 @@ async fn sigkills_mid_stream_end_in_the_golden_projections() {
             && alert.probable_cause == Some(argus_core::ProbableCause::WireguardDown)),
         "the answering probe revised the outage's cause: {outage:#?}"
     );
+    let incidents: Vec<_> = raised.iter().filter(|alert| alert.kind == argus_core::AlertKind::Incident).collect();
+    assert_eq!(incidents.len(), 2, "the uplink outage is one incident, raised and resolved once: {incidents:#?}");
+    let uplink: BTreeSet<_> = raised
+        .iter()
+        .filter(|alert| alert.host.as_str() == UPLINK_HOST && alert.kind == argus_core::AlertKind::PeerStale)
+        .map(|alert| (alert.public_key, alert.incident_id))
+        .filter(|(_, incident)| *incident == Some(incidents[0].alert_id))
+        .collect();
+    assert_eq!(uplink.len(), 20, "every peer of the gateway is in it");
     assert_eq!(golden_letters, malformed.iter().cloned().collect(), "every malformed record, with its bytes");
 
     let killed_dir = tempfile::tempdir().expect("tempdir");

@@ -24,15 +24,19 @@ pub enum AlertKind {
     KeyRotation,
     /// One key is presented alternately from endpoints in different networks: two machines hold it.
     ClonedKey,
+    /// Several sites went quiet for one shared reason (the gateway's uplink, or one upstream
+    /// network): their PEER_STALE alerts name this one as their incident.
+    Incident,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 5] = [
+    pub const ALL: [AlertKind; 6] = [
         AlertKind::PeerStale,
         AlertKind::GatewaySilent,
         AlertKind::TrafficAnomaly,
         AlertKind::KeyRotation,
         AlertKind::ClonedKey,
+        AlertKind::Incident,
     ];
 
     /// What the alert says, in words.
@@ -43,6 +47,7 @@ impl AlertKind {
             AlertKind::TrafficAnomaly => "unusual traffic",
             AlertKind::KeyRotation => "key not in the rotation manifest",
             AlertKind::ClonedKey => "one key used from two places",
+            AlertKind::Incident => "several sites down for one reason",
         }
     }
 
@@ -53,6 +58,7 @@ impl AlertKind {
             AlertKind::TrafficAnomaly => "TRAFFIC_ANOMALY",
             AlertKind::KeyRotation => "KEY_ROTATION",
             AlertKind::ClonedKey => "CLONED_KEY",
+            AlertKind::Incident => "INCIDENT",
         }
     }
 }
@@ -170,14 +176,28 @@ impl AlertId {
         kind: AlertKind, org: &OrgId, host: &HostId, interface: &InterfaceName, public_key: Option<&PublicKey>,
         episode_start: UnixMillis,
     ) -> Self {
+        let subject = public_key.map_or(&[][..], |key| key.as_bytes());
+        Self::of_subject(kind, org, host, interface, subject, episode_start)
+    }
+
+    /// Derives the id of one incident of an interface: `scope` tells its incidents apart (their
+    /// cause, network and clearance), `episode_start` is its first member's raising.
+    pub fn derive_incident(
+        org: &OrgId, host: &HostId, interface: &InterfaceName, scope: &str, episode_start: UnixMillis,
+    ) -> Self {
+        Self::of_subject(AlertKind::Incident, org, host, interface, scope.as_bytes(), episode_start)
+    }
+
+    fn of_subject(
+        kind: AlertKind, org: &OrgId, host: &HostId, interface: &InterfaceName, subject: &[u8],
+        episode_start: UnixMillis,
+    ) -> Self {
         let mut name = Vec::with_capacity(128);
         for part in [kind.name(), org.as_str(), host.as_str(), interface.as_str()] {
             name.extend_from_slice(part.as_bytes());
             name.push(0);
         }
-        if let Some(key) = public_key {
-            name.extend_from_slice(key.as_bytes());
-        }
+        name.extend_from_slice(subject);
         name.push(0);
         name.extend_from_slice(&episode_start.to_be_bytes());
         Self(Uuid::new_v5(&Self::NAMESPACE, &name))
@@ -242,6 +262,8 @@ pub struct Alert {
     /// When evidence that arrived after raising last changed the cause or evidence of this raised
     /// alert (a revision, published with the same id and state RAISED).
     pub revised_at: Option<UnixMillis>,
+    /// The INCIDENT alert this one is part of (a PEER_STALE alert whose cause several sites share).
+    pub incident_id: Option<AlertId>,
 }
 
 #[cfg(test)]

@@ -2,10 +2,13 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use argus_core::fold::{Effect, PeerStatus, RuleConfig, StalenessWindow};
-use argus_core::{AlertKind, AlertState, Event, FoldState, HostStatus, ManifestEntry, ProbableCause};
+use argus_core::{
+    Alert, AlertId, AlertKind, AlertState, Clearance, Event, FoldState, HostStatus, ManifestEntry, ProbableCause,
+};
 use common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -241,6 +244,141 @@ fn most_peers_quiet_means_gateway_uplink() {
     for alert in raised {
         assert_eq!(alert.probable_cause, Some(ProbableCause::GatewayUplink), "{alert:#?}");
     }
+}
+
+/// Eight sites behind one hub whose uplink fails at `outage` and returns at `back`; site `n` last
+/// handshook `n * spread` before the outage, and `clearance(n)` is its level. Returns every effect.
+fn uplink_outage(spread: i64, clearance: impl Fn(u8) -> Clearance) -> Vec<Effect> {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let (outage, back) = (T0 + 10 * MINUTE, T0 + 30 * MINUTE);
+    let mut effects = Vec::new();
+    let mut at = T0;
+    while at < T0 + 40 * MINUTE {
+        for n in 1..=8u8 {
+            let handshake = if (outage..back).contains(&at) { outage - i64::from(n) * spread } else { at - SECOND };
+            let mut observation =
+                gateway.observe_at_endpoint(at, n, Some(handshake), 0, 0, &format!("198.51.{n}.2:51820"));
+            if let Event::PeerObservation(observation) = &mut observation {
+                observation.clearance = clearance(n);
+            }
+            effects.extend(apply_one(&mut state, &observation));
+        }
+        effects.extend(apply_one(&mut state, &gateway.heartbeat(at, SCAN as u32)));
+        at += SCAN;
+    }
+    effects
+}
+
+/// Each stale alert's transitions in order, by id.
+fn histories(effects: &[Effect]) -> BTreeMap<AlertId, Vec<&Alert>> {
+    let mut by_id = BTreeMap::<_, Vec<_>>::new();
+    for alert in alerts(effects).into_iter().filter(|alert| alert.kind == AlertKind::PeerStale) {
+        by_id.entry(alert.alert_id).or_default().push(alert);
+    }
+    by_id
+}
+
+/// Handshakes are staggered, so the first sites to turn stale look like single site failures:
+/// once enough are quiet they are revised into one uplink incident, which resolves once.
+#[test]
+fn an_uplink_outage_with_staggered_handshakes_is_one_incident_holding_every_site() {
+    let effects = uplink_outage(20 * SECOND, |_| Clearance::Restricted);
+    let opened = alerts_of(&effects, AlertKind::Incident, AlertState::Raised);
+    assert_eq!(opened.len(), 1, "one incident: {opened:#?}");
+    let incident = opened[0];
+    assert_eq!(incident.probable_cause, Some(ProbableCause::GatewayUplink));
+    assert_eq!((incident.public_key, incident.clearance), (None, Clearance::Restricted));
+    assert!(incident.summary.starts_with("several sites down for one reason: gateway hub/wg0"), "{}", incident.summary);
+    let histories = histories(&effects);
+    assert_eq!(histories.len(), 8, "one stale alert per site");
+    let first_raised = histories.values().map(|history| history[0].raised_at).min();
+    assert_eq!(Some(incident.raised_at), first_raised, "the incident dates from its first site");
+    let mut revised_into_it = 0;
+    for history in histories.values() {
+        let (first, last_raised) = (history[0], history[history.len() - 2]);
+        assert_eq!(last_raised.incident_id, Some(incident.alert_id), "{history:#?}");
+        assert_eq!(last_raised.probable_cause, Some(ProbableCause::GatewayUplink));
+        if first.incident_id.is_none() {
+            assert_eq!(first.probable_cause, Some(ProbableCause::SiteDown), "{history:#?}");
+            assert_eq!(history.len(), 3, "raised, revised into the incident once, resolved: {history:#?}");
+            revised_into_it += 1;
+        }
+        let resolution = history[history.len() - 1];
+        assert_eq!((resolution.state, resolution.incident_id), (AlertState::Resolved, Some(incident.alert_id)));
+    }
+    assert!(revised_into_it >= 1, "the stagger made some sites look like single failures first");
+    // no single-site cause is left standing once the incident is open: its opening revises them
+    let all = alerts(&effects);
+    let position = |wanted: &Alert| all.iter().position(|alert| std::ptr::eq(*alert, wanted));
+    let opened_at = position(incident).expect("the incident is among the effects");
+    for history in histories.values().filter(|history| history[0].incident_id.is_none()) {
+        let revised_at = position(history[1]).expect("revision among the effects");
+        assert!((opened_at + 1..=opened_at + 8).contains(&revised_at), "revised as the incident opened: {history:#?}");
+    }
+    let resolved = alerts_of(&effects, AlertKind::Incident, AlertState::Resolved);
+    assert_eq!(resolved.len(), 1, "one resolution");
+    assert_eq!(resolved[0].alert_id, incident.alert_id);
+    assert_eq!(resolved[0].evidence["peers"], 8.0);
+    let last_member = histories.values().filter_map(|history| history.last().and_then(|alert| alert.resolved_at)).max();
+    assert_eq!(resolved[0].resolved_at, last_member, "when its last site is back");
+}
+
+/// All at once or staggered, the peers of another clearance are another incident: an incident
+/// tells its readers nothing of peers above them.
+#[test]
+fn an_incident_holds_only_peers_of_its_own_clearance() {
+    for spread in [SECOND, 20 * SECOND] {
+        let level = |n: u8| if n <= 4 { Clearance::Restricted } else { Clearance::Secret };
+        let effects = uplink_outage(spread, level);
+        let opened = alerts_of(&effects, AlertKind::Incident, AlertState::Raised);
+        let levels: Vec<_> = opened.iter().map(|incident| incident.clearance).collect();
+        assert_eq!(levels.len(), 2, "{opened:#?}");
+        assert!(levels.contains(&Clearance::Restricted) && levels.contains(&Clearance::Secret));
+        for history in histories(&effects).values() {
+            let member_of = history.last().and_then(|alert| alert.incident_id).expect("in an incident");
+            let incident = opened.iter().find(|incident| incident.alert_id == member_of).expect("a raised incident");
+            assert_eq!(incident.clearance, history[0].clearance, "{history:#?}");
+        }
+        assert_eq!(alerts_of(&effects, AlertKind::Incident, AlertState::Resolved).len(), 2);
+    }
+}
+
+/// A member whose address answers the gateway's probe is explained better on its own: it leaves
+/// the incident; an unanswered probe keeps it in.
+#[test]
+fn an_answered_probe_takes_a_site_out_of_its_incident() {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let mut effects = Vec::new();
+    let outage = T0 + 10 * MINUTE;
+    let mut at = T0;
+    while at < T0 + 20 * MINUTE {
+        for n in 1..=4u8 {
+            let handshake = if at >= outage { outage - SECOND } else { at - SECOND };
+            effects.extend(apply_one(
+                &mut state,
+                &gateway.observe_at_endpoint(at, n, Some(handshake), 0, 0, &format!("198.51.{n}.2:51820")),
+            ));
+        }
+        if at == outage + 5 * MINUTE {
+            effects.extend(apply_one(&mut state, &gateway.probe(at + SECOND, 1, "198.51.1.2", 0)));
+            effects.extend(apply_one(&mut state, &gateway.probe(at + 2 * SECOND, 2, "198.51.2.2", 3)));
+        }
+        effects.extend(apply_one(&mut state, &gateway.heartbeat(at, SCAN as u32)));
+        at += SCAN;
+    }
+    let incident = alerts_of(&effects, AlertKind::Incident, AlertState::Raised)[0].alert_id;
+    let histories = histories(&effects);
+    let of_site = |n: u8| histories.values().find(|history| history[0].public_key == Some(key(n))).expect("history");
+    let quiet_probe = of_site(1).last().expect("transitions");
+    assert_eq!(
+        (quiet_probe.probable_cause, quiet_probe.incident_id),
+        (Some(ProbableCause::GatewayUplink), Some(incident))
+    );
+    let answered = of_site(2).last().expect("transitions");
+    assert_eq!((answered.probable_cause, answered.incident_id), (Some(ProbableCause::WireguardDown), None));
+    assert!(alerts_of(&effects, AlertKind::Incident, AlertState::Resolved).is_empty(), "three sites still hold it");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 use argus_core::fold::Effect;
 use argus_core::text::AppendText;
 use argus_core::{
-    Alert, AlertAcknowledged, AlertKind, AlertState, Clearance, HostId, HostStats, InterfaceName, ManifestEntry, OrgId,
-    PeerRecord, PeerStatus, PublicKey, RotationManifestSet, StatusCounts, UnixMillis,
+    Alert, AlertAcknowledged, AlertId, AlertKind, AlertState, Clearance, HostId, HostStats, InterfaceName,
+    ManifestEntry, OrgId, PeerRecord, PeerStatus, PublicKey, RotationManifestSet, StatusCounts, UnixMillis,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -201,11 +201,15 @@ pub struct AlertFilter {
     pub range: TimeRange,
     pub state: Option<AlertState>,
     pub kind: Option<AlertKind>,
+    /// Only the alerts of this incident.
+    pub incident: Option<AlertId>,
 }
 
 impl AlertFilter {
     pub fn matches(&self, row: &AlertRow) -> bool {
-        self.state.is_none_or(|state| state == row.alert.state) && self.kind.is_none_or(|kind| kind == row.alert.kind)
+        self.state.is_none_or(|state| state == row.alert.state)
+            && self.kind.is_none_or(|kind| kind == row.alert.kind)
+            && self.incident.is_none_or(|incident| row.alert.incident_id == Some(incident))
     }
 }
 

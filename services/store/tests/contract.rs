@@ -127,6 +127,7 @@ fn alert(org_name: &str, n: u8, state: AlertState, raised_at: i64, clearance: Cl
         raised_at,
         resolved_at: (state == AlertState::Resolved).then_some(raised_at + 60_000),
         revised_at: None,
+        incident_id: None,
     }
 }
 
@@ -346,7 +347,11 @@ mod checks {
 
     pub async fn alerts_raise_resolve_acknowledge_and_filter<S: ProjectionStore>(store: &S) {
         let raised = alert("acme", 1, AlertState::Raised, T0, Clearance::Unclassified);
-        let other = alert("acme", 2, AlertState::Raised, T0 + 1_000, Clearance::Unclassified);
+        let incident = AlertId::derive_incident(&raised.org_id, &raised.host, &raised.interface, "uplink", T0);
+        let other = Alert {
+            incident_id: Some(incident),
+            ..alert("acme", 2, AlertState::Raised, T0 + 1_000, Clearance::Unclassified)
+        };
         let resolved = Alert { state: AlertState::Resolved, resolved_at: Some(T0 + 5_000), ..raised.clone() };
         store
             .write(Batch {
@@ -386,6 +391,13 @@ mod checks {
         let open =
             store.alerts(&org("acme"), &open, Clearance::TopSecret, &PageRequest::first(10)).await.expect("open");
         assert_eq!(open.items.len(), 1);
+        let of_incident = AlertFilter { incident: Some(incident), ..AlertFilter::default() };
+        let of_incident = store
+            .alerts(&org("acme"), &of_incident, Clearance::TopSecret, &PageRequest::first(10))
+            .await
+            .expect("an incident's alerts");
+        let members: Vec<_> = of_incident.items.iter().map(|row| row.alert.alert_id).collect();
+        assert_eq!(members, [other.alert_id], "only the incident's members");
         let early = AlertFilter { range: TimeRange { from: T0, to: T0 + 1 }, ..AlertFilter::default() };
         let early =
             store.alerts(&org("acme"), &early, Clearance::TopSecret, &PageRequest::first(10)).await.expect("range");

@@ -43,12 +43,13 @@ pub enum SchemaId {
     PeerObservationV2,
     RotationManifestSetV2,
     PathProbeV1,
-    /// Read only: alerts written before causes were revised and probes gave evidence.
+    /// Read only: alerts written before incidents.
     AlertV2,
+    AlertV3,
 }
 
 impl SchemaId {
-    pub const ALL: [SchemaId; 11] = [
+    pub const ALL: [SchemaId; 12] = [
         SchemaId::PeerObservationV1,
         SchemaId::HeartbeatV1,
         SchemaId::PeerRemovedV1,
@@ -60,6 +61,7 @@ impl SchemaId {
         SchemaId::RotationManifestSetV2,
         SchemaId::PathProbeV1,
         SchemaId::AlertV2,
+        SchemaId::AlertV3,
     ];
 
     /// File name under `schemas/avro/`.
@@ -76,6 +78,7 @@ impl SchemaId {
             SchemaId::RotationManifestSetV2 => "RotationManifestSet.v2.avsc",
             SchemaId::PathProbeV1 => "PathProbe.v1.avsc",
             SchemaId::AlertV2 => "Alert.v2.avsc",
+            SchemaId::AlertV3 => "Alert.v3.avsc",
         }
     }
 
@@ -93,6 +96,7 @@ impl SchemaId {
             SchemaId::RotationManifestSetV2 => include_str!("../../../../schemas/avro/RotationManifestSet.v2.avsc"),
             SchemaId::PathProbeV1 => include_str!("../../../../schemas/avro/PathProbe.v1.avsc"),
             SchemaId::AlertV2 => include_str!("../../../../schemas/avro/Alert.v2.avsc"),
+            SchemaId::AlertV3 => include_str!("../../../../schemas/avro/Alert.v3.avsc"),
         }
     }
 
@@ -254,7 +258,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
             read_whole_with(body, RotationManifestSet::read_v1).map(Event::RotationManifestSet)
         }
         SchemaId::AlertAcknowledgedV1 => read_whole(body).map(Event::AlertAcknowledged),
-        SchemaId::AlertV1 | SchemaId::AlertV2 | SchemaId::DeadLetterV1 => {
+        SchemaId::AlertV1 | SchemaId::AlertV2 | SchemaId::AlertV3 | SchemaId::DeadLetterV1 => {
             Err(DecodeError::UnexpectedSchema { found: schema, expected: "an event" })
         }
     }
@@ -270,7 +274,7 @@ pub fn encode_alert_json(alert: &Alert, out: &mut Vec<u8>) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertEncoding {
-    /// Avro single-object encoding (`schemas/avro/Alert.v2.avsc`).
+    /// Avro single-object encoding (`schemas/avro/Alert.v3.avsc`).
     #[default]
     Avro,
     /// JSON with the same fields, for SIEMs that read JSON.
@@ -311,7 +315,8 @@ pub fn decode_dead_letter(bytes: &[u8]) -> Result<DeadLetter, DecodeError> {
 /// Decodes one single-object encoded alert.
 pub fn decode_alert(bytes: &[u8]) -> Result<Alert, DecodeError> {
     match split_header(bytes)? {
-        (SchemaId::AlertV2, body) => read_whole(body),
+        (SchemaId::AlertV3, body) => read_whole(body),
+        (SchemaId::AlertV2, body) => read_whole_with(body, Alert::read_v2),
         (SchemaId::AlertV1, body) => read_whole_with(body, Alert::read_v1),
         (found, _) => Err(DecodeError::UnexpectedSchema { found, expected: "an alert" }),
     }
@@ -559,9 +564,13 @@ impl RotationManifestSet {
 }
 
 fn read_alert_id(reader: &mut AvroReader<'_>) -> Result<AlertId, DecodeError> {
-    let text = reader.string("alert_id")?;
+    read_alert_id_field(reader, "alert_id")
+}
+
+fn read_alert_id_field(reader: &mut AvroReader<'_>, field: &'static str) -> Result<AlertId, DecodeError> {
+    let text = reader.string(field)?;
     AlertId::parse(text).map_err(|error| DecodeError::Invalid {
-        field: "alert_id",
+        field,
         source: InvalidValue::AlertId { value: text.to_owned(), reason: error.to_string() },
     })
 }
@@ -586,7 +595,7 @@ impl AvroRecord for AlertAcknowledged {
 }
 
 impl AvroRecord for Alert {
-    const SCHEMA: SchemaId = SchemaId::AlertV2;
+    const SCHEMA: SchemaId = SchemaId::AlertV3;
 
     fn write(&self, writer: &mut AvroWriter<'_>) {
         let Self {
@@ -605,6 +614,7 @@ impl AvroRecord for Alert {
             raised_at,
             resolved_at,
             revised_at,
+            incident_id,
         } = self;
         writer.string(&alert_id.to_string());
         writer.index(*kind as usize);
@@ -624,11 +634,13 @@ impl AvroRecord for Alert {
         writer.long(*raised_at);
         writer.optional(*resolved_at, AvroWriter::long);
         writer.optional(*revised_at, AvroWriter::long);
+        writer.optional(incident_id.as_ref(), |writer, id| writer.string(&id.to_string()));
     }
 
     fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
         let mut alert = Self::read_fields(reader, &AlertKind::ALL, &ProbableCause::ALL)?;
         alert.revised_at = reader.optional("revised_at", |reader| reader.long("revised_at"))?;
+        alert.incident_id = reader.optional("incident_id", |reader| read_alert_id_field(reader, "incident_id"))?;
         Ok(alert)
     }
 }
@@ -639,7 +651,14 @@ impl Alert {
         Self::read_fields(reader, &AlertKind::ALL[..4], &ProbableCause::ALL[..4])
     }
 
-    /// The fields v1 and v2 share, with the enum symbols of one version.
+    /// The fields of `Alert.v2.avsc`: no incidents.
+    fn read_v2(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
+        let mut alert = Self::read_fields(reader, &AlertKind::ALL[..5], &ProbableCause::ALL)?;
+        alert.revised_at = reader.optional("revised_at", |reader| reader.long("revised_at"))?;
+        Ok(alert)
+    }
+
+    /// The fields every version has, with the enum symbols of one version.
     fn read_fields(
         reader: &mut AvroReader<'_>, kinds: &[AlertKind], causes: &[ProbableCause],
     ) -> Result<Self, DecodeError> {
@@ -662,6 +681,7 @@ impl Alert {
             raised_at: reader.long("raised_at")?,
             resolved_at: reader.optional("resolved_at", |reader| reader.long("resolved_at"))?,
             revised_at: None,
+            incident_id: None,
         })
     }
 }

@@ -7,6 +7,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::config::{RuleConfig, StalenessWindow, millis};
+use super::incident::OpenIncident;
 use super::peer::{PeerAlert, PeerState, endpoint_network};
 use super::{HostRecord, OpenAlert, PeerStatus};
 use crate::alert::ProbableCause;
@@ -124,6 +125,8 @@ pub(crate) struct InterfaceState {
     /// Only quiet peers are probed: a map beside the peers costs the others nothing. Pruned at
     /// each heartbeat (`forget_answered_probes`).
     pub(crate) probes: FxHashMap<PublicKey, ProbeSeen>,
+    /// Open incidents, in the order they were opened.
+    pub(crate) incidents: Vec<OpenIncident>,
 }
 
 /// How many of an interface's other connected peers have gone quiet, for the uplink and upstream
@@ -154,6 +157,7 @@ impl InterfaceState {
             manifests: Manifests::default(),
             peers: FxHashMap::default(),
             probes: FxHashMap::default(),
+            incidents: Vec::new(),
         }
     }
 

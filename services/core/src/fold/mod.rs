@@ -6,6 +6,7 @@
 
 mod baseline;
 mod config;
+mod incident;
 mod interface;
 mod peer;
 
@@ -209,6 +210,8 @@ pub(crate) struct OpenAlert {
     raised_at: UnixMillis,
     severity: Severity,
     cause: Option<ProbableCause>,
+    /// The incident a stale alert is part of.
+    incident: Option<AlertId>,
 }
 
 /// Who an alert is about.
@@ -217,7 +220,7 @@ struct AlertSubject<'a> {
     host: &'a HostId,
     interface: &'a InterfaceName,
     public_key: Option<PublicKey>,
-    /// The peer's display name, where one is known.
+    /// The peer's display name where one is known; for an incident, the network it covers.
     name: Option<&'a str>,
     clearance: Clearance,
 }
@@ -241,7 +244,8 @@ impl AlertSubject<'_> {
         let subject = match (self.name, self.public_key) {
             (Some(name), Some(key)) => format!("{name} (peer {key} on {}/{})", self.host, self.interface),
             (None, Some(key)) => format!("peer {key} on {}/{}", self.host, self.interface),
-            (_, None) => format!("gateway {}/{}", self.host, self.interface),
+            (Some(name), None) => format!("{name} on gateway {}/{}", self.host, self.interface),
+            (None, None) => format!("gateway {}/{}", self.host, self.interface),
         };
         let summary = match (state, open.cause) {
             (AlertState::Raised, Some(cause)) => format!("{}: {subject}; {}", kind.words(), cause.explanation()),
@@ -264,6 +268,7 @@ impl AlertSubject<'_> {
             raised_at: open.raised_at,
             resolved_at: (state == AlertState::Resolved).then_some(at),
             revised_at,
+            incident_id: open.incident,
         }
     }
 
@@ -272,9 +277,22 @@ impl AlertSubject<'_> {
         &self, kind: AlertKind, severity: Severity, cause: Option<ProbableCause>, episode_start: UnixMillis,
         raised_at: UnixMillis, evidence: Evidence,
     ) -> (OpenAlert, Effect) {
+        let open = self.open(kind, severity, cause, episode_start, raised_at);
+        (open, self.raised(kind, open, evidence))
+    }
+
+    /// An episode of `kind` whose id is fixed by `episode_start`.
+    fn open(
+        &self, kind: AlertKind, severity: Severity, cause: Option<ProbableCause>, episode_start: UnixMillis,
+        raised_at: UnixMillis,
+    ) -> OpenAlert {
         let id = AlertId::derive(kind, self.org_id, self.host, self.interface, self.public_key.as_ref(), episode_start);
-        let open = OpenAlert { id, raised_at, severity, cause };
-        (open, Effect::Alert(self.alert(kind, open, AlertState::Raised, raised_at, None, evidence)))
+        OpenAlert { id, raised_at, severity, cause, incident: None }
+    }
+
+    /// The RAISED transition of `open`.
+    fn raised(&self, kind: AlertKind, open: OpenAlert, evidence: Evidence) -> Effect {
+        Effect::Alert(self.alert(kind, open, AlertState::Raised, open.raised_at, None, evidence))
     }
 
     /// The raised alert `open` again, with the cause and evidence known at `revised_at`.
@@ -347,9 +365,8 @@ pub enum SnapshotError {
     Malformed { reason: String },
 }
 
-/// First byte of every snapshot; bumped when the state's layout changes (4: path probes, roaming
-/// history and the cloned-key alert).
-pub const SNAPSHOT_FORMAT: u8 = 4;
+/// First byte of every snapshot; bumped when the state's layout changes (5: incidents).
+pub const SNAPSHOT_FORMAT: u8 = 5;
 
 impl FoldState {
     pub fn new(config: RuleConfig) -> Self {
@@ -631,25 +648,22 @@ fn observe(
     }
     let at = observation.header.observed_at;
     let judgement = outcome.became_stale.then(|| interface.stale_cause(&key, at, config));
-    let Some(peer) = interface.peers.get_mut(&key) else { return };
+    let Some(peer) = interface.peers.get(&key) else { return };
     let ObservationOutcome { became_stale, became_fresh, anomaly, rate_bytes_per_s, endpoint_change } = outcome;
     effects.push(Effect::PeerUpdated(peer.record.clone()));
     let moved = endpoint_change.is_some();
     if let Some(change) = endpoint_change {
         effects.push(Effect::EndpointChanged(change));
     }
-    let subject = AlertSubject::of_peer(&peer.record);
     if let (true, Some(judgement)) = (became_stale, judgement) {
-        let evidence = stale_evidence(&peer.record, &window, &judgement);
-        let cause = judgement.cause;
-        let (open, alert) = subject.raise(AlertKind::PeerStale, stale_severity(cause), Some(cause), at, at, evidence);
-        peer.alerts.set(PeerAlert::Stale, Some(open));
-        effects.push(alert);
-    } else if became_fresh && let Some(open) = peer.alerts.take(PeerAlert::Stale) {
+        incident::settle_stale_alert(interface, &key, judgement, at, config, effects);
+    } else if became_fresh {
         let evidence =
             Evidence::from([("handshake_age_s", peer.record.handshake_age_ms.map_or(f64::INFINITY, seconds))]);
-        effects.push(subject.resolve(AlertKind::PeerStale, open, at, evidence));
+        resolve_stale_alert(interface, &key, at, evidence, effects);
     }
+    let Some(peer) = interface.peers.get_mut(&key) else { return };
+    let subject = AlertSubject::of_peer(&peer.record);
     // only a move can open the cloned-key alert, and time without one closes it
     let cloned_open = peer.alerts.is_open(PeerAlert::ClonedKey);
     if moved || cloned_open {
@@ -736,19 +750,25 @@ fn probe_seen(interface: &mut InterfaceState, probe: &PathProbe, config: &RuleCo
     if peer.record.status == PeerStatus::Removed || !current_target {
         return; // a probe of an endpoint the peer has left says nothing about it now
     }
+    let stale = peer.alerts.is_open(PeerAlert::Stale);
     interface.probes.insert(key, ProbeSeen::of(probe));
-    let Some(open) = peer.alerts.get(PeerAlert::Stale) else { return };
-    let at = probe.header.observed_at;
-    let judgement = interface.stale_cause(&key, at, config);
-    if open.cause == Some(judgement.cause) {
-        return;
+    if stale {
+        let at = probe.header.observed_at;
+        let judgement = interface.stale_cause(&key, at, config);
+        incident::settle_stale_alert(interface, &key, judgement, at, config, effects);
     }
-    let window = interface.staleness;
-    let Some(peer) = interface.peers.get_mut(&key) else { return };
-    let revised = OpenAlert { cause: Some(judgement.cause), severity: stale_severity(judgement.cause), ..open };
-    peer.alerts.set(PeerAlert::Stale, Some(revised));
-    let evidence = stale_evidence(&peer.record, &window, &judgement);
-    effects.push(AlertSubject::of_peer(&peer.record).revise(AlertKind::PeerStale, revised, at, evidence));
+}
+
+/// Resolves `key`'s open stale alert, and takes it out of its incident.
+fn resolve_stale_alert(
+    interface: &mut InterfaceState, key: &PublicKey, at: UnixMillis, evidence: Evidence, effects: &mut Vec<Effect>,
+) {
+    let Some(peer) = interface.peers.get_mut(key) else { return };
+    let Some(open) = peer.alerts.take(PeerAlert::Stale) else { return };
+    effects.push(AlertSubject::of_peer(&peer.record).resolve(AlertKind::PeerStale, open, at, evidence));
+    if let Some(incident) = open.incident {
+        incident::leave(interface, incident, key, at, effects);
+    }
 }
 
 /// Raises or resolves the rotation flag of one peer against its interface's manifest.
@@ -819,15 +839,16 @@ fn remove(interface: &mut InterfaceState, removal: &PeerRemoved, effects: &mut V
     peer.record.tx_bytes_per_s = 0.0;
     peer.record.counter_reset = false;
     effects.push(Effect::PeerUpdated(peer.record.clone()));
+    let removed = || Evidence::from([("removed", 1.0)]);
+    resolve_stale_alert(interface, &removal.public_key, at, removed(), effects);
+    let Some(peer) = interface.peers.get_mut(&removal.public_key) else { return };
     let subject = AlertSubject::of_peer(&peer.record);
     for (kind, open) in [
-        (AlertKind::PeerStale, peer.alerts.take(PeerAlert::Stale)),
-        (AlertKind::TrafficAnomaly, peer.alerts.take(PeerAlert::Anomaly)),
         (AlertKind::KeyRotation, peer.alerts.take(PeerAlert::Rotation)),
         (AlertKind::ClonedKey, peer.alerts.take(PeerAlert::ClonedKey)),
     ] {
         if let Some(open) = open {
-            effects.push(subject.resolve(kind, open, at, Evidence::from([("removed", 1.0)])));
+            effects.push(subject.resolve(kind, open, at, removed()));
         }
     }
 }

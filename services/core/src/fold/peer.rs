@@ -371,6 +371,7 @@ mod tests {
             ("acme".parse().expect("org"), "hub".parse().expect("host"), "wg0".parse().expect("if"));
         OpenAlert {
             id: crate::alert::AlertId::derive(crate::alert::AlertKind::PeerStale, &org, &host, &interface, None, at),
+            incident: None,
             raised_at: at,
             severity: crate::alert::Severity::Warning,
             cause: None,
