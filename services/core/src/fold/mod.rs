@@ -648,21 +648,27 @@ fn observe(
     }
     let at = observation.header.observed_at;
     let judgement = outcome.became_stale.then(|| interface.stale_cause(&key, at, config));
-    let Some(peer) = interface.peers.get(&key) else { return };
+    let Some(peer) = interface.peers.get_mut(&key) else { return };
     let ObservationOutcome { became_stale, became_fresh, anomaly, rate_bytes_per_s, endpoint_change } = outcome;
     effects.push(Effect::PeerUpdated(peer.record.clone()));
     let moved = endpoint_change.is_some();
     if let Some(change) = endpoint_change {
         effects.push(Effect::EndpointChanged(change));
     }
-    if let (true, Some(judgement)) = (became_stale, judgement) {
+    // a stale alert may change the interface's incidents: the peer is looked up again after
+    let peer = if let Some(judgement) = judgement.filter(|_| became_stale) {
         incident::settle_stale_alert(interface, &key, judgement, at, config, effects);
+        let Some(peer) = interface.peers.get_mut(&key) else { return };
+        peer
     } else if became_fresh {
         let evidence =
             Evidence::from([("handshake_age_s", peer.record.handshake_age_ms.map_or(f64::INFINITY, seconds))]);
         resolve_stale_alert(interface, &key, at, evidence, effects);
-    }
-    let Some(peer) = interface.peers.get_mut(&key) else { return };
+        let Some(peer) = interface.peers.get_mut(&key) else { return };
+        peer
+    } else {
+        peer
+    };
     let subject = AlertSubject::of_peer(&peer.record);
     // only a move can open the cloned-key alert, and time without one closes it
     let cloned_open = peer.alerts.is_open(PeerAlert::ClonedKey);
