@@ -79,10 +79,12 @@ pub struct SubscriptionRoot;
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Alert transitions (RAISED, RESOLVED) of the caller's organisation as the processor publishes
-    /// them, optionally of some kinds only; alerts above the caller's clearance never arrive.
+    /// them, optionally of some kinds only; alerts above the caller's clearance never arrive, and
+    /// silenced ones only when asked for (`includeSilenced`).
     async fn wireguard_alerts(
-        &self, context: &Context<'_>, kinds: Option<Vec<WireguardAlertKind>>,
+        &self, context: &Context<'_>, kinds: Option<Vec<WireguardAlertKind>>, include_silenced: Option<bool>,
     ) -> async_graphql::Result<impl Stream<Item = WireguardAlert> + use<>> {
+        let include_silenced = include_silenced.unwrap_or(false);
         let caller = caller(context)?.clone();
         let receiver = api(context).live_alerts.subscribe();
         let kinds: Option<Vec<argus_core::AlertKind>> = kinds.map(|kinds| kinds.into_iter().map(Into::into).collect());
@@ -94,7 +96,8 @@ impl SubscriptionRoot {
                         Ok(alert) => {
                             let visible = alert.org_id == caller.org
                                 && alert.clearance <= caller.clearance
-                                && kinds.as_ref().is_none_or(|kinds| kinds.contains(&alert.kind));
+                                && kinds.as_ref().is_none_or(|kinds| kinds.contains(&alert.kind))
+                                && (include_silenced || !alert.silenced);
                             if visible {
                                 let row = AlertRow {
                                     alert: alert.as_ref().clone(),

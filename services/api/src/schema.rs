@@ -169,8 +169,13 @@ pub(crate) async fn alerts(
         },
         None => range,
     };
-    let filter =
-        AlertFilter { range, state: filter.state.map(Into::into), kind: filter.kind.map(Into::into), incident };
+    let filter = AlertFilter {
+        range,
+        state: filter.state.map(Into::into),
+        kind: filter.kind.map(Into::into),
+        incident,
+        silenced: filter.silenced,
+    };
     let request = page_request(&api.config, first, after)?;
     let after_given = request.after.is_some();
     let page = api.store.alerts(&caller.org, &filter, caller.clearance, &request).await.map_err(store_error)?;
@@ -387,6 +392,21 @@ impl MutationRoot {
         Ok(AcceptedEvent { event_id })
     }
 
+    /// Silences a host, one of its interfaces or one peer for a time range (a maintenance window):
+    /// its alerts in the range are recorded and marked silenced, and not notified. Set the same
+    /// `silenceId` again to change it; an `endsAt` in the past ends it.
+    async fn set_wireguard_silence(
+        &self, context: &Context<'_>, input: WireguardSilenceInput,
+    ) -> async_graphql::Result<WireguardSilenceSet> {
+        let caller = caller(context)?;
+        caller.require(Role::Operator).map_err(auth_error)?;
+        let api = api(context);
+        let silence = silence_event(api, caller, input).await?;
+        let silence_id = silence.silence_id.to_string();
+        let event_id = api.publisher.publish(&argus_core::Event::SilenceSet(silence)).await.map_err(publish_error)?;
+        Ok(WireguardSilenceSet { silence_id, event_id })
+    }
+
     /// Acknowledges an alert of the caller's organisation (recorded once, with the caller's name).
     async fn acknowledge_alert(&self, context: &Context<'_>, alert_id: String) -> async_graphql::Result<AcceptedEvent> {
         let caller = caller(context)?;
@@ -405,6 +425,76 @@ impl MutationRoot {
         let event_id = api.publisher.publish(&event).await.map_err(publish_error)?;
         Ok(AcceptedEvent { event_id })
     }
+}
+
+/// The longest silence: a maintenance window, not a way to switch alerting off.
+const MAX_SILENCE_DAYS: i64 = 31;
+
+/// `setWireguardSilence`: the silence event `input` stands for, once its scope is one the caller
+/// may see (a precise error naming the field otherwise).
+async fn silence_event(
+    api: &ApiContext, caller: &Caller, input: WireguardSilenceInput,
+) -> async_graphql::Result<argus_core::SilenceSet> {
+    let host = parse::<HostId>("input.host", &input.host)?;
+    let interface =
+        input.interface.as_deref().map(|name| parse::<InterfaceName>("input.interface", name)).transpose()?;
+    let public_key = input.public_key.as_deref().map(|key| parse::<PublicKey>("input.publicKey", key)).transpose()?;
+    if public_key.is_some() && interface.is_none() {
+        return Err(bad_input("input.interface", "is needed with input.publicKey"));
+    }
+    let now = chrono::Utc::now();
+    let starts_at = unix_millis(input.starts_at.as_ref().unwrap_or(&now));
+    let ends_at = unix_millis(&input.ends_at);
+    if ends_at.saturating_sub(starts_at) > MAX_SILENCE_DAYS * 86_400_000 {
+        return Err(bad_input("input.endsAt", format!("a silence lasts at most {MAX_SILENCE_DAYS} days")));
+    }
+    let reason = bounded_text("input.reason", input.reason)?;
+    let silence_id = input
+        .silence_id
+        .as_deref()
+        .map(|id| argus_core::SilenceId::parse(id).map_err(|failure| bad_input("input.silenceId", failure)))
+        .transpose()?;
+    // the scope must be one the caller sees: nobody silences what they may not know exists
+    let interfaces: Vec<InterfaceName> = hosts(api, caller)
+        .await?
+        .into_iter()
+        .filter(|gateway| gateway.host == host)
+        .map(|gateway| gateway.interface)
+        .collect();
+    let header_interface = match &interface {
+        Some(interface) if interfaces.contains(interface) => interface.clone(),
+        Some(interface) => {
+            return Err(error(
+                "NOT_FOUND",
+                format!("input.interface: no interface {host}/{interface} in your organisation"),
+            ));
+        }
+        None => match interfaces.first() {
+            Some(first) => first.clone(),
+            None => return Err(error("NOT_FOUND", format!("input.host: no gateway {host} in your organisation"))),
+        },
+    };
+    if let Some(key) = public_key {
+        let records = api.store.peer(&caller.org, &key, caller.clearance).await.map_err(store_error)?;
+        if !records.iter().any(|record| record.host == host && record.interface == header_interface) {
+            return Err(error(
+                "NOT_FOUND",
+                format!("input.publicKey: no peer {key} on {host}/{header_interface} in your organisation"),
+            ));
+        }
+    }
+    let header = api.publisher.header(&caller.org, host, header_interface);
+    Ok(argus_core::SilenceSet {
+        silence_id: silence_id.unwrap_or_else(|| argus_core::SilenceId::derive(&header)),
+        header,
+        whole_host: interface.is_none(),
+        public_key,
+        starts_at,
+        ends_at,
+        reason,
+        author: caller.subject.clone(),
+        clearance: caller.clearance,
+    })
 }
 
 fn publish_error(failure: PublishError) -> async_graphql::Error {

@@ -211,6 +211,8 @@ output_object! {
         resolvedAt: Option<DateTime<Utc>> = |row| row.alert.resolved_at.map(date_time),
         /// When evidence that came after raising last changed the cause (the same alert, revised).
         revisedAt: Option<DateTime<Utc>> = |row| row.alert.revised_at.map(date_time),
+        /// A silence covered this alert when this transition happened: recorded, not notified.
+        silenced: bool = |row| row.alert.silenced,
         /// The INCIDENT alert this one is part of: several sites quiet for one shared cause.
         incidentId: Option<String> = |row| row.alert.incident_id.map(|id| id.to_string()),
         acknowledgedBy: Option<String> = |row| row.acknowledged_by,
@@ -315,6 +317,8 @@ pub struct WireguardAlertFilter {
     pub kind: Option<WireguardAlertKind>,
     /// The alerts of one incident (the INCIDENT alert's id): which sites it holds.
     pub incident_id: Option<String>,
+    /// Only silenced alerts (true) or only the others (false).
+    pub silenced: Option<bool>,
 }
 
 /// A peer record pushed through the API (`syncWireguardPeer`); validated like a collector's.
@@ -369,6 +373,32 @@ pub struct RotationManifestInput {
     pub host: String,
     pub interface: String,
     pub entries: Vec<RotationManifestEntryInput>,
+}
+
+/// A silence (maintenance window) of a host, one of its interfaces, or one peer: alerts about it
+/// in the range are recorded and marked silenced, not notified. It covers nothing above your
+/// clearance.
+#[derive(InputObject, Debug, Clone)]
+pub struct WireguardSilenceInput {
+    /// Replaces that silence (an `endsAt` in the past ends it); default: a new one.
+    pub silence_id: Option<String>,
+    pub host: String,
+    /// Only this interface of the host; default: all of them.
+    pub interface: Option<String>,
+    /// Only this peer (base64 or hex); needs `interface`.
+    pub public_key: Option<String>,
+    /// Default: now.
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: DateTime<Utc>,
+    /// Why, for the people on shift (at most 256 characters).
+    pub reason: String,
+}
+
+/// An accepted silence: its id (to replace or end it) and where its event landed on the log.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct WireguardSilenceSet {
+    pub silence_id: String,
+    pub event_id: String,
 }
 
 /// An accepted write: where its event landed on the log.
@@ -447,6 +477,7 @@ mod tests {
                 raised_at: 1_780_000_000_000,
                 resolved_at: Some(1_780_000_100_000),
                 revised_at: Some(1_780_000_030_000),
+                silenced: true,
                 incident_id: Some(AlertId::parse("fedcba9876543210fedcba9876543210").expect("id")),
             },
             acknowledged_by: Some("alice".into()),

@@ -382,6 +382,79 @@ async fn live_alerts_arrive_scoped_by_organisation_and_clearance() {
     assert_eq!(received(&mut globex).await, (vec![b64(9)], vec![]), "a lone quiet peer is no incident");
 }
 
+/// An operator silences one site for maintenance: its alert is recorded and listed as silenced,
+/// the live feed leaves it out unless asked; a silence of a peer or gateway the operator may not
+/// see is refused as unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_marks_its_peers_alerts_and_the_live_feed_leaves_them_out() {
+    let mut api = Api::start().await;
+    api.seed().await;
+    let operator = token("acme", "UNCLASSIFIED", Role::Operator);
+    let set = "mutation($input: WireguardSilenceInput!) { setWireguardSilence(input: $input) { silenceId eventId } }";
+    let now = chrono::Utc::now().timestamp_millis();
+    let silence = |host: &str, interface: Option<&str>, key: Option<String>, ends_at: i64| {
+        json!({ "input": { "host": host, "interface": interface, "publicKey": key,
+            "startsAt": iso(api.t0 - 3_600 * SECOND), "endsAt": iso(ends_at), "reason": "generator swap" } })
+    };
+    let (message, code) = api
+        .error(&token("acme", "UNCLASSIFIED", Role::Viewer), set, silence("gw-1", Some("wg0"), Some(b64(1)), now))
+        .await;
+    assert_eq!(code, "insufficient_scope", "{message}");
+    for (input, field, expected_code) in [
+        (silence("gw-9", None, None, now), "input.host: no gateway gw-9", "NOT_FOUND"),
+        (silence("gw-1", Some("wg7"), None, now), "input.interface: no interface gw-1/wg7", "NOT_FOUND"),
+        // peer 2 is SECRET: above this operator, so unknown to them
+        (silence("gw-1", Some("wg0"), Some(b64(2)), now), "input.publicKey: no peer", "NOT_FOUND"),
+        (silence("gw-1", None, Some(b64(1)), now), "input.interface: is needed with input.publicKey", "BAD_USER_INPUT"),
+        (
+            silence("gw-1", None, None, now + 40 * 86_400_000),
+            "input.endsAt: a silence lasts at most 31 days",
+            "BAD_USER_INPUT",
+        ),
+        (silence("gw-1", Some("wg0"), Some("not-a-key".into()), now), "input.publicKey:", "BAD_USER_INPUT"),
+    ] {
+        let (message, code) = api.error(&operator, set, input.clone()).await;
+        assert_eq!(code, expected_code, "{input}: {message}");
+        assert!(message.starts_with(field), "{input}: {message}");
+    }
+    let set = api.data(&operator, set, silence("gw-1", Some("wg0"), Some(b64(1)), now + 3_600 * SECOND)).await;
+    assert!(set["setWireguardSilence"]["silenceId"].as_str().is_some_and(|id| id.len() == 36), "{set}");
+
+    let query = "subscription($all: Boolean) { wireguardAlerts(includeSilenced: $all) { kind publicKey silenced } }";
+    let viewer = token("acme", "UNCLASSIFIED", Role::Viewer);
+    let mut notified = subscribe_with(&api, &viewer, query, json!({ "all": false })).await;
+    let mut recorded = subscribe_with(&api, &viewer, query, json!({ "all": true })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // site 1 goes quiet too, inside its silence
+    let t2 = api.t0 + 800 * SECOND;
+    api.observe(
+        "acme",
+        "gw-1",
+        1,
+        argus_core::Clearance::Unclassified,
+        t2,
+        api.t0 - 5 * SECOND,
+        60_000,
+        "198.51.100.1:51820",
+    )
+    .await;
+    api.wait_for_peer("acme", 1, t2).await;
+    let event = next_event(&mut recorded, Duration::from_secs(10)).await.expect("the recorded alert");
+    assert_eq!(
+        event["data"]["wireguardAlerts"],
+        json!({ "kind": "PEER_STALE", "publicKey": b64(1), "silenced": true })
+    );
+    assert_eq!(next_event(&mut notified, Duration::from_millis(1_500)).await, None, "not notified");
+    let listed = api
+        .data(
+            &viewer,
+            "{ wireguardAlerts(filter: { silenced: true }) { edges { node { publicKey silenced } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["wireguardAlerts"]["edges"], json!([{ "node": { "publicKey": b64(1), "silenced": true } }]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_metrics_and_graphiql() {
     let api = Api::start().await;

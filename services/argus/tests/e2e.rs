@@ -52,14 +52,14 @@ impl Argus {
             ),
         )
         .expect("write config");
-        let output = argus_command(&config)
-            .args(["token", "--org", "e2e", "--clearance", "TOP_SECRET", "--role", "operator"])
-            .output()
-            .expect("argus token");
-        assert!(output.status.success(), "argus token: {}", String::from_utf8_lossy(&output.stderr));
-        let token = String::from_utf8(output.stdout).expect("utf-8").trim().to_owned();
-        let mut argus =
-            Self { child: None, config, url: format!("http://127.0.0.1:{port}"), token, http: reqwest::Client::new() };
+        let mut argus = Self {
+            child: None,
+            config,
+            url: format!("http://127.0.0.1:{port}"),
+            token: String::new(),
+            http: reqwest::Client::new(),
+        };
+        argus.token = argus.token("TOP_SECRET", "operator");
         argus.restart().await;
         argus
     }
@@ -94,17 +94,32 @@ impl Argus {
     }
 
     async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql_as(&self.token, query, variables).await;
+        assert!(body.get("errors").is_none(), "{query}: {body}");
+        body["data"].clone()
+    }
+
+    /// The whole answer (data and errors) to `query` sent with `token`.
+    async fn graphql_as(&self, token: &str, query: &str, variables: Value) -> Value {
         let response = self
             .http
             .post(format!("{}/graphql", self.url))
-            .bearer_auth(&self.token)
+            .bearer_auth(token)
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
             .expect("request");
-        let body: Value = response.json().await.expect("json");
-        assert!(body.get("errors").is_none(), "{query}: {body}");
-        body["data"].clone()
+        response.json().await.expect("json")
+    }
+
+    /// A token of the e2e organisation at `clearance` with `role`.
+    fn token(&self, clearance: &str, role: &str) -> String {
+        let output = argus_command(&self.config)
+            .args(["token", "--org", "e2e", "--clearance", clearance, "--role", role])
+            .output()
+            .expect("argus token");
+        assert!(output.status.success(), "argus token: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
     }
 
     async fn peer(&self, public_key: &str) -> Value {
@@ -127,7 +142,7 @@ impl Argus {
             .graphql(
                 "query($filter: WireguardAlertFilter) { wireguardAlerts(filter: $filter, first: 100) {
                     edges { node { alertId state severity publicKey probableCause summary raisedAt revisedAt
-                        incidentId evidence { name value } } } } }",
+                        incidentId silenced evidence { name value } } } } }",
                 json!({ "filter": filter }),
             )
             .await;
@@ -360,6 +375,72 @@ async fn cutting_every_site_at_once_is_one_uplink_incident() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cutting_sites_with_staggered_handshakes_is_one_uplink_incident() {
     an_uplink_cut_is_one_incident(Duration::from_secs(12)).await;
+}
+
+/// Maintenance on a real hub. An operator at RESTRICTED silences the whole hub: it covers site 1
+/// (UNCLASSIFIED) and not site 2 (SECRET, above its author), which that operator cannot silence by
+/// key either; an operator at TOP_SECRET silences site 3 alone, and site 4 is left alone. Sites 1
+/// to 3 fail: 1 and 3 are recorded silenced, 2 alerts as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_marks_its_sites_alerts_and_never_one_above_its_author() {
+    let lab = Lab::up(4, LabOptions::default());
+    let directory = tempfile::tempdir().expect("tempdir");
+    let inventory = directory.path().join("peers.conf");
+    let clearance = |site: u32| if site == 1 { "UNCLASSIFIED" } else { "SECRET" };
+    let peers: String = (1..=4)
+        .map(|site| {
+            format!(
+                "[Peer]\n# Name = FOB {site}\n# Clearance = {}\nPublicKey = {}\n",
+                clearance(site),
+                lab.site_public_key(site)
+            )
+        })
+        .collect();
+    std::fs::write(&inventory, peers).expect("inventory");
+    let collector = format!("inventory = \"{}\"", inventory.display());
+    let argus = Argus::start_with(directory.path(), &lab, &collector, SHORT_WINDOW).await;
+    let keys: Vec<String> = (1..=4).map(|site| lab.site_public_key(site)).collect();
+    argus
+        .eventually("every site is projected", Duration::from_secs(20), async |argus| {
+            let data = argus.graphql("{ wireguardPeers { edges { node { status } } } }", json!({})).await;
+            let active = data["wireguardPeers"]["edges"]
+                .as_array()
+                .map_or(0, |edges| edges.iter().filter(|edge| edge["node"]["status"] == "ACTIVE").count());
+            (active == keys.len()).then_some(())
+        })
+        .await;
+    let set = "mutation($input: WireguardSilenceInput!) { setWireguardSilence(input: $input) { silenceId } }";
+    let hub = lab.hub_interface();
+    let hour_from_now = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let restricted = argus.token("RESTRICTED", "operator");
+    let whole_hub = json!({ "input": { "host": "hub-01", "endsAt": hour_from_now, "reason": "hub maintenance" } });
+    let answer = argus.graphql_as(&restricted, set, whole_hub).await;
+    assert!(answer["data"]["setWireguardSilence"]["silenceId"].is_string(), "{answer}");
+    let site_2 = json!({ "input": { "host": "hub-01", "interface": hub, "publicKey": keys[1],
+        "endsAt": hour_from_now, "reason": "not theirs" } });
+    let refused = argus.graphql_as(&restricted, set, site_2).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "NOT_FOUND", "{refused}");
+    let site_3 = json!({ "input": { "host": "hub-01", "interface": hub, "publicKey": keys[2],
+        "endsAt": hour_from_now, "reason": "generator swap at FOB 3" } });
+    argus.graphql(set, site_3).await;
+    for site in 1..=3 {
+        lab.fail(site);
+    }
+
+    let alerts = argus
+        .eventually("the three sites are stale", Duration::from_secs(200), async |argus| {
+            let alerts = argus.alerts("PEER_STALE").await;
+            (alerts.len() == 3).then_some(alerts)
+        })
+        .await;
+    let silenced = |site: usize| {
+        let alert = alerts.iter().find(|alert| alert["publicKey"] == keys[site - 1]).expect("alert of the site");
+        alert["silenced"].as_bool().expect("silenced")
+    };
+    assert_eq!((silenced(1), silenced(2), silenced(3)), (true, false, true), "{alerts:?}");
+    let listed = argus.alerts_where(json!({ "silenced": false, "kind": "PEER_STALE" })).await;
+    let keys_listed: Vec<_> = listed.iter().map(|alert| alert["publicKey"].clone()).collect();
+    assert_eq!(keys_listed, [json!(keys[1])], "only site 2 is notified: {listed:?}");
 }
 
 /// A malformed inventory refuses to start, naming the file, the line and the reason.

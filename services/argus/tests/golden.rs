@@ -1,6 +1,6 @@
 //! Golden replay: a recorded stream of over 100,000 events (50 gateways, a counter reset, a peer
 //! outage with path probes that revise its cause, a gateway uplink outage that becomes one
-//! incident, a traffic anomaly, a cloned key, malformed records) processed by `argus run` straight through, and again with the process SIGKILLed at
+//! incident under a maintenance silence, a traffic anomaly, a cloned key, malformed records) processed by `argus run` straight through, and again with the process SIGKILLed at
 //! random points and restarted, ends in byte-identical projections, the same alert transitions
 //! (ids, states, causes), and every malformed record dead-lettered with its bytes; and `argus
 //! replay` rebuilds the same projections from the log.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use argus_core::codec::{decode_alert, decode_dead_letter, encode_event};
 use argus_core::synthetic::{Fleet, FleetSpec};
-use argus_core::{Event, PathProbe, PublicKey};
+use argus_core::{AlertState, Clearance, Event, PathProbe, PublicKey, SilenceId, SilenceSet};
 use argus_log::{Delivery, EmbeddedLog, EventLog, LogConsumer};
 use argus_store::{EmbeddedStore, ProjectionStore};
 
@@ -26,6 +26,8 @@ const OUTAGE: (u32, u32) = (7, 5);
 const OUTAGE_SCANS: std::ops::Range<u32> = 30..70;
 /// A gateway whose uplink fails for the outage's scans: every one of its peers goes quiet.
 const UPLINK_HOST: &str = "gw-00021";
+/// That gateway is silenced (set at the first scan) from this scan until that one.
+const SILENCED_SCANS: std::ops::Range<u32> = 25..60;
 const ANOMALY: (u32, u32) = (11, 2);
 const ANOMALY_SCANS: std::ops::Range<u32> = 80..86;
 /// The outage peer's endpoint is probed every minute once its handshake has aged: silent twice,
@@ -111,6 +113,26 @@ fn stream() -> (Records, Vec<Vec<u8>>) {
                     observation.rx_bytes += extra_rx;
                 }
             }
+        }
+        if scan == 0 {
+            let header = scan_events
+                .iter()
+                .map(Event::header)
+                .find(|header| header.host.as_str() == UPLINK_HOST)
+                .expect("the gateway's first event")
+                .clone();
+            let at = |scan: u32| T0 + i64::from(scan) * 10_000;
+            probes.push(Event::SilenceSet(SilenceSet {
+                silence_id: SilenceId::derive(&header),
+                header,
+                whole_host: true,
+                public_key: None,
+                starts_at: at(SILENCED_SCANS.start),
+                ends_at: at(SILENCED_SCANS.end),
+                reason: "uplink maintenance".into(),
+                author: "operator@noc".into(),
+                clearance: Clearance::TopSecret,
+            }));
         }
         // probes land after their scan; every event of a collector is numbered again in order
         scan_events.extend(probes);
@@ -254,7 +276,7 @@ async fn topic_values(data_dir: &Path, topic: &str) -> Vec<Vec<u8>> {
 }
 
 /// Projections (without checkpoints: fold snapshots hold processing times), alert transitions
-/// (id, state, cause, revision, incident), and the bytes of every dead letter, once `argus run` has stopped.
+/// (id, state, cause, revision, incident, silenced), and the bytes of every dead letter, once `argus run` has stopped.
 async fn outcome(data_dir: &Path) -> (String, BTreeSet<String>, BTreeSet<Vec<u8>>) {
     let store = EmbeddedStore::open(&data_dir.join("store")).expect("store");
     let export: String = store
@@ -273,7 +295,7 @@ async fn outcome(data_dir: &Path) -> (String, BTreeSet<String>, BTreeSet<Vec<u8>
             let cause = alert.probable_cause.map(|cause| cause.explanation());
             let (id, kind, state, revised, incident) =
                 (alert.alert_id, alert.kind, alert.state, alert.revised_at, alert.incident_id);
-            format!("{id} {kind:?} {state:?} {revised:?} {incident:?} {cause:?}")
+            format!("{id} {kind:?} {state:?} {revised:?} {incident:?} {} {cause:?}", alert.silenced)
         })
         .collect();
     let letters = topic_values(data_dir, "wireguard.dead-letter")
@@ -322,6 +344,18 @@ async fn sigkills_mid_stream_end_in_the_golden_projections() {
         .filter(|(_, incident)| *incident == Some(incidents[0].alert_id))
         .collect();
     assert_eq!(uplink.len(), 20, "every peer of the gateway is in it");
+    // the outage's alerts (its end also brings traffic anomalies, after the silence)
+    let outage_alerts = || {
+        raised.iter().filter(|alert| {
+            alert.host.as_str() == UPLINK_HOST
+                && matches!(alert.kind, argus_core::AlertKind::PeerStale | argus_core::AlertKind::Incident)
+        })
+    };
+    let silenced: BTreeSet<_> =
+        outage_alerts().map(|alert| (alert.state == AlertState::Raised, alert.silenced)).collect();
+    let expected = BTreeSet::from([(true, true), (false, false)]);
+    assert_eq!(silenced, expected, "raised inside the silence, resolved after it");
+    assert!(raised.iter().filter(|alert| alert.host.as_str() != UPLINK_HOST).all(|alert| !alert.silenced));
     assert_eq!(golden_letters, malformed.iter().cloned().collect(), "every malformed record, with its bytes");
 
     let killed_dir = tempfile::tempdir().expect("tempdir");

@@ -16,7 +16,7 @@ enum Slot {
 }
 
 impl Slot {
-    /// `None` for events a collector does not publish (manifests, acknowledgements).
+    /// `None` for events a collector does not publish (manifests, acknowledgements, silences).
     fn of(event: &Event) -> Option<Self> {
         let interface = event.header().interface.clone();
         match event {
@@ -24,7 +24,7 @@ impl Slot {
             Event::PeerRemoved(removed) => Some(Self::Peer(interface, removed.public_key)),
             Event::Heartbeat(_) => Some(Self::Interface(interface)),
             Event::PathProbe(probe) => Some(Self::Probe(interface, probe.public_key)),
-            Event::RotationManifestSet(_) | Event::AlertAcknowledged(_) => None,
+            Event::RotationManifestSet(_) | Event::AlertAcknowledged(_) | Event::SilenceSet(_) => None,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::event::UnixMillis;
+use crate::event::{EventHeader, UnixMillis};
 use crate::ids::{Clearance, HostId, InterfaceName, OrgId};
 use crate::key::PublicKey;
 
@@ -163,9 +163,79 @@ impl ProbableCause {
     }
 }
 
-/// A deterministic alert id (UUID v5): the same episode in the same stream always gets the same id.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AlertId(Uuid);
+/// A UUID newtype written as its hyphenated text (in Avro, JSON and GraphQL alike).
+macro_rules! uuid_id {
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub const fn as_bytes(&self) -> &[u8; 16] {
+                self.0.as_bytes()
+            }
+
+            pub fn from_bytes(bytes: [u8; 16]) -> Self {
+                Self(Uuid::from_bytes(bytes))
+            }
+
+            pub fn parse(text: &str) -> Result<Self, uuid::Error> {
+                Uuid::parse_str(text).map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($name))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+uuid_id! {
+    /// A deterministic alert id (UUID v5): the same episode in the same stream always gets the same id.
+    AlertId
+}
+
+uuid_id! {
+    /// A silence (maintenance window): derived from the event that first set it, so replays agree.
+    SilenceId
+}
+
+impl SilenceId {
+    /// Namespace of Argus silence ids.
+    const NAMESPACE: Uuid = Uuid::from_u128(0x7d3e_91a4_52c8_4f06_b1d7_3c9e_e25a_6b14);
+
+    /// The id of a silence first set by the event with `header`.
+    pub fn derive(header: &EventHeader) -> Self {
+        let mut name = Vec::with_capacity(96);
+        for part in [header.org_id.as_str(), header.host.as_str(), header.collector_id.as_str()] {
+            name.extend_from_slice(part.as_bytes());
+            name.push(0);
+        }
+        name.extend_from_slice(&header.seq.to_be_bytes());
+        Self(Uuid::new_v5(&Self::NAMESPACE, &name))
+    }
+}
 
 impl AlertId {
     /// Namespace of Argus alert ids.
@@ -202,43 +272,6 @@ impl AlertId {
         name.extend_from_slice(&episode_start.to_be_bytes());
         Self(Uuid::new_v5(&Self::NAMESPACE, &name))
     }
-
-    pub const fn as_bytes(&self) -> &[u8; 16] {
-        self.0.as_bytes()
-    }
-
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(Uuid::from_bytes(bytes))
-    }
-
-    pub fn parse(text: &str) -> Result<Self, uuid::Error> {
-        Uuid::parse_str(text).map(Self)
-    }
-}
-
-impl fmt::Display for AlertId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
-
-impl fmt::Debug for AlertId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AlertId({self})")
-    }
-}
-
-impl Serialize for AlertId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for AlertId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 /// One transition of one alert (raised, its cause revised, or resolved); the same id links them.
@@ -262,6 +295,8 @@ pub struct Alert {
     /// When evidence that arrived after raising last changed the cause or evidence of this raised
     /// alert (a revision, published with the same id and state RAISED).
     pub revised_at: Option<UnixMillis>,
+    /// A silence covered the alert's subject when this transition happened: recorded, not notified.
+    pub silenced: bool,
     /// The INCIDENT alert this one is part of (a PEER_STALE alert whose cause several sites share).
     pub incident_id: Option<AlertId>,
 }

@@ -1,5 +1,5 @@
 //! The facts on the log: peer observations, interface heartbeats, peer removals, path probes,
-//! rotation manifests and alert acknowledgements.
+//! rotation manifests, alert acknowledgements and silences.
 
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +144,28 @@ pub struct AlertAcknowledged {
     pub acknowledged_by: String,
 }
 
+/// An operator silenced a host, an interface or one peer for a time range (a maintenance window):
+/// alerts about it in that range are recorded and marked silenced, not notified. Setting the same
+/// `silence_id` again replaces it (an `ends_at` in the past ends it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceSet {
+    /// The silenced host and interface (the interface it was set on, for a whole host).
+    #[serde(flatten)]
+    pub header: EventHeader,
+    pub silence_id: crate::alert::SilenceId,
+    /// Every interface of the host, not only the header's.
+    pub whole_host: bool,
+    /// Only this peer of the interface.
+    pub public_key: Option<PublicKey>,
+    pub starts_at: UnixMillis,
+    pub ends_at: UnixMillis,
+    pub reason: String,
+    /// Who set it (the token's subject).
+    pub author: String,
+    /// The author's clearance: the silence covers no alert above it.
+    pub clearance: Clearance,
+}
+
 /// Any event on `wireguard.observations`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -153,6 +175,7 @@ pub enum Event {
     PathProbe(PathProbe),
     RotationManifestSet(RotationManifestSet),
     AlertAcknowledged(AlertAcknowledged),
+    SilenceSet(SilenceSet),
 }
 
 impl Event {
@@ -164,6 +187,7 @@ impl Event {
             Event::PathProbe(event) => &event.header,
             Event::RotationManifestSet(event) => &event.header,
             Event::AlertAcknowledged(event) => &event.header,
+            Event::SilenceSet(event) => &event.header,
         }
     }
 
@@ -175,6 +199,7 @@ impl Event {
             Event::PathProbe(event) => &mut event.header,
             Event::RotationManifestSet(event) => &mut event.header,
             Event::AlertAcknowledged(event) => &mut event.header,
+            Event::SilenceSet(event) => &mut event.header,
         }
     }
 }

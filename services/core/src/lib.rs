@@ -15,11 +15,11 @@ pub mod secret;
 pub mod synthetic;
 pub mod text;
 
-pub use alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
+pub use alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity, SilenceId};
 pub use dead_letter::DeadLetter;
 pub use event::{
     AlertAcknowledged, Event, EventHeader, Heartbeat, ManifestEntry, PathProbe, PeerObservation, PeerRemoved,
-    PeerSource, RotationManifestSet, SeqCounter, UnixMillis,
+    PeerSource, RotationManifestSet, SeqCounter, SilenceSet, UnixMillis,
 };
 pub use fold::{
     Effect, EndpointChange, FoldState, HostRecord, HostStats, HostStatus, PeerRecord, PeerStatus, Refusal, RuleConfig,

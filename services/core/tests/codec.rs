@@ -13,7 +13,7 @@ use argus_core::codec::{
 use argus_core::{
     Alert, AlertAcknowledged, AlertId, AlertKind, AlertState, Clearance, DeadLetter, Event, EventHeader, Heartbeat,
     ManifestEntry, PathProbe, PeerObservation, PeerRemoved, PeerSource, ProbableCause, PublicKey, RotationManifestSet,
-    Severity,
+    Severity, SilenceId, SilenceSet,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -115,6 +115,28 @@ fn sample_events() -> Vec<Event> {
             writer_clearance: Some(Clearance::Confidential),
         }),
         Event::RotationManifestSet(RotationManifestSet { header: header(46), entries: vec![], writer_clearance: None }),
+        Event::SilenceSet(SilenceSet {
+            silence_id: SilenceId::derive(&header(48)),
+            header: header(48),
+            whole_host: false,
+            public_key: Some(PublicKey::from_bytes([6; 32])),
+            starts_at: 1_780_000_000_000,
+            ends_at: 1_780_003_600_000,
+            reason: "generator swap at FOB 7".into(),
+            author: "noc-operator-1".into(),
+            clearance: Clearance::Restricted,
+        }),
+        Event::SilenceSet(SilenceSet {
+            silence_id: SilenceId::derive(&header(49)),
+            header: header(49),
+            whole_host: true,
+            public_key: None,
+            starts_at: 1_780_000_000_000,
+            ends_at: 1_780_000_000_000,
+            reason: String::new(),
+            author: "noc-operator-1".into(),
+            clearance: Clearance::TopSecret,
+        }),
         Event::AlertAcknowledged(AlertAcknowledged {
             header: header(47),
             alert_id: AlertId::derive(
@@ -148,6 +170,7 @@ fn sample_alerts() -> Vec<Alert> {
         raised_at: 1_780_000_000_000,
         resolved_at: None,
         revised_at: None,
+        silenced: false,
         incident_id: None,
     };
     let revised = Alert {
@@ -177,6 +200,7 @@ fn sample_alerts() -> Vec<Alert> {
     let member = Alert {
         probable_cause: Some(ProbableCause::GatewayUplink),
         revised_at: Some(1_780_000_060_000),
+        silenced: true,
         incident_id: Some(incident.alert_id),
         ..raised.clone()
     };
@@ -194,6 +218,7 @@ fn serde_value_of(event: &Event) -> Value {
         Event::PathProbe(event) => value(event),
         Event::RotationManifestSet(event) => value(event),
         Event::AlertAcknowledged(event) => value(event),
+        Event::SilenceSet(event) => value(event),
     }
 }
 
@@ -511,18 +536,24 @@ fn version_1_events_are_read_without_a_writers_clearance() {
     }
 }
 
-/// Alerts written with an older version still decode (v1: never revised, v2: in no incident); the
+/// Alerts written with an older version still decode (v1: never revised, v2: in no incident and
+/// never silenced); the
 /// reader of an old version refuses a symbol only a later version has.
 #[test]
 fn older_alert_versions_are_read_without_the_fields_they_lack() {
     let versions = [
-        (SchemaId::AlertV1, &["revised_at", "incident_id"][..], &[AlertKind::ClonedKey, AlertKind::Incident][..]),
-        (SchemaId::AlertV2, &["incident_id"][..], &[AlertKind::Incident][..]),
+        (
+            SchemaId::AlertV1,
+            &["revised_at", "silenced", "incident_id"][..],
+            &[AlertKind::ClonedKey, AlertKind::Incident][..],
+        ),
+        (SchemaId::AlertV2, &["silenced", "incident_id"][..], &[AlertKind::Incident][..]),
     ];
     for (old, missing, later_kinds) in versions {
         let lacks_nothing = |alert: &Alert| {
             missing.iter().all(|field| match *field {
                 "revised_at" => alert.revised_at.is_none(),
+                "silenced" => !alert.silenced,
                 _ => alert.incident_id.is_none(),
             })
         };
@@ -545,7 +576,7 @@ fn older_alert_versions_are_read_without_the_fields_they_lack() {
         assert!(decoded >= 2, "{old:?}: the samples exercise it");
     }
     // the hand-written readers refuse an index past their version's symbols
-    for (old, sample, trailing) in [(SchemaId::AlertV1, 3, 2), (SchemaId::AlertV2, 4, 1)] {
+    for (old, sample, trailing) in [(SchemaId::AlertV1, 3, 3), (SchemaId::AlertV2, 4, 2)] {
         let mut bytes = old.header().to_vec();
         let mut body = Vec::new();
         encode_alert(&sample_alerts()[sample], &mut body);

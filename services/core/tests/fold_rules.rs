@@ -381,6 +381,102 @@ fn an_answered_probe_takes_a_site_out_of_its_incident() {
     assert!(alerts_of(&effects, AlertKind::Incident, AlertState::Resolved).is_empty(), "three sites still hold it");
 }
 
+/// Sites 1, 2 and 3 fail; site 1 is silenced for maintenance (by an operator at RESTRICTED, the
+/// sites' level), and the interface by an operator at UNCLASSIFIED, below every site. Returns
+/// each alert transition with whether it was silenced.
+fn maintenance(silences: impl Fn(&mut Gateway, i64) -> Vec<Event>) -> Vec<Effect> {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let mut effects = Vec::new();
+    let down_from = T0 + 10 * MINUTE;
+    let mut at = T0;
+    while at < T0 + 40 * MINUTE {
+        for event in silences(&mut gateway, at) {
+            effects.extend(apply_one(&mut state, &event));
+        }
+        for n in 1..=8u8 {
+            let down = n <= 3 && (down_from..T0 + 30 * MINUTE).contains(&at);
+            let handshake = if down { down_from - SECOND } else { at - SECOND };
+            let endpoint = format!("198.51.{n}.2:51820");
+            effects
+                .extend(apply_one(&mut state, &gateway.observe_at_endpoint(at, n, Some(handshake), 0, 0, &endpoint)));
+        }
+        effects.extend(apply_one(&mut state, &gateway.heartbeat(at, SCAN as u32)));
+        at += SCAN;
+    }
+    effects
+}
+
+#[test]
+fn a_silence_marks_its_sites_alerts_and_no_other_and_none_above_its_author() {
+    let effects = maintenance(|gateway, at| {
+        if at != T0 {
+            return vec![];
+        }
+        vec![
+            gateway.silence(at, Some(1), T0..T0 + HOUR, Clearance::Restricted),
+            // the interface, by an author below the sites: it covers none of them
+            gateway.silence(at, None, T0..T0 + HOUR, Clearance::Unclassified),
+        ]
+    });
+    let histories = histories(&effects);
+    assert_eq!(histories.len(), 3, "{histories:#?}");
+    for history in histories.values() {
+        let silenced = history[0].public_key == Some(key(1));
+        assert!(history.len() >= 2, "raised and resolved: {history:#?}");
+        assert!(history.iter().all(|alert| alert.silenced == silenced), "{history:#?}");
+    }
+}
+
+#[test]
+fn a_silence_covers_only_its_range_and_ends_when_set_again_in_the_past() {
+    let window = T0 + 12 * MINUTE..T0 + 14 * MINUTE;
+    // site 1 is seen stale at 13:30: inside the window; it is back at 30:00: outside
+    let effects = maintenance(|gateway, at| {
+        (at == T0).then(|| gateway.silence(at, Some(1), window.clone(), Clearance::TopSecret)).into_iter().collect()
+    });
+    let histories = histories(&effects);
+    let of_site = |n: u8| histories.values().find(|history| history[0].public_key == Some(key(n))).expect("history");
+    let site_1: Vec<_> = of_site(1).iter().map(|alert| (alert.state, alert.silenced)).collect();
+    assert_eq!(site_1.first(), Some(&(AlertState::Raised, true)), "{site_1:?}");
+    assert_eq!(site_1.last(), Some(&(AlertState::Resolved, false)), "the resolution came after the window");
+
+    // set again with its end in the past: over, from then on
+    let effects = maintenance(|gateway, at| {
+        let silence = |gateway: &mut Gateway, at, range| {
+            let mut event = gateway.silence(at, Some(1), range, Clearance::TopSecret);
+            if let Event::SilenceSet(silence) = &mut event {
+                silence.silence_id =
+                    argus_core::SilenceId::derive(&argus_core::EventHeader { seq: 1, ..silence.header.clone() });
+            }
+            event
+        };
+        match at {
+            T0 => vec![silence(gateway, at, T0..T0 + HOUR)],
+            at if at == T0 + 5 * MINUTE => vec![silence(gateway, at, T0..T0 + MINUTE)],
+            _ => vec![],
+        }
+    });
+    assert!(alerts(&effects).iter().all(|alert| !alert.silenced), "the silence was ended before the outage");
+}
+
+#[test]
+fn a_gateway_holds_a_bounded_number_of_silences() {
+    let mut gateway = Gateway::new("hub");
+    let mut state = FoldState::default();
+    let max = argus_core::fold::MAX_SILENCES_PER_HOST;
+    for n in 0..max {
+        let event = gateway.silence(T0 + n as i64, None, T0..T0 + HOUR, Clearance::Restricted);
+        apply_one(&mut state, &event);
+    }
+    let one_more = gateway.silence(T0 + HOUR / 2, None, T0..T0 + HOUR, Clearance::Restricted);
+    let refusal = state.apply(&one_more, T0 + HOUR / 2, &mut Vec::new()).expect_err("refused");
+    assert_eq!(refusal.to_string(), format!("host hub already has {max} silences that are not over"));
+    // once they are over, there is room again
+    let later = gateway.silence(T0 + 2 * HOUR, None, T0 + 2 * HOUR..T0 + 3 * HOUR, Clearance::Restricted);
+    state.apply(&later, T0 + 2 * HOUR, &mut Vec::new()).expect("accepted");
+}
+
 #[test]
 fn roaming_into_a_never_seen_network_makes_a_stale_peer_a_security_matter() {
     let mut gateway = Gateway::new("hub");

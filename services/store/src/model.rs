@@ -203,6 +203,8 @@ pub struct AlertFilter {
     pub kind: Option<AlertKind>,
     /// Only the alerts of this incident.
     pub incident: Option<AlertId>,
+    /// Only silenced alerts, or only the others.
+    pub silenced: Option<bool>,
 }
 
 impl AlertFilter {
@@ -210,6 +212,7 @@ impl AlertFilter {
         self.state.is_none_or(|state| state == row.alert.state)
             && self.kind.is_none_or(|kind| kind == row.alert.kind)
             && self.incident.is_none_or(|incident| row.alert.incident_id == Some(incident))
+            && self.silenced.is_none_or(|silenced| row.alert.silenced == silenced)
     }
 }
 

@@ -600,6 +600,7 @@ mod tests {
             raised_at: 1_780_000_000_000,
             resolved_at: None,
             revised_at: None,
+            silenced: false,
             incident_id: None,
         };
         let revised = Alert { revised_at: Some(raised.raised_at + 30_000), ..raised.clone() };

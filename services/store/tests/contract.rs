@@ -127,6 +127,7 @@ fn alert(org_name: &str, n: u8, state: AlertState, raised_at: i64, clearance: Cl
         raised_at,
         resolved_at: (state == AlertState::Resolved).then_some(raised_at + 60_000),
         revised_at: None,
+        silenced: false,
         incident_id: None,
     }
 }
@@ -350,6 +351,7 @@ mod checks {
         let incident = AlertId::derive_incident(&raised.org_id, &raised.host, &raised.interface, "uplink", T0);
         let other = Alert {
             incident_id: Some(incident),
+            silenced: true,
             ..alert("acme", 2, AlertState::Raised, T0 + 1_000, Clearance::Unclassified)
         };
         let resolved = Alert { state: AlertState::Resolved, resolved_at: Some(T0 + 5_000), ..raised.clone() };
@@ -398,6 +400,15 @@ mod checks {
             .expect("an incident's alerts");
         let members: Vec<_> = of_incident.items.iter().map(|row| row.alert.alert_id).collect();
         assert_eq!(members, [other.alert_id], "only the incident's members");
+        for (silenced, expected) in [(true, other.alert_id), (false, raised.alert_id)] {
+            let filter = AlertFilter { silenced: Some(silenced), ..AlertFilter::default() };
+            let listed = store
+                .alerts(&org("acme"), &filter, Clearance::TopSecret, &PageRequest::first(10))
+                .await
+                .expect("alerts");
+            let ids: Vec<_> = listed.items.iter().map(|row| row.alert.alert_id).collect();
+            assert_eq!(ids, [expected], "silenced: {silenced}");
+        }
         let early = AlertFilter { range: TimeRange { from: T0, to: T0 + 1 }, ..AlertFilter::default() };
         let early =
             store.alerts(&org("acme"), &early, Clearance::TopSecret, &PageRequest::first(10)).await.expect("range");

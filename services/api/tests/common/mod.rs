@@ -91,8 +91,14 @@ pub async fn open_socket(api: &Api, token: Option<&str>) -> Socket {
 
 /// Opens an initialised socket and subscribes to `query` (id "1").
 pub async fn subscribe(api: &Api, token: &str, query: &str) -> Socket {
+    subscribe_with(api, token, query, json!({})).await
+}
+
+/// The same, with `variables`.
+pub async fn subscribe_with(api: &Api, token: &str, query: &str, variables: Value) -> Socket {
     let mut socket = open_socket(api, Some(token)).await;
-    send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": query } })).await;
+    let payload = json!({ "query": query, "variables": variables });
+    send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": payload })).await;
     socket
 }
 

@@ -44,6 +44,10 @@ impl<'a> AvroWriter<'a> {
         self.buffer().extend_from_slice(&value.to_le_bytes());
     }
 
+    pub(crate) fn boolean(&mut self, value: bool) {
+        self.buffer().push(u8::from(value));
+    }
+
     /// A union branch index, or an enum symbol index.
     pub(crate) fn index(&mut self, index: usize) {
         self.long(index as i64);
@@ -150,6 +154,14 @@ impl<'a> AvroReader<'a> {
 
     pub(crate) fn double(&mut self, field: &'static str) -> Result<f64, DecodeError> {
         Ok(f64::from_le_bytes(self.fixed::<8>(field)?))
+    }
+
+    pub(crate) fn boolean(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+        match self.fixed::<1>(field)? {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            _ => Err(DecodeError::Malformed { field, reason: "a boolean is one byte, 0 or 1" }),
+        }
     }
 
     /// A union branch or enum symbol index below `count`.

@@ -13,11 +13,11 @@ use apache_avro::Schema;
 use apache_avro::headers::{HeaderBuilder, RabinFingerprintHeader};
 
 use self::binary::{AvroReader, AvroWriter};
-use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
+use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity, SilenceId};
 use crate::dead_letter::DeadLetter;
 use crate::event::{
     AlertAcknowledged, Event, EventHeader, Heartbeat, ManifestEntry, PathProbe, PeerObservation, PeerRemoved,
-    PeerSource, RotationManifestSet,
+    PeerSource, RotationManifestSet, SilenceSet,
 };
 use crate::ids::{Clearance, NameError};
 use crate::key::{KEY_LEN, KeyError, PublicKey};
@@ -46,10 +46,11 @@ pub enum SchemaId {
     /// Read only: alerts written before incidents.
     AlertV2,
     AlertV3,
+    SilenceSetV1,
 }
 
 impl SchemaId {
-    pub const ALL: [SchemaId; 12] = [
+    pub const ALL: [SchemaId; 13] = [
         SchemaId::PeerObservationV1,
         SchemaId::HeartbeatV1,
         SchemaId::PeerRemovedV1,
@@ -62,6 +63,7 @@ impl SchemaId {
         SchemaId::PathProbeV1,
         SchemaId::AlertV2,
         SchemaId::AlertV3,
+        SchemaId::SilenceSetV1,
     ];
 
     /// File name under `schemas/avro/`.
@@ -79,6 +81,7 @@ impl SchemaId {
             SchemaId::PathProbeV1 => "PathProbe.v1.avsc",
             SchemaId::AlertV2 => "Alert.v2.avsc",
             SchemaId::AlertV3 => "Alert.v3.avsc",
+            SchemaId::SilenceSetV1 => "SilenceSet.v1.avsc",
         }
     }
 
@@ -97,6 +100,7 @@ impl SchemaId {
             SchemaId::PathProbeV1 => include_str!("../../../../schemas/avro/PathProbe.v1.avsc"),
             SchemaId::AlertV2 => include_str!("../../../../schemas/avro/Alert.v2.avsc"),
             SchemaId::AlertV3 => include_str!("../../../../schemas/avro/Alert.v3.avsc"),
+            SchemaId::SilenceSetV1 => include_str!("../../../../schemas/avro/SilenceSet.v1.avsc"),
         }
     }
 
@@ -169,7 +173,7 @@ pub enum InvalidValue {
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
     #[error("{value} is not an id: {reason}")]
-    AlertId { value: String, reason: String },
+    Id { value: String, reason: String },
     #[error("{value} is outside {min}..={max}")]
     OutOfRange { value: i64, min: i64, max: i64 },
 }
@@ -206,6 +210,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
         Event::PathProbe(event) => encode_record(event, out),
         Event::RotationManifestSet(event) => encode_record(event, out),
         Event::AlertAcknowledged(event) => encode_record(event, out),
+        Event::SilenceSet(event) => encode_record(event, out),
     }
 }
 
@@ -258,6 +263,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
             read_whole_with(body, RotationManifestSet::read_v1).map(Event::RotationManifestSet)
         }
         SchemaId::AlertAcknowledgedV1 => read_whole(body).map(Event::AlertAcknowledged),
+        SchemaId::SilenceSetV1 => read_whole(body).map(Event::SilenceSet),
         SchemaId::AlertV1 | SchemaId::AlertV2 | SchemaId::AlertV3 | SchemaId::DeadLetterV1 => {
             Err(DecodeError::UnexpectedSchema { found: schema, expected: "an event" })
         }
@@ -564,14 +570,17 @@ impl RotationManifestSet {
 }
 
 fn read_alert_id(reader: &mut AvroReader<'_>) -> Result<AlertId, DecodeError> {
-    read_alert_id_field(reader, "alert_id")
+    read_id(reader, "alert_id", AlertId::parse)
 }
 
-fn read_alert_id_field(reader: &mut AvroReader<'_>, field: &'static str) -> Result<AlertId, DecodeError> {
+/// A UUID id written as its text.
+fn read_id<T>(
+    reader: &mut AvroReader<'_>, field: &'static str, parse: fn(&str) -> Result<T, uuid::Error>,
+) -> Result<T, DecodeError> {
     let text = reader.string(field)?;
-    AlertId::parse(text).map_err(|error| DecodeError::Invalid {
+    parse(text).map_err(|error| DecodeError::Invalid {
         field,
-        source: InvalidValue::AlertId { value: text.to_owned(), reason: error.to_string() },
+        source: InvalidValue::Id { value: text.to_owned(), reason: error.to_string() },
     })
 }
 
@@ -590,6 +599,38 @@ impl AvroRecord for AlertAcknowledged {
             header: EventHeader::read(reader)?,
             alert_id: read_alert_id(reader)?,
             acknowledged_by: read_owned_string(reader, "acknowledged_by")?,
+        })
+    }
+}
+
+impl AvroRecord for SilenceSet {
+    const SCHEMA: SchemaId = SchemaId::SilenceSetV1;
+
+    fn write(&self, writer: &mut AvroWriter<'_>) {
+        let Self { header, silence_id, whole_host, public_key, starts_at, ends_at, reason, author, clearance } = self;
+        header.write(writer);
+        writer.string(&silence_id.to_string());
+        writer.boolean(*whole_host);
+        writer.optional(public_key.as_ref(), |writer, key| writer.fixed(key.as_bytes()));
+        writer.long(*starts_at);
+        writer.long(*ends_at);
+        writer.string(reason);
+        writer.string(author);
+        writer.index(*clearance as usize);
+    }
+
+    fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
+        let header = EventHeader::read(reader)?;
+        Ok(Self {
+            header,
+            silence_id: read_id(reader, "silence_id", SilenceId::parse)?,
+            whole_host: reader.boolean("whole_host")?,
+            public_key: reader.optional("public_key", |reader| read_key(reader, "public_key"))?,
+            starts_at: reader.long("starts_at")?,
+            ends_at: reader.long("ends_at")?,
+            reason: read_owned_string(reader, "reason")?,
+            author: read_owned_string(reader, "author")?,
+            clearance: read_enum(reader, "clearance", &Clearance::ALL)?,
         })
     }
 }
@@ -614,6 +655,7 @@ impl AvroRecord for Alert {
             raised_at,
             resolved_at,
             revised_at,
+            silenced,
             incident_id,
         } = self;
         writer.string(&alert_id.to_string());
@@ -634,13 +676,15 @@ impl AvroRecord for Alert {
         writer.long(*raised_at);
         writer.optional(*resolved_at, AvroWriter::long);
         writer.optional(*revised_at, AvroWriter::long);
+        writer.boolean(*silenced);
         writer.optional(incident_id.as_ref(), |writer, id| writer.string(&id.to_string()));
     }
 
     fn read(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
         let mut alert = Self::read_fields(reader, &AlertKind::ALL, &ProbableCause::ALL)?;
         alert.revised_at = reader.optional("revised_at", |reader| reader.long("revised_at"))?;
-        alert.incident_id = reader.optional("incident_id", |reader| read_alert_id_field(reader, "incident_id"))?;
+        alert.silenced = reader.boolean("silenced")?;
+        alert.incident_id = reader.optional("incident_id", |reader| read_id(reader, "incident_id", AlertId::parse))?;
         Ok(alert)
     }
 }
@@ -651,7 +695,7 @@ impl Alert {
         Self::read_fields(reader, &AlertKind::ALL[..4], &ProbableCause::ALL[..4])
     }
 
-    /// The fields of `Alert.v2.avsc`: no incidents.
+    /// The fields of `Alert.v2.avsc`: no incidents, no silences.
     fn read_v2(reader: &mut AvroReader<'_>) -> Result<Self, DecodeError> {
         let mut alert = Self::read_fields(reader, &AlertKind::ALL[..5], &ProbableCause::ALL)?;
         alert.revised_at = reader.optional("revised_at", |reader| reader.long("revised_at"))?;
@@ -681,6 +725,7 @@ impl Alert {
             raised_at: reader.long("raised_at")?,
             resolved_at: reader.optional("resolved_at", |reader| reader.long("resolved_at"))?,
             revised_at: None,
+            silenced: false,
             incident_id: None,
         })
     }

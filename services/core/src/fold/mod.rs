@@ -9,6 +9,7 @@ mod config;
 mod incident;
 mod interface;
 mod peer;
+mod silence;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub use self::config::{AnomalyConfig, RuleConfig, StalenessWindow, UpstreamGroup
 use self::interface::{HeartbeatSeen, InterfaceState, KeyVerdict, ProbeSeen, StaleJudgement};
 pub use self::peer::PeerMetadata;
 use self::peer::{ObservationOutcome, PeerAlert, PeerState};
+pub use self::silence::MAX_SILENCES_PER_HOST;
+use self::silence::Silences;
 use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 use crate::event::{
     AlertAcknowledged, Event, EventHeader, Heartbeat, PathProbe, PeerObservation, PeerRemoved, PeerSource,
@@ -201,6 +204,8 @@ pub enum Refusal {
     PeerAboveWriter { key: PublicKey, host: HostId, interface: InterfaceName, peer: Clearance, writer: Clearance },
     #[error("an API write cannot lower peer {key} on {host}/{interface} from {from} to {to}")]
     LowersClearance { key: PublicKey, host: HostId, interface: InterfaceName, from: Clearance, to: Clearance },
+    #[error("host {host} already has {max} silences that are not over")]
+    TooManySilences { host: HostId, max: usize },
 }
 
 /// An alert raised and not yet resolved.
@@ -268,6 +273,7 @@ impl AlertSubject<'_> {
             raised_at: open.raised_at,
             resolved_at: (state == AlertState::Resolved).then_some(at),
             revised_at,
+            silenced: false,
             incident_id: open.incident,
         }
     }
@@ -314,11 +320,12 @@ fn seconds(ms: i64) -> f64 {
 /// A map that finds or inserts by reference in one lookup, cloning the key only on insertion.
 type LookupMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 
-/// One gateway: the last `seq` of each of its collectors, and its interfaces.
+/// One gateway: the last `seq` of each of its collectors, its interfaces and its silences.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct HostAggregate {
     collector_seqs: Vec<(CollectorId, u64)>,
     interfaces: LookupMap<InterfaceName, InterfaceState>,
+    silences: Silences,
 }
 
 impl HostAggregate {
@@ -509,9 +516,19 @@ impl FoldState {
         if let Event::PeerObservation(observation) = event {
             check_writer(existing, observation)?;
         }
+        if let Event::SilenceSet(silence) = event {
+            // checked before the seq is taken: a refused silence changes nothing
+            let mut silences = gateway.silences.clone();
+            silences.set(silence)?;
+            if gateway.accept(header) {
+                gateway.silences = silences;
+            }
+            return Ok(());
+        }
         if !gateway.accept(header) {
             return Ok(());
         }
+        let first_effect = effects.len();
         let interface = gateway.interfaces.entry_ref(&header.interface).or_insert_with(|| {
             InterfaceState::new(resolve_staleness(config, staleness_overrides, &header.org_id, &header.interface))
         });
@@ -524,7 +541,9 @@ impl FoldState {
             Event::AlertAcknowledged(acknowledgement) => {
                 effects.push(Effect::AlertAcknowledged(acknowledgement.clone()))
             }
+            Event::SilenceSet(_) => {}
         }
+        gateway.silences.mark(&mut effects[first_effect..], header.observed_at);
         Ok(())
     }
 
@@ -547,6 +566,7 @@ impl FoldState {
     pub fn tick(&mut self, now: UnixMillis, effects: &mut Vec<Effect>) {
         let scans = i64::from(self.config.gateway_silence_scans);
         for host in self.gateways.values_mut().flat_map(|hosts| hosts.values_mut()) {
+            let first_effect = effects.len();
             for interface in host.interfaces.values_mut() {
                 let Some(heartbeat) = interface.heartbeat.as_mut() else { continue };
                 let silent_for = now.saturating_sub(heartbeat.received_at);
@@ -571,6 +591,7 @@ impl FoldState {
                 effects.push(Effect::HostUpdated(record.clone()));
                 effects.push(alert);
             }
+            host.silences.mark(&mut effects[first_effect..], now);
         }
     }
 }

@@ -4,7 +4,8 @@
 use argus_core::fold::Effect;
 use argus_core::{
     Alert, AlertKind, AlertState, Clearance, Event, EventHeader, FoldState, Heartbeat, ManifestEntry, PathProbe,
-    PeerObservation, PeerRecord, PeerRemoved, PeerSource, PublicKey, RotationManifestSet, UnixMillis,
+    PeerObservation, PeerRecord, PeerRemoved, PeerSource, PublicKey, RotationManifestSet, SilenceId, SilenceSet,
+    UnixMillis,
 };
 
 pub const SECOND: i64 = 1_000;
@@ -101,6 +102,24 @@ impl Gateway {
             sent: 3,
             received,
             rtt_ms: (received > 0).then_some(0.5),
+        })
+    }
+
+    /// An operator at `clearance` silences peer `n` (`None`: the interface) over `range`.
+    pub fn silence(
+        &mut self, at: UnixMillis, n: Option<u8>, range: std::ops::Range<UnixMillis>, clearance: Clearance,
+    ) -> Event {
+        let header = self.header(at);
+        Event::SilenceSet(SilenceSet {
+            silence_id: SilenceId::derive(&header),
+            header,
+            whole_host: false,
+            public_key: n.map(key),
+            starts_at: range.start,
+            ends_at: range.end,
+            reason: "maintenance".into(),
+            author: "operator@noc".into(),
+            clearance,
         })
     }
 
