@@ -8,7 +8,7 @@ use std::sync::Arc;
 use argus_core::{AlertId, Clearance, EndpointChange, HostRecord, OrgId, PeerRecord, PublicKey};
 use argus_store::{
     AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, ManifestRow, Page, PageRequest, PeerFilter, ProjectionStore,
-    Stats, StoreError, TimeRange,
+    SilenceRow, Stats, StoreError, TimeRange,
 };
 use async_trait::async_trait;
 
@@ -127,6 +127,10 @@ impl ProjectionStore for CachedStore {
 
     async fn manifests(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<ManifestRow>, StoreError> {
         self.inner.manifests(org, max_clearance).await
+    }
+
+    async fn silences(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<SilenceRow>, StoreError> {
+        self.inner.silences(org, max_clearance).await
     }
 
     async fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {

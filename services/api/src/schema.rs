@@ -250,6 +250,19 @@ impl QueryRoot {
         alerts(api(context), caller(context)?, filter, first, after).await.map(Object)
     }
 
+    /// Silences (maintenance windows) set by authors at or below your clearance, by host; ended ones
+    /// only with `includeEnded`.
+    #[graphql(complexity = "cost::GATEWAY_ROWS + child_complexity")]
+    async fn wireguard_silences(
+        &self, context: &Context<'_>, include_ended: Option<bool>,
+    ) -> async_graphql::Result<Objects<argus_store::SilenceRow>> {
+        let caller = caller(context)?;
+        let silences = api(context).store.silences(&caller.org, caller.clearance).await.map_err(store_error)?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let shown = |silence: &argus_store::SilenceRow| include_ended.unwrap_or(false) || silence.ends_at > now;
+        Ok(Objects(silences.into_iter().filter(shown).collect()))
+    }
+
     /// Gateway interfaces and whether they are heard from.
     #[graphql(complexity = "cost::GATEWAY_ROWS + child_complexity")]
     async fn wireguard_hosts(&self, context: &Context<'_>) -> async_graphql::Result<Objects<argus_core::HostRecord>> {

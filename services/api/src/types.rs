@@ -1,7 +1,7 @@
 //! GraphQL output and input types: the projections as NOC screens and analysts see them.
 
 use argus_core::{EndpointChange, HostRecord, PeerRecord, StatusCounts, UnixMillis};
-use argus_store::{AlertRow, HistoryRow, HostStatsSummary, KeyRotation, PeerActivity, Stats};
+use argus_store::{AlertRow, HistoryRow, HostStatsSummary, KeyRotation, PeerActivity, SilenceRow, Stats};
 use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
@@ -218,6 +218,29 @@ output_object! {
         acknowledgedBy: Option<String> = |row| row.acknowledged_by,
         acknowledgedAt: Option<DateTime<Utc>> = |row| row.acknowledged_at.map(date_time),
     }
+}
+
+output_object! {
+    /// A silence (maintenance window) as last set: alerts it covers are recorded and marked
+    /// silenced, not notified.
+    WireguardSilence for SilenceRow {
+        silenceId: String = |silence| silence.silence_id.to_string(),
+        host: String = |silence| silence.host.as_str(),
+        /// Null: every interface of the host.
+        interface: Option<String> = |silence| silence.interface.as_ref().map(|interface| interface.as_str()),
+        /// Null: every peer (and the interface's own alerts).
+        publicKey: Option<String> = |silence| silence.public_key,
+        startsAt: DateTime<Utc> = |silence| date_time(silence.starts_at),
+        /// Exclusive; at or before `startsAt`, the silence was ended.
+        endsAt: DateTime<Utc> = |silence| date_time(silence.ends_at),
+        reason: String = |silence| silence.reason,
+        author: String = |silence| silence.author,
+        /// The author's: the silence covers no alert above it.
+        clearance: ClearanceLevel = |silence| ClearanceLevel::from(silence.clearance),
+        /// When it was last set.
+        setAt: DateTime<Utc> = |silence| date_time(silence.set_at),
+    }
+
 }
 
 output_object! {

@@ -418,7 +418,22 @@ async fn a_silence_marks_its_peers_alerts_and_the_live_feed_leaves_them_out() {
         assert!(message.starts_with(field), "{input}: {message}");
     }
     let set = api.data(&operator, set, silence("gw-1", Some("wg0"), Some(b64(1)), now + 3_600 * SECOND)).await;
-    assert!(set["setWireguardSilence"]["silenceId"].as_str().is_some_and(|id| id.len() == 36), "{set}");
+    let silence_id = set["setWireguardSilence"]["silenceId"].clone();
+    assert!(silence_id.as_str().is_some_and(|id| id.len() == 36), "{set}");
+    // listed once the processor has it, to its organisation only
+    let list = "{ wireguardSilences { silenceId host interface publicKey reason author clearance } }";
+    let listed = loop {
+        let listed = api.data(&operator, list, json!({})).await;
+        if listed["wireguardSilences"].as_array().is_some_and(|silences| !silences.is_empty()) {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let expected = json!([{ "silenceId": silence_id, "host": "gw-1", "interface": "wg0", "publicKey": b64(1),
+        "reason": "generator swap", "author": "acme-operator", "clearance": "UNCLASSIFIED" }]);
+    assert_eq!(listed["wireguardSilences"], expected);
+    let globex = api.data(&token("globex", "TOP_SECRET", Role::Viewer), list, json!({})).await;
+    assert_eq!(globex["wireguardSilences"], json!([]));
 
     let query = "subscription($all: Boolean) { wireguardAlerts(includeSilenced: $all) { kind publicKey silenced } }";
     let viewer = token("acme", "UNCLASSIFIED", Role::Viewer);

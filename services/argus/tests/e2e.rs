@@ -441,6 +441,31 @@ async fn a_silence_marks_its_sites_alerts_and_never_one_above_its_author() {
     let listed = argus.alerts_where(json!({ "silenced": false, "kind": "PEER_STALE" })).await;
     let keys_listed: Vec<_> = listed.iter().map(|alert| alert["publicKey"].clone()).collect();
     assert_eq!(keys_listed, [json!(keys[1])], "only site 2 is notified: {listed:?}");
+
+    // a name given through the API reaches the alert and the export (a peer known only to the API,
+    // its last handshake an hour ago, under the hub's silence)
+    let named = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let sync = "mutation($input: SyncWireguardPeerInput!) { syncWireguardPeer(input: $input) { eventId } }";
+    let input = json!({ "input": { "host": "hub-01", "interface": hub, "publicKey": named,
+        "latestHandshake": hour_ago, "displayName": "FOB API" } });
+    argus.graphql(sync, input).await;
+    let alert = argus
+        .eventually("the named peer's alert", Duration::from_secs(20), async |argus| {
+            argus.alerts("PEER_STALE").await.into_iter().find(|alert| alert["publicKey"] == named)
+        })
+        .await;
+    let summary = alert["summary"].as_str().expect("summary");
+    assert!(summary.starts_with(&format!("no handshake: FOB API (peer {named} on hub-01/{hub})")), "{summary}");
+    assert_eq!(alert["silenced"], true, "under the hub's silence: {alert}");
+    let export = argus
+        .graphql(
+            "query($interface: String!) { wireguardConfigExport(host: \"hub-01\", interface: $interface) }",
+            json!({ "interface": hub }),
+        )
+        .await;
+    let export = export["wireguardConfigExport"].as_str().expect("text");
+    assert!(export.contains(&format!("# Name = FOB API\nPublicKey = {named}")), "{export}");
 }
 
 /// A malformed inventory refuses to start, naming the file, the line and the reason.

@@ -1,6 +1,6 @@
 //! Order-preserving row keys: ids end in NUL (they cannot contain one), times sort as signed.
 
-use argus_core::{AlertId, Clearance, HostId, InterfaceName, OrgId, PublicKey, UnixMillis};
+use argus_core::{AlertId, Clearance, HostId, InterfaceName, OrgId, PublicKey, SilenceId, UnixMillis};
 
 /// Builds a key from parts; byte order equals the order of the parts.
 #[derive(Debug, Default, Clone)]
@@ -137,6 +137,11 @@ pub(crate) fn host(org_id: &OrgId, host: &HostId, interface: &InterfaceName) -> 
 /// A rotation manifest: one per interface and clearance of the operators who set it.
 pub(crate) fn manifest(org_id: &OrgId, host: &HostId, interface: &InterfaceName, clearance: Clearance) -> Key {
     self::host(org_id, host, interface).bytes(&[clearance as u8])
+}
+
+/// A silence: by host, then id.
+pub(crate) fn silence(org_id: &OrgId, host: &HostId, id: &SilenceId) -> Key {
+    org(org_id).text(host.as_str()).bytes(id.as_bytes())
 }
 
 pub(crate) fn host_stats(org_id: &OrgId, host: &HostId, clearance: Clearance) -> Key {

@@ -18,7 +18,7 @@ pub use self::audit::{ACTIVE_PEERS_EXAMINED, KeyRotation, PeerActivity, Rotation
 pub use self::embedded::{EmbeddedStore, SYNC_INTERVAL};
 pub use self::model::{
     AlertFilter, AlertRow, Batch, Checkpoint, Cursor, HistoryRow, HostStatsSummary, Listing, ManifestRow, Page,
-    PageRequest, PeerFilter, PeerReading, Stats, StoreError, TimeRange,
+    PageRequest, PeerFilter, PeerReading, SilenceRow, Stats, StoreError, TimeRange,
 };
 
 /// What the processor writes and the API reads. Implementations pass `tests/contract.rs`.
@@ -65,6 +65,10 @@ pub trait ProjectionStore: Send + Sync + 'static {
     /// The rotation manifests of an organisation set at or below `max_clearance`, ordered by (host,
     /// interface, clearance).
     async fn manifests(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<ManifestRow>, StoreError>;
+
+    /// The silences of an organisation set by authors at or below `max_clearance` (ended ones
+    /// too), ordered by (host, id).
+    async fn silences(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<SilenceRow>, StoreError>;
 
     /// Where each key of the manifests at or below `max_clearance` stands on its interface, judged
     /// by the peers at or below both the manifest's clearance and `max_clearance`.

@@ -4,7 +4,8 @@ use argus_core::fold::Effect;
 use argus_core::text::AppendText;
 use argus_core::{
     Alert, AlertAcknowledged, AlertId, AlertKind, AlertState, Clearance, HostId, HostStats, InterfaceName,
-    ManifestEntry, OrgId, PeerRecord, PeerStatus, PublicKey, RotationManifestSet, StatusCounts, UnixMillis,
+    ManifestEntry, OrgId, PeerRecord, PeerStatus, PublicKey, RotationManifestSet, SilenceId, SilenceSet, StatusCounts,
+    UnixMillis,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -45,6 +46,42 @@ impl From<&RotationManifestSet> for ManifestRow {
             clearance: manifest.scope(),
             set_at: manifest.header.observed_at,
             entries: manifest.entries.clone(),
+        }
+    }
+}
+
+/// One `silences` row: a silence (maintenance window) as last set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceRow {
+    pub org_id: OrgId,
+    pub host: HostId,
+    /// `None`: every interface of the host.
+    pub interface: Option<InterfaceName>,
+    pub silence_id: SilenceId,
+    pub public_key: Option<PublicKey>,
+    pub starts_at: UnixMillis,
+    pub ends_at: UnixMillis,
+    pub reason: String,
+    pub author: String,
+    /// Its author's: only callers at or above it see it.
+    pub clearance: Clearance,
+    pub set_at: UnixMillis,
+}
+
+impl From<&SilenceSet> for SilenceRow {
+    fn from(silence: &SilenceSet) -> Self {
+        Self {
+            org_id: silence.header.org_id.clone(),
+            host: silence.header.host.clone(),
+            interface: (!silence.whole_host).then(|| silence.header.interface.clone()),
+            silence_id: silence.silence_id,
+            public_key: silence.public_key,
+            starts_at: silence.starts_at,
+            ends_at: silence.ends_at,
+            reason: silence.reason.clone(),
+            author: silence.author.clone(),
+            clearance: silence.clearance,
+            set_at: silence.header.observed_at,
         }
     }
 }

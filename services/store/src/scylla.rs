@@ -19,8 +19,8 @@ use scylla::statement::prepared::PreparedStatement;
 
 use crate::keys;
 use crate::model::{
-    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Listing, ManifestRow, Page, PageRequest, PeerFilter, Stats,
-    StoreError, TimeRange,
+    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Listing, ManifestRow, Page, PageRequest, PeerFilter,
+    SilenceRow, Stats, StoreError, TimeRange,
 };
 use crate::scan::{PageBuilder, alerts_scan, decode, encode, peers_scan, timeline_scan, unavailable, visible};
 use crate::{ProjectionStore, export_line};
@@ -75,6 +75,7 @@ struct Statements {
     insert_host_stats: PreparedStatement,
     delete_host_stats: PreparedStatement,
     insert_manifest: PreparedStatement,
+    insert_silence: PreparedStatement,
     insert_checkpoint: PreparedStatement,
     select_peers: PreparedStatement,
     select_peer_locations: PreparedStatement,
@@ -87,6 +88,7 @@ struct Statements {
     select_alert_id: PreparedStatement,
     select_alert: PreparedStatement,
     select_manifests: PreparedStatement,
+    select_silences: PreparedStatement,
     select_hosts: PreparedStatement,
     select_host_stats: PreparedStatement,
     select_checkpoint: PreparedStatement,
@@ -112,6 +114,7 @@ impl Statements {
             insert_host_stats: prepare("INSERT INTO host_stats (org_id, key, value) VALUES (?, ?, ?)").await?,
             delete_host_stats: prepare("DELETE FROM host_stats WHERE org_id = ? AND key = ?").await?,
             insert_manifest: prepare("INSERT INTO manifests (org_id, key, value) VALUES (?, ?, ?)").await?,
+            insert_silence: prepare("INSERT INTO silences (org_id, key, value) VALUES (?, ?, ?)").await?,
             insert_checkpoint: prepare("INSERT INTO checkpoints (key, value) VALUES (?, ?)").await?,
             select_peers: prepare("SELECT key, value FROM peers WHERE org_id = ? AND key >= ? AND key < ?").await?,
             select_peer_locations: prepare("SELECT key FROM peers_by_key WHERE org_id = ? AND public_key = ?").await?,
@@ -136,6 +139,7 @@ impl Statements {
             )
             .await?,
             select_manifests: prepare("SELECT key, value FROM manifests WHERE org_id = ?").await?,
+            select_silences: prepare("SELECT key, value FROM silences WHERE org_id = ?").await?,
             select_hosts: prepare("SELECT key, value FROM hosts WHERE org_id = ?").await?,
             select_host_stats: prepare("SELECT key, value FROM host_stats WHERE org_id = ?").await?,
             select_checkpoint: prepare("SELECT value FROM checkpoints WHERE key = ?").await?,
@@ -296,6 +300,12 @@ impl ProjectionStore for ScyllaStore {
                     );
                     writes.push(self.execute(&statements.insert_alert_day, (org.clone(), day)));
                     writes.push(self.execute(&statements.insert_alert_id, (org, id_key, key)));
+                }
+                Effect::SilenceSet(silence) => {
+                    let header = &silence.header;
+                    let key = keys::silence(&header.org_id, &header.host, &silence.silence_id).into_bytes();
+                    let values = (header.org_id.as_str().to_owned(), key, encode(&SilenceRow::from(silence)));
+                    writes.push(self.execute(&statements.insert_silence, values));
                 }
                 Effect::ManifestSet(manifest) => {
                     let header = &manifest.header;
@@ -490,6 +500,13 @@ impl ProjectionStore for ScyllaStore {
         Ok(Self::alert_row(columns)?.and_then(|(_, row)| visible::alert(row, &AlertFilter::default(), max_clearance)))
     }
 
+    async fn silences(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<SilenceRow>, StoreError> {
+        let rows = self.key_values(&self.statements.select_silences, (org.as_str(),)).await?;
+        let rows: Vec<SilenceRow> =
+            rows.iter().map(|(_, value)| decode("silences", value)).collect::<Result<_, _>>()?;
+        Ok(rows.into_iter().filter(|row| row.clearance <= max_clearance).collect())
+    }
+
     async fn manifests(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<ManifestRow>, StoreError> {
         let rows = self.key_values(&self.statements.select_manifests, (org.as_str(),)).await?;
         let rows: Vec<ManifestRow> =
@@ -545,7 +562,7 @@ impl ProjectionStore for ScyllaStore {
         }
         alerts.sort();
         out.extend(alerts.iter().map(|(key, value)| export_line("alerts", key, value)));
-        for table in ["alert_ids", "hosts", "host_stats", "manifests", "checkpoints"] {
+        for table in ["alert_ids", "hosts", "host_stats", "manifests", "silences", "checkpoints"] {
             self.export_key_values(&mut out, table, &format!("SELECT key, value FROM {table}")).await?;
         }
         Ok(out)
@@ -572,7 +589,7 @@ mod tests {
         let statements = schema_statements("argus_test", 3).expect("statements");
         assert!(statements[0].starts_with("CREATE KEYSPACE IF NOT EXISTS argus_test"));
         assert!(statements[0].contains("'replication_factor': 3"));
-        assert_eq!(statements.iter().filter(|s| s.starts_with("CREATE TABLE")).count(), 12);
+        assert_eq!(statements.iter().filter(|s| s.starts_with("CREATE TABLE")).count(), 13);
         assert!(statements.iter().all(|s| !s.contains("${") && !s.contains("--")));
         assert!(schema_statements("Bad-Name", 1).is_err());
         assert!(schema_statements("argus", 0).is_err());

@@ -13,7 +13,8 @@ use argus_core::{
     Severity, StatusCounts,
 };
 use argus_store::{
-    AlertFilter, Batch, Checkpoint, ManifestRow, PageRequest, PeerFilter, ProjectionStore, StoreError, TimeRange,
+    AlertFilter, Batch, Checkpoint, ManifestRow, PageRequest, PeerFilter, ProjectionStore, SilenceRow, StoreError,
+    TimeRange,
 };
 
 const T0: i64 = 1_780_272_000_000;
@@ -78,6 +79,22 @@ fn acknowledgement(org_name: &str, alert_id: AlertId, by: &str, at: i64) -> Effe
 }
 
 /// A manifest of `entries` entries for `host`/wg0, expecting keys 1.., each retiring key 100+n.
+/// A silence of `host` set by an author at `clearance`, `seq` telling silences apart.
+fn silence(org_name: &str, host: &str, seq: u64, ends_at: i64, clearance: Clearance) -> argus_core::SilenceSet {
+    let header = argus_core::EventHeader { seq, ..header(org_name, host, T0) };
+    argus_core::SilenceSet {
+        silence_id: argus_core::SilenceId::derive(&header),
+        header,
+        whole_host: true,
+        public_key: None,
+        starts_at: T0,
+        ends_at,
+        reason: "maintenance".into(),
+        author: "operator@noc".into(),
+        clearance,
+    }
+}
+
 fn manifest(org_name: &str, host: &str, at: i64, entries: u8) -> Effect {
     Effect::ManifestSet(RotationManifestSet {
         header: header(org_name, host, at),
@@ -423,6 +440,31 @@ mod checks {
             store.alerts(&org("acme"), &AlertFilter::default(), Clearance::TopSecret, &rest).await.expect("next");
         assert_eq!(rest.items[0].alert.alert_id, raised.alert_id);
         assert!(rest.next.is_none());
+    }
+
+    pub async fn silences_are_listed_as_last_set_within_scope<S: ProjectionStore>(store: &S) {
+        let first = silence("acme", "gw-2", 1, T0 + 3_600_000, Clearance::Restricted);
+        let effects = vec![
+            Effect::SilenceSet(first.clone()),
+            Effect::SilenceSet(silence("acme", "gw-1", 2, T0 + 60_000, Clearance::Secret)),
+            Effect::SilenceSet(silence("globex", "gw-1", 3, T0 + 60_000, Clearance::Unclassified)),
+        ];
+        store.write(Batch { effects, ..Batch::default() }).await.expect("write");
+        let ended = argus_core::SilenceSet { ends_at: T0, ..first.clone() };
+        store.write(Batch { effects: vec![Effect::SilenceSet(ended.clone())], ..Batch::default() }).await.expect("end");
+        let listed = store.silences(&org("acme"), Clearance::TopSecret).await.expect("silences");
+        let hosts: Vec<_> = listed.iter().map(|silence| (silence.host.to_string(), silence.ends_at)).collect();
+        assert_eq!(hosts, [("gw-1".to_owned(), T0 + 60_000), ("gw-2".to_owned(), T0)], "by host; as last set");
+        let restricted = store.silences(&org("acme"), Clearance::Restricted).await.expect("silences");
+        assert_eq!(restricted, [SilenceRow::from(&ended)], "a SECRET author's silence is above a RESTRICTED reader");
+        assert_eq!(
+            (restricted[0].interface.as_ref(), restricted[0].silence_id),
+            (None, first.silence_id),
+            "whole host"
+        );
+        let globex = store.silences(&org("globex"), Clearance::TopSecret).await.expect("silences");
+        assert!(globex.len() == 1 && globex[0].org_id == org("globex"), "{globex:?}");
+        assert!(store.silences(&org("initech"), Clearance::TopSecret).await.expect("silences").is_empty());
     }
 
     pub async fn manifests_are_replaced_whole_per_interface<S: ProjectionStore>(store: &S) {
@@ -800,6 +842,7 @@ macro_rules! every_check {
                 history_merges_every_gateway_in_time_order,
                 alerts_raise_resolve_acknowledge_and_filter,
                 manifests_are_replaced_whole_per_interface,
+                silences_are_listed_as_last_set_within_scope,
                 hosts_and_statistics_come_from_their_rows,
                 clearance_hides_rows_in_every_read,
                 no_read_crosses_the_organisation_boundary,

@@ -29,7 +29,7 @@ use self::silence::Silences;
 use crate::alert::{Alert, AlertId, AlertKind, AlertState, ProbableCause, Severity};
 use crate::event::{
     AlertAcknowledged, Event, EventHeader, Heartbeat, PathProbe, PeerObservation, PeerRemoved, PeerSource,
-    RotationManifestSet, UnixMillis,
+    RotationManifestSet, SilenceSet, UnixMillis,
 };
 use crate::ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
 use crate::key::PublicKey;
@@ -190,6 +190,8 @@ pub enum Effect {
     ManifestSet(RotationManifestSet),
     /// An operator acknowledged an alert (the first acknowledgement of an alert is kept).
     AlertAcknowledged(AlertAcknowledged),
+    /// A silence was set, changed or ended (the `silences` row).
+    SilenceSet(SilenceSet),
 }
 
 /// Why the fold refused an event: nothing of it was applied. The runner records it (a dead
@@ -522,6 +524,7 @@ impl FoldState {
             silences.set(silence)?;
             if gateway.accept(header) {
                 gateway.silences = silences;
+                effects.push(Effect::SilenceSet(silence.clone()));
             }
             return Ok(());
         }

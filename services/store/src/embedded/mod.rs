@@ -30,11 +30,12 @@ const ALERT_IDS: Table = TableDefinition::new("alert_ids");
 const HOSTS: Table = TableDefinition::new("hosts");
 const HOST_STATS: Table = TableDefinition::new("host_stats");
 const MANIFESTS: Table = TableDefinition::new("manifests");
+const SILENCES: Table = TableDefinition::new("silences");
 const CHECKPOINTS: Table = TableDefinition::new("checkpoints");
 /// What the file itself holds: its row format.
 const META: Table = TableDefinition::new("meta");
 
-const ALL_TABLES: [Table; 11] = [
+const ALL_TABLES: [Table; 12] = [
     PEERS,
     PEERS_BY_KEY,
     PEER_HISTORY,
@@ -44,6 +45,7 @@ const ALL_TABLES: [Table; 11] = [
     HOSTS,
     HOST_STATS,
     MANIFESTS,
+    SILENCES,
     CHECKPOINTS,
     META,
 ];

@@ -10,13 +10,13 @@ use redb::{ReadableDatabase, ReadableTable, TableHandle};
 use super::history::GatewayHistory;
 use super::{
     ALERT_IDS, ALERTS, ALL_TABLES, CHECKPOINTS, ENDPOINT_CHANGES, EmbeddedStore, HOST_STATS, HOSTS, MANIFESTS,
-    PEER_HISTORY, PEERS, PEERS_BY_KEY, rows,
+    PEER_HISTORY, PEERS, PEERS_BY_KEY, SILENCES, rows,
 };
 use crate::ProjectionStore;
 use crate::keys::{self, SeenSpan};
 use crate::model::{
-    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Listing, ManifestRow, Page, PageRequest, PeerFilter, Stats,
-    StoreError, TimeRange,
+    AlertFilter, AlertRow, Batch, Checkpoint, HistoryRow, Listing, ManifestRow, Page, PageRequest, PeerFilter,
+    SilenceRow, Stats, StoreError, TimeRange,
 };
 use crate::scan::{PageBuilder, Scan, alerts_scan, decode, peers_scan, timeline_scan, unavailable, visible};
 
@@ -188,6 +188,18 @@ impl ProjectionStore for EmbeddedStore {
             let Some(alert_key) = alert_ids.get(id_key.as_slice()).map_err(unavailable)? else { return Ok(None) };
             let Some(bytes) = alerts.get(alert_key.value()).map_err(unavailable)? else { return Ok(None) };
             Ok(visible::alert(decode("alerts", bytes.value())?, &AlertFilter::default(), max_clearance))
+        })
+        .await
+    }
+
+    async fn silences(&self, org: &OrgId, max_clearance: Clearance) -> Result<Vec<SilenceRow>, StoreError> {
+        let scan = Scan::prefix(keys::org(org).into_bytes());
+        self.off_runtime(move |store| {
+            store.read_table(SILENCES, |table| {
+                scan_all(&scan, table, |bytes| {
+                    decode::<SilenceRow>("silences", bytes).map(|row| (row.clearance <= max_clearance).then_some(row))
+                })
+            })
         })
         .await
     }

@@ -5,17 +5,17 @@ use std::sync::atomic::Ordering;
 use argus_core::fold::Effect;
 use argus_core::{
     AlertAcknowledged, EndpointChange, HostId, HostRecord, HostStats, InterfaceName, OrgId, PeerRecord, PublicKey,
-    RotationManifestSet,
+    RotationManifestSet, SilenceSet,
 };
 use redb::{ReadableTable, WriteTransaction};
 use rustc_hash::FxHashMap;
 
 use super::{
     ALERT_IDS, ALERTS, CHECKPOINTS, ENDPOINT_CHANGES, EmbeddedStore, HOST_STATS, HOSTS, MANIFESTS, PEER_HISTORY, PEERS,
-    PEERS_BY_KEY, Table, rows,
+    PEERS_BY_KEY, SILENCES, Table, rows,
 };
 use crate::keys::{self, SeenSpan};
-use crate::model::{AlertRow, Batch, Checkpoint, ManifestRow, PeerReading, StoreError};
+use crate::model::{AlertRow, Batch, Checkpoint, ManifestRow, PeerReading, SilenceRow, StoreError};
 use crate::scan::{decode, encode, encode_into, unavailable};
 
 impl EmbeddedStore {
@@ -34,6 +34,7 @@ impl EmbeddedStore {
                     Effect::Alert(alert) => tables.alert(alert)?,
                     Effect::ManifestSet(manifest) => tables.manifest_set(manifest)?,
                     Effect::AlertAcknowledged(acknowledgement) => tables.alert_acknowledged(acknowledgement)?,
+                    Effect::SilenceSet(silence) => tables.silence_set(silence)?,
                 }
             }
             for stats in &batch.host_stats {
@@ -62,6 +63,7 @@ struct Tables<'t> {
     hosts: WriteTable<'t>,
     host_stats: WriteTable<'t>,
     manifests: WriteTable<'t>,
+    silences: WriteTable<'t>,
     checkpoints: WriteTable<'t>,
     row_buffer: Vec<u8>,
 }
@@ -79,6 +81,7 @@ impl<'t> Tables<'t> {
             hosts: open(HOSTS)?,
             host_stats: open(HOST_STATS)?,
             manifests: open(MANIFESTS)?,
+            silences: open(SILENCES)?,
             checkpoints: open(CHECKPOINTS)?,
             row_buffer: Vec::with_capacity(512),
         })
@@ -153,6 +156,13 @@ impl<'t> Tables<'t> {
             Some(bytes) => decode("alerts", bytes.value()).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn silence_set(&mut self, silence: &SilenceSet) -> Result<(), StoreError> {
+        let header = &silence.header;
+        let key = keys::silence(&header.org_id, &header.host, &silence.silence_id).into_bytes();
+        self.silences.insert(key.as_slice(), encode(&SilenceRow::from(silence)).as_slice()).map_err(unavailable)?;
+        Ok(())
     }
 
     fn manifest_set(&mut self, manifest: &RotationManifestSet) -> Result<(), StoreError> {
