@@ -4,10 +4,13 @@
 //! `tansu` broker started on loopback (sqlite storage), beside a bare rdkafka consumer reading the
 //! same topic from the same broker. Prints observations per second and resident memory. On the
 //! embedded log the processor runs in a child process of its own, so its resident memory (now and
-//! at peak) is the processor's alone, not the generator's.
+//! at peak) is the processor's alone, not the generator's. With `--ingest`, the fleet is split
+//! between two collector clients pushing over loopback TLS to a central's ingest endpoint (in this
+//! process, over its embedded log), then folded: observations accepted per second, folded per
+//! second, and both one after the other.
 //!
 //! ```text
-//! cargo run --release -p argus-benches --bin loadgen -- [--scans N] [--hosts N] [--peers-per-host N] [--tansu]
+//! cargo run --release -p argus-benches --bin loadgen -- [--scans N] [--hosts N] [--peers-per-host N] [--tansu | --ingest]
 //! ```
 
 use std::collections::BTreeMap;
@@ -33,6 +36,7 @@ struct Options {
     peers_per_host: u32,
     scans: u32,
     tansu: bool,
+    ingest: bool,
     /// Internal: run only the processor over the embedded log recorded in this directory.
     process_recorded: Option<std::path::PathBuf>,
     /// Internal, with `process_recorded`: each partition's end offset and the observations.
@@ -46,6 +50,7 @@ fn options() -> Options {
         peers_per_host: 1_000,
         scans: 10,
         tansu: false,
+        ingest: false,
         process_recorded: None,
         end: BTreeMap::new(),
         observations: 0,
@@ -58,6 +63,7 @@ fn options() -> Options {
             "--peers-per-host" => options.peers_per_host = value().parse().expect("--peers-per-host N"),
             "--scans" => options.scans = value().parse().expect("--scans N"),
             "--tansu" => options.tansu = true,
+            "--ingest" => options.ingest = true,
             "--process-recorded" => options.process_recorded = Some(value().into()),
             "--end" => {
                 for pair in value().split(',') {
@@ -141,6 +147,111 @@ async fn process<L: EventLog>(log: &L, store: &EmbeddedStore, end: &BTreeMap<u32
     started.elapsed()
 }
 
+/// Two collector clients push the fleet (odd and even gateways) over loopback TLS to an ingest
+/// endpoint over `directory`'s embedded log, which is then folded.
+async fn through_ingest(directory: &std::path::Path, options: &Options) {
+    use std::sync::Arc;
+
+    use argus_api::auth::{AuthConfig, Authenticator, COLLECTOR_AUDIENCE, CollectorClaims, Secret, mint_hs256};
+    use argus_api::{IngestConfig, RecordSink, ingest_routes, serve_ingest};
+    use argus_log::{IngestLog, IngestSettings};
+
+    const CLIENTS: usize = 2;
+    let fixture = |name: &str| argus_testkit::repository_file(&format!("services/log/tests/fixtures/{name}"));
+    let secret = Secret::new("loadgen-secret-of-at-least-32-bytes!");
+    let registry: argus_core::CollectorRegistry =
+        serde_json::from_value(serde_json::json!({ "load-0": { "orgs": ["load"] }, "load-1": { "orgs": ["load"] } }))
+            .expect("registry");
+    let config = IngestConfig {
+        listen: Some("127.0.0.1:0".parse().expect("address")),
+        certificate_file: Some(fixture("server.pem")),
+        private_key_file: Some(fixture("server.key")),
+        max_records_per_second: 10_000_000,
+        ..IngestConfig::default()
+    };
+    let tls = config.tls(&registry).expect("tls");
+    let log = Arc::new(EmbeddedLog::open(&directory.join("log"), 4).expect("log"));
+    let sink: Arc<dyn RecordSink> = log.clone();
+    let authenticator =
+        Authenticator::new(&AuthConfig { hs256_secret: Some(secret.clone()), ..AuthConfig::default() }).expect("auth");
+    let routes = ingest_routes(sink, TOPIC.into(), authenticator, registry, &config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("https://127.0.0.1:{}", listener.local_addr().expect("address").port());
+    tokio::spawn(serve_ingest(listener, tls, routes, std::future::pending()));
+
+    // each client's records, stamped with its collector id and rising seq, as a collector sends them
+    let mut fleet = Fleet::new(FleetSpec {
+        org: "load".parse::<OrgId>().expect("org"),
+        hosts: options.hosts,
+        peers_per_host: options.peers_per_host,
+        scan_interval_ms: 10_000,
+        start: 1_780_272_000_000,
+    });
+    let mut per_client: Vec<Vec<Vec<u8>>> = vec![Vec::new(); CLIENTS];
+    let mut observations = 0u64;
+    let mut events = Vec::new();
+    for _ in 0..options.scans {
+        events.clear();
+        fleet.next_scan(&mut events);
+        for event in &mut events {
+            observations += u64::from(matches!(event, Event::PeerObservation(_)));
+            let header = event.header_mut();
+            let gateway: usize = header.host.as_str().trim_start_matches("gw-").parse().expect("synthetic host");
+            let client = gateway % CLIENTS;
+            header.collector_id = format!("load-{client}").parse().expect("collector");
+            header.seq = per_client[client].len() as u64 + 1;
+            let mut bytes = Vec::with_capacity(160);
+            encode_event(event, &mut bytes);
+            per_client[client].push(bytes);
+        }
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let clients: Vec<IngestLog> = (0..CLIENTS)
+        .map(|client| {
+            let claims = CollectorClaims {
+                sub: format!("load-{client}"),
+                aud: COLLECTOR_AUDIENCE.into(),
+                exp: now + 3_600,
+                iat: now,
+            };
+            let credential = Secret::new(mint_hs256(&secret, &claims).expect("mint"));
+            let mut settings = IngestSettings::new(url.clone(), credential, TOPIC);
+            settings.ca_file = Some(fixture("ca.pem"));
+            IngestLog::connect(settings).expect("client")
+        })
+        .collect();
+    let started = Instant::now();
+    let pushed = futures_util::future::join_all(clients.iter().zip(&per_client).map(|(client, records)| async move {
+        let mut end = BTreeMap::new();
+        // a collector's publish chunk: this many appends in flight, so each request carries them all
+        for chunk in records.chunks(2_000) {
+            let appended =
+                futures_util::future::join_all(chunk.iter().map(|value| client.append(TOPIC, b"", value))).await;
+            for position in appended {
+                let position = position.expect("accepted");
+                let offset = end.entry(position.partition).or_insert(0u64);
+                *offset = (*offset).max(position.offset + 1);
+            }
+        }
+        client.flush().await.expect("flush");
+        end
+    }))
+    .await;
+    let accepted = started.elapsed();
+    let mut end = BTreeMap::new();
+    for client_end in pushed {
+        for (partition, offset) in client_end {
+            let at = end.entry(partition).or_insert(0u64);
+            *at = (*at).max(offset);
+        }
+    }
+    report("two collector clients -> loopback TLS -> ingest -> embedded log (accepted)", observations, accepted);
+    let store = EmbeddedStore::open(&directory.join("store")).expect("store");
+    let folded = process(&*log, &store, &end).await;
+    report("embedded log -> fold -> embedded store (folded)", observations, folded);
+    report("accepted, then folded", observations, accepted + folded);
+}
+
 /// A bare rdkafka consumer reading every record of the topic, for comparison.
 async fn bare_consumer(bootstrap: &str, records: u64) -> Duration {
     let consumer: StreamConsumer = rdkafka::ClientConfig::new()
@@ -186,7 +297,9 @@ async fn main() {
     let peers = u64::from(options.hosts) * u64::from(options.peers_per_host);
     println!("{options:?}: {peers} peers");
     let directory = tempfile::tempdir().expect("tempdir");
-    if options.tansu {
+    if options.ingest {
+        through_ingest(directory.path(), &options).await;
+    } else if options.tansu {
         let store = EmbeddedStore::open(&directory.path().join("store")).expect("store");
         let broker = argus_testkit::Tansu::start_durable();
         broker.create_topic(TOPIC, 4).await;

@@ -52,6 +52,22 @@ pub struct Claims {
     pub iat: Option<u64>,
 }
 
+/// The audience of collector credentials: what keeps them apart from API tokens, which lack it.
+pub const COLLECTOR_AUDIENCE: &str = "argus-ingest";
+
+/// The claims of a collector credential: it names a collector id and nothing more; what that
+/// collector may speak for is the collector registry's to say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectorClaims {
+    /// The collector id, as its events' `collector_id`.
+    pub sub: String,
+    /// [`COLLECTOR_AUDIENCE`].
+    pub aud: String,
+    pub exp: u64,
+    /// Issue time: a registry entry may revoke credentials issued before a date.
+    pub iat: u64,
+}
+
 /// An authenticated caller: every resolver is scoped by it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -161,6 +177,8 @@ struct VerificationKey {
     key_id: Option<String>,
     key: DecodingKey,
     validation: Validation,
+    /// The same checks for collector credentials: their audience, and an issue time.
+    collector_validation: Validation,
 }
 
 /// Seconds a token is still accepted after its `exp` (clock skew between issuer and API).
@@ -205,6 +223,17 @@ impl Authenticator {
             validation.set_required_spec_claims(&required);
             validation
         };
+        let collector_validation_for = |algorithm: Algorithm| {
+            let mut validation = validation_for(algorithm);
+            validation.set_audience(&[COLLECTOR_AUDIENCE]);
+            validation.validate_aud = true;
+            let mut required = vec!["exp", "sub", "aud", "iat"];
+            if config.issuer.is_some() {
+                required.push("iss");
+            }
+            validation.set_required_spec_claims(&required);
+            validation
+        };
         let mut keys = Vec::new();
         if let Some(secret) = &config.hs256_secret {
             if secret.expose().len() < 32 {
@@ -214,6 +243,7 @@ impl Authenticator {
                 key_id: None,
                 key: DecodingKey::from_secret(secret.expose().as_bytes()),
                 validation: validation_for(Algorithm::HS256),
+                collector_validation: collector_validation_for(Algorithm::HS256),
             });
         }
         for (index, public) in config.public_keys.iter().enumerate() {
@@ -227,7 +257,12 @@ impl Authenticator {
                 algorithm: name,
                 reason: error.to_string(),
             })?;
-            keys.push(VerificationKey { key_id: public.key_id.clone(), key, validation: validation_for(algorithm) });
+            keys.push(VerificationKey {
+                key_id: public.key_id.clone(),
+                key,
+                validation: validation_for(algorithm),
+                collector_validation: collector_validation_for(algorithm),
+            });
         }
         if keys.is_empty() {
             return Err(AuthConfigError::NoKeys);
@@ -244,11 +279,7 @@ impl Authenticator {
     /// before is accepted again without checking its signature, until its `exp` (with the same
     /// leeway) has passed.
     fn authenticate_at(&self, authorization: Option<&str>, now: u64) -> Result<Caller, AuthError> {
-        let header = authorization.ok_or(AuthError::Missing)?;
-        let token = match header.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => token.trim(),
-            _ => return Err(AuthError::InvalidRequest("authorization header must be `Bearer <token>`".into())),
-        };
+        let token = bearer(authorization.ok_or(AuthError::Missing)?)?;
         if let Some(known) = self.verified.get(token) {
             return if now <= known.accepted_until { Ok(known) } else { Err(expired()) };
         }
@@ -258,10 +289,24 @@ impl Authenticator {
     }
 
     /// The caller `token` names, when its signature and claims verify.
+    fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        caller_of(self.verify_claims::<Claims>(token, |key| &key.validation)?)
+    }
+
+    /// The collector a credential (`Authorization` header value) names, and when it was issued.
+    /// API tokens are refused here, and credentials by the API: their audiences differ.
+    pub fn collector(&self, authorization: Option<&str>) -> Result<CollectorClaims, AuthError> {
+        let token = bearer(authorization.ok_or(AuthError::Missing)?)?;
+        self.verify_claims::<CollectorClaims>(token, |key| &key.collector_validation)
+    }
+
+    /// The claims of `token`, when its signature and claims verify under `validation`.
     ///
     /// A token naming a `kid` is checked against the key with that id only; a token without one
     /// against every key of its algorithm in turn (several keys are configured while one rotates).
-    fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+    fn verify_claims<T: serde::de::DeserializeOwned>(
+        &self, token: &str, validation: impl Fn(&VerificationKey) -> &Validation,
+    ) -> Result<T, AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| AuthError::InvalidToken(format!("token is not a signed JWT: {error}")))?;
         let of_algorithm = || self.keys.iter().filter(|key| key.validation.algorithms.contains(&header.alg));
@@ -276,14 +321,22 @@ impl Authenticator {
             }));
         }
         for key in candidates {
-            match jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation) {
-                Ok(decoded) => return caller_of(decoded.claims),
+            match jsonwebtoken::decode::<T>(token, &key.key, validation(key)) {
+                Ok(decoded) => return Ok(decoded.claims),
                 // another key of the same algorithm may have signed it
                 Err(error) if *error.kind() == ErrorKind::InvalidSignature => continue,
                 Err(error) => return Err(token_refusal(&error)),
             }
         }
         Err(AuthError::InvalidToken("token signature does not verify".into()))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+fn bearer(header: &str) -> Result<&str, AuthError> {
+    match header.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
+        _ => Err(AuthError::InvalidRequest("authorization header must be `Bearer <token>`".into())),
     }
 }
 
@@ -329,8 +382,8 @@ impl Caller {
     }
 }
 
-/// Signs an HS256 token: development tokens (`argus token`) and tests.
-pub fn mint_hs256(secret: &Secret, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+/// Signs an HS256 token or collector credential: `argus token` and tests.
+pub fn mint_hs256(secret: &Secret, claims: &impl Serialize) -> Result<String, jsonwebtoken::errors::Error> {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.expose().as_bytes()))
 }
 
@@ -411,5 +464,26 @@ mod tests {
         let weak = AuthConfig { hs256_secret: Some(Secret::new("short")), ..AuthConfig::default() };
         assert_eq!(Authenticator::new(&weak).expect_err("refused"), AuthConfigError::WeakSecret(5));
         assert_eq!(Authenticator::new(&AuthConfig::default()).expect_err("refused"), AuthConfigError::NoKeys);
+    }
+
+    #[test]
+    fn collector_credentials_and_api_tokens_are_not_taken_for_each_other() {
+        let auth = authenticator();
+        let now = jsonwebtoken::get_current_timestamp();
+        let credential = |aud: &str, exp: u64| {
+            let claims = CollectorClaims { sub: "gw-1".into(), aud: aud.into(), exp, iat: now };
+            format!("Bearer {}", mint_hs256(&secret(), &claims).expect("mint"))
+        };
+        let named = auth.collector(Some(&credential(COLLECTOR_AUDIENCE, now + 60))).expect("a credential");
+        assert_eq!((named.sub.as_str(), named.iat), ("gw-1", now));
+        assert!(auth.authenticate(Some(&credential(COLLECTOR_AUDIENCE, now + 60))).is_err(), "not an API token");
+        let token = format!("Bearer {}", mint_hs256(&secret(), &claims(now + 60)).expect("mint"));
+        assert!(matches!(auth.collector(Some(&token)), Err(AuthError::InvalidToken(_))), "not a credential");
+        assert!(matches!(auth.collector(Some(&credential("elsewhere", now + 60))), Err(AuthError::InvalidToken(_))));
+        assert_eq!(
+            auth.collector(Some(&credential(COLLECTOR_AUDIENCE, 1_000))),
+            Err(AuthError::InvalidToken("token has expired".into()))
+        );
+        assert_eq!(auth.collector(None), Err(AuthError::Missing));
     }
 }

@@ -8,16 +8,23 @@ use argus_core::{CollectorId, Event, EventHeader, HostId, InterfaceName, SeqCoun
 use argus_log::{EventLog, LogError, Position};
 use async_trait::async_trait;
 
-/// The one log call the API needs, object-safe so the schema holds any log.
+/// The log calls the API and the ingest endpoint need, object-safe so either holds any log.
 #[async_trait]
 pub trait RecordSink: Send + Sync {
     async fn append_record(&self, topic: &str, key: &[u8], value: &[u8]) -> Result<Position, LogError>;
+
+    /// Returns once every record appended before is durable.
+    async fn flush_records(&self) -> Result<(), LogError>;
 }
 
 #[async_trait]
 impl<L: EventLog> RecordSink for L {
     async fn append_record(&self, topic: &str, key: &[u8], value: &[u8]) -> Result<Position, LogError> {
         self.append(topic, key, value).await
+    }
+
+    async fn flush_records(&self) -> Result<(), LogError> {
+        self.flush().await
     }
 }
 
@@ -87,6 +94,10 @@ mod tests {
     #[async_trait]
     impl RecordSink for Refusing {
         async fn append_record(&self, _: &str, _: &[u8], _: &[u8]) -> Result<Position, LogError> {
+            Err(LogError::Unavailable("down".into()))
+        }
+
+        async fn flush_records(&self) -> Result<(), LogError> {
             Err(LogError::Unavailable("down".into()))
         }
     }

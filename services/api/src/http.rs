@@ -404,7 +404,7 @@ async fn socket_ending(initialised: oneshot::Receiver<u64>, init_timeout: Durati
 }
 
 #[handler]
-fn healthz() -> &'static str {
+pub(crate) fn healthz() -> &'static str {
     "ok"
 }
 

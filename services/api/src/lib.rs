@@ -11,6 +11,7 @@ mod direct;
 mod events;
 mod export;
 mod http;
+mod ingest;
 mod limits;
 mod live;
 mod object;
@@ -28,6 +29,7 @@ use tokio::sync::broadcast;
 
 pub use self::events::{EventPublisher, PublishError, RecordSink};
 pub use self::http::{metrics_routes, prometheus, routes};
+pub use self::ingest::{IngestConfig, IngestConfigError, ingest_routes, serve_ingest};
 pub use self::live::run_alert_feed;
 
 /// Page size when `first` is not given, unless configured otherwise.

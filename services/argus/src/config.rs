@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use argus_api::ApiConfig;
 use argus_api::auth::AuthConfig;
+use argus_api::{ApiConfig, IngestConfig};
 use argus_collector::{CollectorConfig, InterfaceOverride};
+use argus_core::CollectorRegistry;
 use argus_core::fold::{AnomalyConfig, UpstreamGroup};
 use argus_core::{Clearance, RuleConfig, StalenessWindow};
 use argus_log::KafkaSecurity;
-use argus_processor::{CollectorRegistry, ProcessorConfig};
+use argus_processor::ProcessorConfig;
 use serde::Deserialize;
 
 /// Everything `argus` reads; see `infra/argus.example.toml` for every key with its default.
@@ -26,6 +27,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Partitions of the embedded log.
     pub partitions: u32,
+    /// Where `argus run` keeps its log: `embedded` (in `data_dir`) or `kafka` (`[kafka]`).
+    pub log: LogChoice,
     pub auth: AuthConfig,
     pub api: ApiConfig,
     pub collector: CollectorSection,
@@ -33,8 +36,20 @@ pub struct Config {
     pub processor: ProcessorSection,
     pub kafka: KafkaSection,
     pub scylla: ScyllaSection,
+    /// `[ingest]`: where remote `argus collector`s push their events to this `argus run`.
+    pub ingest: IngestConfig,
     /// `/metrics` and `/healthz` of `argus collector` and `argus processor`.
     pub metrics_listen: SocketAddr,
+}
+
+/// The log `argus run` reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogChoice {
+    /// The embedded log in `data_dir/log`: one machine, nothing else to run.
+    Embedded,
+    /// The brokers of `[kafka]` (with `[kafka.security]`), for sites that run Kafka but no ScyllaDB.
+    Kafka,
 }
 
 /// `[processor]`: pacing of the fold's writes.
@@ -108,6 +123,7 @@ impl Default for Config {
             data_dir: PathBuf::from("argus-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             partitions: 4,
+            log: LogChoice::Embedded,
             auth: AuthConfig::default(),
             api: ApiConfig::default(),
             collector: CollectorSection::default(),
@@ -115,6 +131,7 @@ impl Default for Config {
             processor: ProcessorSection::default(),
             kafka: KafkaSection::default(),
             scylla: ScyllaSection::default(),
+            ingest: IngestConfig::default(),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
         }
     }
@@ -144,6 +161,38 @@ pub struct CollectorSection {
     /// `# Owner`, `# Site`, `# Clearance`) comments in its `[Peer]` sections, or TOML `[[peer]]`
     /// tables; read at start, a malformed one refuses to start with its line and the reason.
     pub inventory: Option<PathBuf>,
+    /// `[collector.central]`: push to a central `argus run` instead of Kafka.
+    pub central: CentralSection,
+}
+
+/// `[collector.central]`: the central `argus run` that `argus collector` pushes its events to
+/// (its `[ingest]` listener); unset `url`: the collector publishes to Kafka.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CentralSection {
+    /// `https://central.example:8443`; `http://` only to a loopback address.
+    pub url: Option<String>,
+    /// The collector credential an admin issued with `argus token --collector ID`.
+    pub credential: Option<argus_core::Secret>,
+    /// PEM roots the central's certificate must chain to (a private PKI); unset: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Most events in one request.
+    pub max_batch_records: usize,
+    /// Longest one request may take before it is retried.
+    pub timeout_ms: u64,
+}
+
+impl Default for CentralSection {
+    fn default() -> Self {
+        let defaults = argus_log::IngestSettings::new("", argus_core::Secret::new(""), "");
+        Self {
+            url: None,
+            credential: None,
+            ca_file: None,
+            max_batch_records: defaults.max_batch_records,
+            timeout_ms: defaults.timeout.as_millis() as u64,
+        }
+    }
 }
 
 /// `[collector.probes]`: when a peer's handshake ages, its last endpoint is pinged from the
@@ -193,6 +242,7 @@ impl Default for CollectorSection {
             overrides: BTreeMap::new(),
             probes: ProbesSection::default(),
             inventory: None,
+            central: CentralSection::default(),
         }
     }
 }
@@ -392,6 +442,47 @@ impl Config {
             collectors: self.processor.collectors.clone(),
             ..ProcessorConfig::default()
         })
+    }
+
+    /// How `argus collector` reaches its central, when `[collector.central]` names one.
+    pub fn central(&self) -> anyhow::Result<Option<argus_log::IngestSettings>> {
+        let central = &self.collector.central;
+        let Some(url) = &central.url else { return Ok(None) };
+        let credential = central
+            .credential
+            .clone()
+            .context("collector.central.credential is not set: issue one with `argus token --collector ID`")?;
+        let mut settings = argus_log::IngestSettings::new(url.clone(), credential, self.api.observations_topic.clone());
+        settings.ca_file = central.ca_file.clone();
+        settings.max_batch_records = central.max_batch_records.max(1);
+        settings.timeout = Duration::from_millis(central.timeout_ms.max(100));
+        Ok(Some(settings))
+    }
+
+    /// The processor's collector registry in `argus run`: the configured one, plus this process's
+    /// own collector and API when it lists anyone (they write to the log directly, not through
+    /// ingest, and need no entry of their own).
+    pub fn processor_registry(&self, collector: Option<&CollectorConfig>) -> CollectorRegistry {
+        let mut registry = self.processor.collectors.clone();
+        if registry.0.is_empty() {
+            return registry;
+        }
+        let grant = |orgs: Vec<String>| argus_core::CollectorGrant { orgs, ..argus_core::CollectorGrant::default() };
+        registry.0.entry(self.api.instance_id.clone()).or_insert_with(|| grant(vec!["*".into()]));
+        if let Some(collector) = collector {
+            let mut orgs: Vec<String> = std::iter::once(collector.org.to_string())
+                .chain(
+                    collector
+                        .overrides
+                        .values()
+                        .filter_map(|overrides| overrides.org.as_ref().map(ToString::to_string)),
+                )
+                .collect();
+            orgs.sort();
+            orgs.dedup();
+            registry.0.entry(collector.collector_id.to_string()).or_insert_with(|| grant(orgs));
+        }
+        registry
     }
 
     pub fn collector(&self) -> anyhow::Result<CollectorConfig> {

@@ -1,7 +1,8 @@
 //! `argus`: Argus WireGuard in one binary. `argus run` is the all-in-one mode (collector,
-//! processor and GraphQL API in one process on the embedded log and store); `argus collector`,
-//! `argus processor` and `argus api` are the scale-out services on Kafka and ScyllaDB; `argus
-//! token` mints a development JWT.
+//! processor and GraphQL API in one process on the embedded log and store, and the central that
+//! remote collectors push to); `argus collector` publishes one host's interfaces to that central or
+//! to Kafka; `argus processor` and `argus api` are the scale-out services on Kafka and ScyllaDB;
+//! `argus token` mints a development JWT or a collector credential.
 
 mod config;
 
@@ -10,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use argus_api::auth::{Authenticator, Claims, Role, mint_hs256};
-use argus_api::{ApiContext, metrics_routes, routes, run_alert_feed, serve};
+use argus_api::auth::{Authenticator, COLLECTOR_AUDIENCE, Claims, CollectorClaims, Role, mint_hs256};
+use argus_api::{ApiContext, RecordSink, ingest_routes, metrics_routes, routes, run_alert_feed, serve, serve_ingest};
 use argus_collector::{Collector, WireguardHost};
-use argus_log::{EmbeddedLog, EventLog, KafkaLog, LogError};
+use argus_log::{EmbeddedLog, EventLog, IngestLog, KafkaLog, LogError};
 use argus_store::scylla::ScyllaStore;
 use argus_store::{EmbeddedStore, ProjectionStore, StoreError};
 use clap::{Parser, Subcommand};
@@ -41,9 +42,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Collector, processor and API in one process on the embedded log and store.
+    /// Collector, processor and API in one process on the embedded store, with the embedded log
+    /// (or Kafka: `log = "kafka"`); the central remote collectors push to (`[ingest]`).
     Run,
-    /// This host's WireGuard interfaces to Kafka (one per gateway host).
+    /// This host's WireGuard interfaces to a central `argus run` (`[collector.central]`) or to
+    /// Kafka (one per gateway host).
     Collector,
     /// Kafka to ScyllaDB: fold, projections, alerts (scale out in one consumer group).
     Processor,
@@ -52,10 +55,15 @@ enum Command {
     /// Rebuild the embedded store of `data_dir` from its embedded log (with `argus run` stopped);
     /// the old store is kept as `store.before-replay`.
     Replay,
-    /// Print a development JWT signed with the configured HS256 secret.
+    /// Print a development JWT signed with the configured HS256 secret, or with `--collector` a
+    /// collector credential for pushing to this central's `[ingest]`.
     Token {
-        #[arg(long)]
-        org: String,
+        #[arg(long, required_unless_present = "collector")]
+        org: Option<String>,
+        /// Issue a collector credential for this collector id (its grant is the collector
+        /// registry's entry, `[processor.collectors]`).
+        #[arg(long, conflicts_with_all = ["org", "role", "clearance"])]
+        collector: Option<String>,
         #[arg(long, default_value = "UNCLASSIFIED")]
         clearance: String,
         /// viewer, operator or admin.
@@ -80,12 +88,24 @@ fn main() -> anyhow::Result<()> {
         Command::Processor => Box::pin(processor(config)),
         Command::Api => Box::pin(api(config)),
         Command::Replay => Box::pin(replay(config)),
-        Command::Token { org, clearance, role, hours, subject } => {
+        Command::Token { org, collector, clearance, role, hours, subject } => {
             let secret = config.auth.hs256_secret.as_ref().context("auth.hs256_secret is not set")?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+            if let Some(collector) = collector {
+                collector.parse::<argus_core::CollectorId>().context("--collector")?;
+                let claims = CollectorClaims {
+                    sub: collector,
+                    aud: COLLECTOR_AUDIENCE.into(),
+                    exp: now + hours * 3_600,
+                    iat: now,
+                };
+                println!("{}", mint_hs256(secret, &claims)?);
+                return Ok(());
+            }
+            let org = org.context("--org")?;
             org.parse::<argus_core::OrgId>().context("--org")?;
             clearance.parse::<argus_core::Clearance>().context("--clearance")?;
             let role: Role = role.parse().map_err(anyhow::Error::msg).context("--role")?;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
             let claims = Claims { sub: subject, org, clearance, role, exp: now + hours * 3_600, iat: Some(now) };
             println!("{}", mint_hs256(secret, &claims)?);
             return Ok(());
@@ -183,6 +203,28 @@ impl Services {
         Ok(())
     }
 
+    /// The ingest endpoint remote collectors push to, appending to `log`.
+    fn ingest<L: EventLog + 'static>(&mut self, log: Arc<L>, config: &config::Config) -> anyhow::Result<()> {
+        let Some(listen) = config.ingest.listen else { return Ok(()) };
+        let tls = config.ingest.tls(&config.processor.collectors).context("ingest")?;
+        let listener = std::net::TcpListener::bind(listen).with_context(|| format!("ingest.listen {listen}"))?;
+        let authenticator = Authenticator::new(&config.auth).context("auth (collector credentials)")?;
+        let sink: Arc<dyn RecordSink> = log;
+        let routes = ingest_routes(
+            sink,
+            config.api.observations_topic.clone(),
+            authenticator,
+            config.processor.collectors.clone(),
+            &config.ingest,
+        );
+        let stopped = self.stopped.clone();
+        info!(%listen, tls = tls.is_some(), "ingest open for remote collectors");
+        self.tasks.push(tokio::spawn(async move {
+            serve_ingest(listener, tls, routes, until_stopped(stopped)).await.context("ingest server")
+        }));
+        Ok(())
+    }
+
     /// `/metrics` and `/healthz` alone.
     fn metrics(&mut self, listen: std::net::SocketAddr) -> anyhow::Result<()> {
         let listener = std::net::TcpListener::bind(listen).with_context(|| format!("metrics_listen {listen}"))?;
@@ -222,21 +264,38 @@ impl Services {
     }
 }
 
-/// `argus run`: everything in one process on the embedded log and store.
+/// `argus run`: everything in one process on the embedded store, with its log embedded or on Kafka.
 async fn run(config: config::Config) -> anyhow::Result<()> {
-    let processor_config = config.processor()?;
-    let collector_config = config.collector()?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("data_dir {}", config.data_dir.display()))?;
-    let log = Arc::new(EmbeddedLog::open(&config.data_dir.join("log"), config.partitions).context("embedded log")?);
+    match config.log {
+        config::LogChoice::Embedded => {
+            let log = EmbeddedLog::open(&config.data_dir.join("log"), config.partitions).context("embedded log")?;
+            run_on(Arc::new(log), config).await
+        }
+        config::LogChoice::Kafka => {
+            let log = kafka(&config).await?;
+            run_on(log, config).await
+        }
+    }
+}
+
+async fn run_on<L: EventLog + 'static>(log: Arc<L>, config: config::Config) -> anyhow::Result<()> {
+    let mut processor_config = config.processor()?;
+    let collector_config = config.collector()?;
+    processor_config.collectors = config.processor_registry(config.collector.enabled.then_some(&collector_config));
     let store = Arc::new(EmbeddedStore::open(&config.data_dir.join("store")).context("embedded store")?);
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("listen {}", config.listen))?;
     let mut services = Services::new();
     services.processor(Arc::clone(&log), Arc::clone(&store), processor_config);
     services.api(Arc::clone(&log), store, &config, listener)?;
+    services.ingest(Arc::clone(&log), &config)?;
     if config.collector.enabled {
         services.collector(log, collector_config);
     }
-    info!(listen = %config.listen, data_dir = %config.data_dir.display(), "argus running: GraphQL at /graphql");
+    info!(
+        listen = %config.listen, data_dir = %config.data_dir.display(), log = ?config.log,
+        "argus running: GraphQL at /graphql"
+    );
     services.wait().await
 }
 
@@ -269,13 +328,19 @@ async fn scylla(config: &config::Config) -> anyhow::Result<Arc<ScyllaStore>> {
     Ok(Arc::new(store))
 }
 
-/// `argus collector`: this host's interfaces to Kafka.
+/// `argus collector`: this host's interfaces to a central `argus run` or to Kafka.
 async fn collector(config: config::Config) -> anyhow::Result<()> {
     let collector_config = config.collector()?;
     let mut services = Services::new();
     services.metrics(config.metrics_listen)?;
-    services.collector(kafka(&config).await?, collector_config);
-    info!(brokers = %config.kafka.brokers, "argus collector running");
+    if let Some(central) = config.central()? {
+        let url = central.url.clone();
+        services.collector(Arc::new(IngestLog::connect(central).context("collector.central")?), collector_config);
+        info!(central = %url, "argus collector running");
+    } else {
+        services.collector(kafka(&config).await?, collector_config);
+        info!(brokers = %config.kafka.brokers, "argus collector running");
+    }
     services.wait().await
 }
 

@@ -1,181 +1,14 @@
 //! End to end: the `argus` binary (`argus run`) against the WireGuard lab, over HTTP GraphQL, as an
 //! operator would use it. Needs root (namespaces); fails, never skips, without it.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use argus_testkit::lab::{DumpPeer, Lab, LabOptions};
+use argus_testkit::lab::{Lab, LabOptions};
+use common::{Argus, SECRET, argus_command, counters, free_port};
 use serde_json::{Value, json};
-
-const SECRET: &str = "e2e-secret-of-at-least-thirty-two-bytes";
-
-/// `argus run` as a child process on a free loopback port; killed on drop.
-struct Argus {
-    child: Option<Child>,
-    config: std::path::PathBuf,
-    url: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("port").port()
-}
-
-fn argus_command(config: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_argus"));
-    command.arg("--config").arg(config);
-    command
-}
-
-impl Argus {
-    /// Writes a configuration for `lab`'s hub into `directory` (with `rules` appended to `[rules]`)
-    /// and starts `argus run`.
-    async fn start(directory: &Path, lab: &Lab, rules: &str) -> Self {
-        Self::start_with(directory, lab, "", rules).await
-    }
-
-    /// The same, with `collector` appended to `[collector]`.
-    async fn start_with(directory: &Path, lab: &Lab, collector: &str, rules: &str) -> Self {
-        let config = directory.join("argus.toml");
-        let port = free_port();
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{port}\"\n[auth]\nhs256_secret = \"{SECRET}\"\n\
-                 [collector]\norg = \"e2e\"\nhost = \"hub-01\"\nscan_interval_ms = 1000\ninterfaces = [\"{hub}\"]\n{collector}\n\
-                 [collector.overrides.{hub}]\nnetns = \"{namespace}\"\n[rules]\n{rules}\n",
-                data = directory.join("data").display(),
-                hub = lab.hub_interface(),
-                namespace = lab.hub_namespace(),
-            ),
-        )
-        .expect("write config");
-        let mut argus = Self {
-            child: None,
-            config,
-            url: format!("http://127.0.0.1:{port}"),
-            token: String::new(),
-            http: reqwest::Client::new(),
-        };
-        argus.token = argus.token("TOP_SECRET", "operator");
-        argus.restart().await;
-        argus
-    }
-
-    /// Starts `argus run` (again) and waits until it answers.
-    async fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.config.with_file_name("argus.log"))
-            .expect("log file");
-        let child = argus_command(&self.config)
-            .arg("run")
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start argus run");
-        self.child = Some(child);
-        let started = Instant::now();
-        while self.http.get(format!("{}/healthz", self.url)).send().await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "argus run did not answer");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGKILL: no chance to flush anything.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn graphql(&self, query: &str, variables: Value) -> Value {
-        let body = self.graphql_as(&self.token, query, variables).await;
-        assert!(body.get("errors").is_none(), "{query}: {body}");
-        body["data"].clone()
-    }
-
-    /// The whole answer (data and errors) to `query` sent with `token`.
-    async fn graphql_as(&self, token: &str, query: &str, variables: Value) -> Value {
-        let response = self
-            .http
-            .post(format!("{}/graphql", self.url))
-            .bearer_auth(token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("request");
-        response.json().await.expect("json")
-    }
-
-    /// A token of the e2e organisation at `clearance` with `role`.
-    fn token(&self, clearance: &str, role: &str) -> String {
-        let output = argus_command(&self.config)
-            .args(["token", "--org", "e2e", "--clearance", clearance, "--role", role])
-            .output()
-            .expect("argus token");
-        assert!(output.status.success(), "argus token: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
-    }
-
-    async fn peer(&self, public_key: &str) -> Value {
-        let data = self
-            .graphql(
-                "query($key: String!) { wireguardPeer(publicKey: $key) { status latestHandshake transferRx transferTx } }",
-                json!({ "key": public_key }),
-            )
-            .await;
-        data["wireguardPeer"][0].clone()
-    }
-
-    async fn alerts(&self, kind: &str) -> Vec<Value> {
-        self.alerts_where(json!({ "kind": kind })).await
-    }
-
-    /// The alerts `filter` (a `WireguardAlertFilter`) lists.
-    async fn alerts_where(&self, filter: Value) -> Vec<Value> {
-        let data = self
-            .graphql(
-                "query($filter: WireguardAlertFilter) { wireguardAlerts(filter: $filter, first: 100) {
-                    edges { node { alertId state severity publicKey probableCause summary raisedAt revisedAt
-                        incidentId silenced evidence { name value } } } } }",
-                json!({ "filter": filter }),
-            )
-            .await;
-        data["wireguardAlerts"]["edges"].as_array().expect("edges").iter().map(|edge| edge["node"].clone()).collect()
-    }
-
-    /// Waits up to 20 s until alerts of `kind` exist (`what` names the wait), and returns them.
-    async fn raised(&self, what: &str, kind: &str) -> Vec<Value> {
-        self.eventually(what, Duration::from_secs(20), async |argus| {
-            let alerts = argus.alerts(kind).await;
-            (!alerts.is_empty()).then_some(alerts)
-        })
-        .await
-    }
-
-    /// Polls `probe` until it returns `Some`, for at most `timeout`.
-    async fn eventually<T>(&self, what: &str, timeout: Duration, mut probe: impl AsyncFnMut(&Self) -> Option<T>) -> T {
-        let started = Instant::now();
-        loop {
-            if let Some(found) = probe(self).await {
-                return found;
-            }
-            assert!(started.elapsed() < timeout, "timed out waiting until {what}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
-impl Drop for Argus {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// WireGuard renews handshakes every 120 s while traffic flows: a window just above that.
 const SHORT_WINDOW: &str = "stale_after_s = 135\nfresh_below_s = 125";
@@ -625,11 +458,6 @@ async fn a_silent_collector_is_one_gateway_alert_not_a_storm() {
 }
 
 /// The hub's counters for `key` in `dump`.
-fn counters(dump: &[DumpPeer], key: &str) -> (u64, u64) {
-    let peer = dump.iter().find(|peer| peer.public_key == key).expect("peer in dump");
-    (peer.rx_bytes, peer.tx_bytes)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_argus_mid_stream_leaves_no_gap_and_no_double_count() {
     let lab = Lab::up(3, LabOptions::default());

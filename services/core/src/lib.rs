@@ -11,6 +11,7 @@ pub mod ids;
 pub mod key;
 pub mod net;
 pub mod packed;
+pub mod registry;
 pub mod secret;
 pub mod synthetic;
 pub mod text;
@@ -28,4 +29,5 @@ pub use fold::{
 pub use ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
 pub use key::PublicKey;
 pub use net::{Cidr, Endpoint};
+pub use registry::{CollectorGrant, CollectorRegistry};
 pub use secret::Secret;

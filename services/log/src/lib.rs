@@ -6,6 +6,7 @@
 //! checkpoints are the source of truth), and commit positions for lag monitoring.
 
 mod embedded;
+pub mod ingest;
 mod kafka;
 
 use std::time::Duration;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::embedded::{EmbeddedConsumer, EmbeddedLog};
+pub use self::ingest::{IngestLog, IngestSettings};
 pub use self::kafka::{KafkaConsumer, KafkaLog, KafkaSecurity, SaslMechanism, SecurityProtocol};
 
 /// A place in a topic: a partition and an offset within it.

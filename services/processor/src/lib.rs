@@ -17,8 +17,6 @@
 //! skipped. Whenever reading resumes (from a checkpoint, or after the log was unreachable) the
 //! gateway-silence clocks start again: the pipeline's own outage is not a gateway's silence.
 
-mod registry;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,12 +24,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use argus_core::codec::{AlertEncoding, decode_event, encode_dead_letter};
 use argus_core::fold::{Effect, RuleConfig, SnapshotError};
 use argus_core::ids::partition_key;
-use argus_core::{DeadLetter, FoldState, HostId, OrgId, UnixMillis};
+use argus_core::{CollectorRegistry, DeadLetter, FoldState, HostId, OrgId, UnixMillis};
 use argus_log::{Delivery, EventLog, LogConsumer, LogError, Position, Record};
 use argus_store::{Batch, Checkpoint, ProjectionStore, StoreError};
 use tracing::warn;
-
-pub use self::registry::{CollectorGrant, CollectorRegistry};
 
 /// How long an alert or dead letter is retried while the log refuses it before the processor
 /// stops (its batch is not written then, so a restart publishes it again).

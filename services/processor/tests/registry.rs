@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use argus_core::CollectorRegistry;
 use argus_core::codec::{decode_dead_letter, encode_event};
 use argus_core::{Clearance, Event, EventHeader, Heartbeat};
 use argus_log::{Delivery, EmbeddedLog, EventLog, LogConsumer};
-use argus_processor::{CollectorRegistry, ProcessorConfig, run_until_caught_up};
+use argus_processor::{ProcessorConfig, run_until_caught_up};
 use argus_store::{EmbeddedStore, ProjectionStore};
 
 fn heartbeat(collector: &str, org: &str, host: &str, seq: u64) -> Event {

@@ -1,0 +1,385 @@
+//! The ingest client: an [`EventLog`] that only publishes, sending records in batches over HTTPS to
+//! a central `argus run`, which appends them to its own log and answers once they are durable.
+//!
+//! A batch is the request body `POST /ingest/v1/events` (`Content-Type:
+//! application/vnd.argus.events.v1`): each record's value (an Avro single-object event) as a 4-byte
+//! big-endian length and its bytes. The central derives each record's key from the event it decodes
+//! and appends to its observations topic; the answer is `{"positions": [[partition, offset], ...]}`,
+//! one per record in order, or `{"error": "...", "record": n}` for the whole batch.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use argus_core::Secret;
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{EventLog, LogConsumer, LogError, Position};
+
+/// Where a central `argus run` takes batches.
+pub const INGEST_PATH: &str = "/ingest/v1/events";
+/// The media type of a batch body.
+pub const BATCH_CONTENT_TYPE: &str = "application/vnd.argus.events.v1";
+
+/// Appends `value` to a batch body.
+pub fn frame_record(value: &[u8], body: &mut Vec<u8>) {
+    let length = u32::try_from(value.len()).unwrap_or(u32::MAX);
+    body.extend_from_slice(&length.to_be_bytes());
+    body.extend_from_slice(&value[..length as usize]);
+}
+
+/// A batch body that does not frame whole records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {record} is cut short at byte {offset}: the body does not frame whole records")]
+pub struct BatchError {
+    pub record: usize,
+    pub offset: usize,
+}
+
+/// The records of a batch body, in order.
+pub fn records_of(body: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
+    let mut records = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let offset = body.len() - rest.len();
+        let cut = BatchError { record: records.len(), offset };
+        let (length, after) = rest.split_first_chunk::<4>().ok_or(cut.clone())?;
+        let length = u32::from_be_bytes(*length) as usize;
+        if after.len() < length {
+            return Err(cut);
+        }
+        let (record, after) = after.split_at(length);
+        records.push(record);
+        rest = after;
+    }
+    Ok(records)
+}
+
+/// How a collector reaches its central.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// `https://central.example:8443`; `http://` only to a loopback address.
+    pub url: String,
+    /// The collector credential an admin issued (`argus token --collector ID`).
+    pub credential: Secret,
+    /// PEM roots the central's certificate must chain to (a private PKI); unset: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The only topic `append` takes: the central decides where the records go.
+    pub topic: String,
+    /// Most records in one request.
+    pub max_batch_records: usize,
+    /// Longest a request may take before it counts as failed (and is retried by the caller).
+    pub timeout: Duration,
+}
+
+impl IngestSettings {
+    pub fn new(url: impl Into<String>, credential: Secret, topic: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            credential,
+            ca_file: None,
+            topic: topic.into(),
+            max_batch_records: 2_000,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where an append's outcome is sent.
+type Reply = oneshot::Sender<Result<Position, LogError>>;
+
+enum Command {
+    Append { value: Vec<u8>, reply: Reply },
+    Flush { reply: oneshot::Sender<()> },
+}
+
+/// Publishes to a central over HTTPS. Appends made while a request is in flight go in the next one.
+#[derive(Debug, Clone)]
+pub struct IngestLog {
+    topic: String,
+    /// Unbounded, so an append is queued when first polled, never after a yield: appends polled in
+    /// order (a collector's chunk) reach the central in that order, and their `seq` with them. The
+    /// callers bound what is in flight.
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl IngestLog {
+    /// Checks the settings and starts the sender (on the current tokio runtime); connects lazily.
+    pub fn connect(settings: IngestSettings) -> Result<Self, LogError> {
+        let url = reqwest::Url::parse(&settings.url)
+            .map_err(|error| LogError::Invalid(format!("central url {:?}: {error}", settings.url)))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => {
+                return Err(LogError::Invalid(format!(
+                    "central url {:?}: plain http is allowed only to a loopback address; use https",
+                    settings.url
+                )));
+            }
+            other => {
+                return Err(LogError::Invalid(format!("central url {:?}: scheme {other} is not http(s)", settings.url)));
+            }
+        }
+        let endpoint = url
+            .join(INGEST_PATH)
+            .map_err(|error| LogError::Invalid(format!("central url {:?}: {error}", settings.url)))?;
+        let mut client = reqwest::Client::builder().timeout(settings.timeout).connect_timeout(Duration::from_secs(5));
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|error| LogError::Invalid(format!("central ca_file {}: {error}", path.display())))?;
+            let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|error| LogError::Invalid(format!("central ca_file {}: {error}", path.display())))?;
+            client = client.tls_certs_only(roots);
+        }
+        let client = client.build().map_err(|error| LogError::Invalid(format!("ingest client: {}", chain(&error))))?;
+        let (commands, queue) = mpsc::unbounded_channel();
+        let sender = Sender {
+            client,
+            endpoint,
+            authorization: format!("Bearer {}", settings.credential.expose()),
+            max_batch_records: settings.max_batch_records.max(1),
+        };
+        tokio::spawn(sender.run(queue));
+        Ok(Self { topic: settings.topic, commands })
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|address| address.is_loopback())
+}
+
+/// An error and its sources on one line (reqwest hides the TLS reason in a source).
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The task that owns the HTTP client: one request at a time, so records arrive in append order.
+struct Sender {
+    client: reqwest::Client,
+    endpoint: reqwest::Url,
+    authorization: String,
+    max_batch_records: usize,
+}
+
+impl Sender {
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Command>) {
+        let mut appends = Vec::new();
+        let mut flushes = Vec::new();
+        while let Some(first) = queue.recv().await {
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Append { value, reply } => appends.push((value, reply)),
+                    Command::Flush { reply } => flushes.push(reply),
+                }
+                if appends.len() < self.max_batch_records {
+                    next = queue.try_recv().ok();
+                }
+            }
+            if !appends.is_empty() {
+                self.send(std::mem::take(&mut appends)).await;
+            }
+            // every append queued before a flush has been answered, and answered means durable
+            for reply in flushes.drain(..) {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    async fn send(&self, appends: Vec<(Vec<u8>, Reply)>) {
+        let started = Instant::now();
+        let mut body = Vec::with_capacity(appends.iter().map(|(value, _)| value.len() + 4).sum());
+        for (value, _) in &appends {
+            frame_record(value, &mut body);
+        }
+        let outcome = self.post(body, appends.len()).await;
+        metrics::histogram!("argus_ingest_client_request_seconds").record(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(positions) => {
+                metrics::counter!("argus_ingest_client_records_total", "outcome" => "accepted")
+                    .increment(appends.len() as u64);
+                for ((_, reply), position) in appends.into_iter().zip(positions) {
+                    let _ = reply.send(Ok(position));
+                }
+            }
+            Err(error) => {
+                let outcome = match error {
+                    LogError::Refused(_) => "refused",
+                    LogError::Invalid(_) => "invalid",
+                    _ => "unavailable",
+                };
+                metrics::counter!("argus_ingest_client_records_total", "outcome" => outcome)
+                    .increment(appends.len() as u64);
+                for (_, reply) in appends {
+                    let _ = reply.send(Err(copy(&error)));
+                }
+            }
+        }
+    }
+
+    async fn post(&self, body: Vec<u8>, records: usize) -> Result<Vec<Position>, LogError> {
+        let response = self
+            .client
+            .post(self.endpoint.clone())
+            .header(reqwest::header::AUTHORIZATION, &self.authorization)
+            .header(reqwest::header::CONTENT_TYPE, BATCH_CONTENT_TYPE)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| {
+                let reason = format!("central {}: {}", self.endpoint, chain(&error));
+                if reason.contains("certificate") { LogError::Refused(reason) } else { LogError::Unavailable(reason) }
+            })?;
+        let status = response.status();
+        let text =
+            response.bytes().await.map_err(|error| LogError::Unavailable(format!("central: {}", chain(&error))))?;
+        let answer: serde_json::Value = serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null);
+        if !status.is_success() {
+            let reason =
+                answer["error"].as_str().map_or_else(|| String::from_utf8_lossy(&text).into_owned(), str::to_owned);
+            let reason = format!("central answered {status}: {reason}");
+            return Err(match status.as_u16() {
+                401 | 403 => LogError::Refused(reason),
+                400 | 413 | 415 => LogError::Invalid(reason),
+                _ => LogError::Unavailable(reason),
+            });
+        }
+        let positions: Vec<Position> = answer["positions"]
+            .as_array()
+            .map(|positions| {
+                positions
+                    .iter()
+                    .filter_map(|pair| {
+                        Some(Position { partition: u32::try_from(pair[0].as_u64()?).ok()?, offset: pair[1].as_u64()? })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if positions.len() != records {
+            return Err(LogError::Unavailable(format!(
+                "central answered {} positions for {records} records",
+                positions.len()
+            )));
+        }
+        Ok(positions)
+    }
+}
+
+/// The same error for each record of a failed batch.
+fn copy(error: &LogError) -> LogError {
+    match error {
+        LogError::Invalid(reason) => LogError::Invalid(reason.clone()),
+        LogError::Unavailable(reason) => LogError::Unavailable(reason.clone()),
+        LogError::Refused(reason) => LogError::Refused(reason.clone()),
+        LogError::Corrupt(reason) => LogError::Corrupt(reason.clone()),
+    }
+}
+
+fn stopped() -> LogError {
+    LogError::Unavailable("the ingest sender stopped".into())
+}
+
+#[async_trait]
+impl EventLog for IngestLog {
+    type Consumer = NoConsumer;
+
+    async fn append(&self, topic: &str, _key: &[u8], value: &[u8]) -> Result<Position, LogError> {
+        if topic != self.topic {
+            return Err(LogError::Invalid(format!(
+                "the ingest client publishes only to {}, not {topic}: the central decides where records go",
+                self.topic
+            )));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Append { value: value.to_vec(), reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn flush(&self) -> Result<(), LogError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Flush { reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())
+    }
+
+    async fn subscribe(&self, topic: &str, _group: &str) -> Result<Self::Consumer, LogError> {
+        Err(LogError::Invalid(format!("the ingest client only publishes; {topic} is read on the central")))
+    }
+}
+
+/// The consumer an [`IngestLog`] never hands out.
+#[derive(Debug)]
+pub enum NoConsumer {}
+
+#[async_trait]
+impl LogConsumer for NoConsumer {
+    async fn poll(&mut self, _: usize, _: Duration) -> Result<crate::Delivery, LogError> {
+        match *self {}
+    }
+
+    async fn seek(&mut self, _: Position) -> Result<(), LogError> {
+        match *self {}
+    }
+
+    async fn seek_to_end(&mut self, _: u32) -> Result<(), LogError> {
+        match *self {}
+    }
+
+    async fn commit(&mut self, _: &[Position]) -> Result<(), LogError> {
+        match *self {}
+    }
+
+    async fn end_offset(&mut self, _: u32) -> Result<u64, LogError> {
+        match *self {}
+    }
+
+    fn known_end_offset(&self, _: u32) -> Option<u64> {
+        match *self {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_frames_its_records_and_a_cut_one_is_named() {
+        let mut body = Vec::new();
+        for value in [&b"first"[..], b"", b"third record"] {
+            frame_record(value, &mut body);
+        }
+        assert_eq!(records_of(&body).expect("whole"), vec![&b"first"[..], b"", b"third record"]);
+        assert_eq!(records_of(&[]).expect("empty"), Vec::<&[u8]>::new());
+        assert_eq!(records_of(&body[..body.len() - 1]), Err(BatchError { record: 2, offset: 13 }));
+        assert_eq!(records_of(&body[..2]), Err(BatchError { record: 0, offset: 0 }));
+    }
+
+    #[tokio::test]
+    async fn plain_http_is_refused_beyond_loopback_and_other_topics_are_refused() {
+        let settings = |url: &str| IngestSettings::new(url, Secret::new("credential"), "wireguard.observations");
+        for url in ["http://10.0.0.1:8443", "http://central.example:8443"] {
+            match IngestLog::connect(settings(url)) {
+                Err(LogError::Invalid(reason)) => assert!(reason.contains("only to a loopback address"), "{reason}"),
+                other => panic!("{url}: expected a refusal, got {other:?}"),
+            }
+        }
+        assert!(matches!(IngestLog::connect(settings("ftp://central")), Err(LogError::Invalid(_))));
+        for url in ["http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1", "https://central.example"] {
+            IngestLog::connect(settings(url)).unwrap_or_else(|error| panic!("{url}: {error}"));
+        }
+        let log = IngestLog::connect(settings("http://127.0.0.1:1")).expect("loopback");
+        assert!(matches!(log.append("wireguard.alerts", b"k", b"v").await, Err(LogError::Invalid(_))));
+        assert!(matches!(log.subscribe("wireguard.observations", "g").await, Err(LogError::Invalid(_))));
+        // nothing listens on port 1: unavailable, for the caller to retry
+        assert!(matches!(log.append("wireguard.observations", b"k", b"v").await, Err(LogError::Unavailable(_))));
+    }
+}
