@@ -27,6 +27,22 @@ fn unix_now() -> u64 {
 /// the healthy sites raise nothing; both resolve when restored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_site_and_a_cut_site_get_different_causes_with_probe_evidence() {
+    a_stopped_and_a_cut_site_are_told_apart("").await;
+}
+
+/// The same with `argus run`'s log on a real broker (`log = "kafka"`, tansu on loopback) and its
+/// store embedded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_a_stopped_site_and_a_cut_site_get_different_causes_with_probe_evidence() {
+    let broker = argus_testkit::Tansu::start();
+    broker.create_topic("wireguard.observations", 4).await;
+    broker.create_topic("wireguard.alerts", 1).await;
+    broker.create_topic("wireguard.dead-letter", 1).await;
+    a_stopped_and_a_cut_site_are_told_apart(&format!("log = \"kafka\"\n[kafka]\nbrokers = \"{}\"", broker.bootstrap()))
+        .await;
+}
+
+async fn a_stopped_and_a_cut_site_are_told_apart(log: &str) {
     let lab = Lab::up(5, LabOptions::default());
     let directory = tempfile::tempdir().expect("tempdir");
     let (stopped, cut) = (lab.site_public_key(2), lab.site_public_key(3));
@@ -35,7 +51,7 @@ async fn a_stopped_site_and_a_cut_site_get_different_causes_with_probe_evidence(
     std::fs::write(&inventory, format!("[Peer]\n# Name = FOB 3\n# Site = fob-03\nPublicKey = {cut}\n"))
         .expect("inventory");
     let collector = format!("inventory = \"{}\"", inventory.display());
-    let argus = Argus::start_with(directory.path(), &lab, &collector, SHORT_WINDOW).await;
+    let argus = Argus::start_on(directory.path(), &lab, log, &collector, SHORT_WINDOW).await;
     argus
         .eventually("the hub is projected", Duration::from_secs(20), async |argus| {
             (argus.peer(&stopped).await["status"] == "ACTIVE").then_some(())

@@ -119,7 +119,10 @@ impl IngestLog {
                 )));
             }
             other => {
-                return Err(LogError::Invalid(format!("central url {:?}: scheme {other} is not http(s)", settings.url)));
+                return Err(LogError::Invalid(format!(
+                    "central url {:?}: scheme {other} is not http(s)",
+                    settings.url
+                )));
             }
         }
         let endpoint = url

@@ -40,10 +40,15 @@ impl Argus {
 
     /// The same, with `collector` appended to `[collector]`.
     pub async fn start_with(directory: &Path, lab: &Lab, collector: &str, rules: &str) -> Self {
+        Self::start_on(directory, lab, "", collector, rules).await
+    }
+
+    /// The same, with `log` (top-level keys and sections: where the log lives) first.
+    pub async fn start_on(directory: &Path, lab: &Lab, log: &str, collector: &str, rules: &str) -> Self {
         Self::start_config(
             directory,
             &format!(
-                "[collector]\norg = \"e2e\"\nhost = \"hub-01\"\nscan_interval_ms = 1000\ninterfaces = [\"{hub}\"]\n{collector}\n\
+                "{log}\n[collector]\norg = \"e2e\"\nhost = \"hub-01\"\nscan_interval_ms = 1000\ninterfaces = [\"{hub}\"]\n{collector}\n\
                  [collector.overrides.{hub}]\nnetns = \"{namespace}\"\n[rules]\n{rules}\n",
                 hub = lab.hub_interface(),
                 namespace = lab.hub_namespace(),
@@ -52,14 +57,15 @@ impl Argus {
         .await
     }
 
-    /// `argus run` with `body` after its data directory, listener and secret.
+    /// `argus run` with `body` after its data directory and listener (top-level keys first, then
+    /// sections), and its secret.
     pub async fn start_config(directory: &Path, body: &str) -> Self {
         let config = directory.join("argus.toml");
         let port = free_port();
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{port}\"\n[auth]\nhs256_secret = \"{SECRET}\"\n{body}",
+                "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{port}\"\n{body}\n[auth]\nhs256_secret = \"{SECRET}\"\n",
                 data = directory.join("data").display(),
             ),
         )
