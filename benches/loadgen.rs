@@ -89,16 +89,21 @@ fn resident_mib(which: &str) -> f64 {
     kib / 1024.0
 }
 
-/// Appends `scans` scans of the fleet, 1,000 appends in flight at a time; returns the records
-/// appended, the observations among them, and each partition's end offset.
-async fn record<L: EventLog>(log: &L, options: &Options) -> (u64, u64, BTreeMap<u32, u64>) {
-    let mut fleet = Fleet::new(FleetSpec {
+/// The synthetic fleet `options` describe.
+fn fleet(options: &Options) -> Fleet {
+    Fleet::new(FleetSpec {
         org: "load".parse::<OrgId>().expect("org"),
         hosts: options.hosts,
         peers_per_host: options.peers_per_host,
         scan_interval_ms: 10_000,
         start: 1_780_272_000_000,
-    });
+    })
+}
+
+/// Appends `scans` scans of the fleet, 1,000 appends in flight at a time; returns the records
+/// appended, the observations among them, and each partition's end offset.
+async fn record<L: EventLog>(log: &L, options: &Options) -> (u64, u64, BTreeMap<u32, u64>) {
+    let mut fleet = fleet(options);
     let (mut records, mut observations) = (0, 0);
     let mut end = BTreeMap::new();
     let mut events = Vec::new();
@@ -180,13 +185,7 @@ async fn through_ingest(directory: &std::path::Path, options: &Options) {
     tokio::spawn(serve_ingest(listener, tls, routes, std::future::pending()));
 
     // each client's records, stamped with its collector id and rising seq, as a collector sends them
-    let mut fleet = Fleet::new(FleetSpec {
-        org: "load".parse::<OrgId>().expect("org"),
-        hosts: options.hosts,
-        peers_per_host: options.peers_per_host,
-        scan_interval_ms: 10_000,
-        start: 1_780_272_000_000,
-    });
+    let mut fleet = fleet(options);
     let mut per_client: Vec<Vec<Vec<u8>>> = vec![Vec::new(); CLIENTS];
     let mut observations = 0u64;
     let mut events = Vec::new();
