@@ -8,8 +8,8 @@ use argus_api::auth::{
     AuthConfig, Authenticator, COLLECTOR_AUDIENCE, Claims, CollectorClaims, Role, Secret, mint_hs256,
 };
 use argus_api::{IngestConfig, IngestConfigError, RecordSink, ingest_routes, serve_ingest};
+use argus_core::CollectorRegistry;
 use argus_core::codec::{decode_event, encode_event};
-use argus_core::{Clearance, CollectorRegistry, Event, EventHeader, Heartbeat};
 use argus_log::ingest::{BATCH_CONTENT_TYPE, INGEST_PATH, frame_record};
 use argus_log::{
     Delivery, EmbeddedLog, EventLog, IngestLog, IngestSettings, LogConsumer, LogError, Record, partition_for,
@@ -38,23 +38,8 @@ fn credential(collector: &str, iat: u64, exp: u64) -> Secret {
 }
 
 fn heartbeat(collector: &str, org: &str, host: &str, seq: u64) -> Vec<u8> {
-    let event = Event::Heartbeat(Heartbeat {
-        header: EventHeader {
-            org_id: org.parse().expect("org"),
-            host: host.parse().expect("host"),
-            interface: "wg0".parse().expect("interface"),
-            observed_at: 1_796_083_200_000,
-            collector_id: collector.parse().expect("collector"),
-            seq,
-        },
-        interface_public_key: None,
-        listen_port: Some(51820),
-        peer_count: 0,
-        scan_interval_ms: 10_000,
-        clearance: Clearance::Unclassified,
-    });
     let mut bytes = Vec::new();
-    encode_event(&event, &mut bytes);
+    encode_event(&argus_core::synthetic::heartbeat(collector, org, host, seq), &mut bytes);
     bytes
 }
 

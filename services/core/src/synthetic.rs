@@ -120,3 +120,23 @@ impl Fleet {
         }
     }
 }
+
+/// A heartbeat of interface `wg0` of `host`, from `collector` with `seq`: the smallest valid event,
+/// for tests of who may publish what.
+pub fn heartbeat(collector: &str, org: &str, host: &str, seq: u64) -> Event {
+    Event::Heartbeat(Heartbeat {
+        header: EventHeader {
+            org_id: org.parse().expect("synthetic org id is valid"),
+            host: host.parse().expect("synthetic host id is valid"),
+            interface: "wg0".parse().expect("synthetic interface name is valid"),
+            observed_at: 1_796_083_200_000,
+            collector_id: collector.parse().expect("synthetic collector id is valid"),
+            seq,
+        },
+        interface_public_key: None,
+        listen_port: Some(51820),
+        peer_count: 0,
+        scan_interval_ms: 10_000,
+        clearance: Clearance::Unclassified,
+    })
+}

@@ -3,30 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use argus_core::Clearance;
 use argus_core::CollectorRegistry;
 use argus_core::codec::{decode_dead_letter, encode_event};
-use argus_core::{Clearance, Event, EventHeader, Heartbeat};
+use argus_core::synthetic::heartbeat;
 use argus_log::{Delivery, EmbeddedLog, EventLog, LogConsumer};
 use argus_processor::{ProcessorConfig, run_until_caught_up};
 use argus_store::{EmbeddedStore, ProjectionStore};
-
-fn heartbeat(collector: &str, org: &str, host: &str, seq: u64) -> Event {
-    Event::Heartbeat(Heartbeat {
-        header: EventHeader {
-            org_id: org.parse().expect("org"),
-            host: host.parse().expect("host"),
-            interface: "wg0".parse().expect("interface"),
-            observed_at: 1_780_272_000_000,
-            collector_id: collector.parse().expect("collector"),
-            seq,
-        },
-        interface_public_key: None,
-        listen_port: Some(51820),
-        peer_count: 0,
-        scan_interval_ms: 10_000,
-        clearance: Clearance::Unclassified,
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_outside_a_collectors_grant_are_dead_letters() {
