@@ -15,7 +15,10 @@
 //! An unreachable log is waited out with backoff (polls, and publishes for up to
 //! `PUBLISH_PATIENCE`); group commits only feed lag monitoring, so a failed one is logged and
 //! skipped. Whenever reading resumes (from a checkpoint, or after the log was unreachable) the
-//! gateway-silence clocks start again: the pipeline's own outage is not a gateway's silence.
+//! gateway-silence clocks start again: the pipeline's own outage is not a gateway's silence. A
+//! partition's silence is judged only as of the last moment it had read everything its log held
+//! ([`ReadThrough`]): a processor catching up on a backlog cannot tell a silent gateway from one
+//! whose heartbeats wait unread.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -108,6 +111,37 @@ struct PartitionState {
     dead_letters: Vec<(Vec<u8>, Vec<u8>)>,
     /// Whether a record arrived since the last lag check.
     delivered: bool,
+    read_through: ReadThrough,
+}
+
+/// The latest processing time by which a partition had read every record its log held then: the
+/// time gateway silence is judged at. A mark (a time and the log's end then) is taken, and once
+/// the position reaches that end the mark's time becomes the judged time.
+#[derive(Debug, Default)]
+struct ReadThrough {
+    judged_at: UnixMillis,
+    mark: Option<(UnixMillis, u64)>,
+}
+
+impl ReadThrough {
+    /// Advances with the partition at `next_offset` and its log ending at `known_end` (if known)
+    /// at `now`; returns the time to judge silence at.
+    fn advance(&mut self, now: UnixMillis, next_offset: u64, known_end: Option<u64>) -> UnixMillis {
+        if let Some((at, _)) = self.mark.filter(|&(_, end)| next_offset >= end) {
+            self.judged_at = self.judged_at.max(at);
+            self.mark = None;
+        }
+        if self.mark.is_none()
+            && let Some(end) = known_end
+        {
+            if next_offset >= end {
+                self.judged_at = self.judged_at.max(now);
+            } else {
+                self.mark = Some((now, end));
+            }
+        }
+        self.judged_at
+    }
 }
 
 /// Processing time, the only clock the fold sees.
@@ -226,7 +260,8 @@ async fn run_towards<L: EventLog, S: ProjectionStore>(
         let now = now_millis();
         let mut snapshot_room = SNAPSHOT_BYTES_IN_FLIGHT;
         for (&partition, state) in &mut partitions {
-            state.fold.tick(now, &mut state.effects);
+            let judged_at = state.read_through.advance(now, state.next_offset, consumer.known_end_offset(partition));
+            state.fold.tick(judged_at, &mut state.effects);
             let reached_end =
                 ends.get(&partition).is_some_and(|&end| state.checkpointed_offset < end && state.next_offset >= end);
             let checkpointing = match (snapshot_room, reached_end) {
@@ -302,6 +337,7 @@ async fn resume<S: ProjectionStore>(
         touched: BTreeSet::new(),
         dead_letters: Vec::new(),
         delivered: true,
+        read_through: ReadThrough::default(),
     })
 }
 
@@ -511,4 +547,22 @@ async fn append_patiently<L: EventLog>(log: &L, topic: &str, key: &[u8], value: 
 /// The position written (or resumed from) per partition, for operators and progress checks.
 fn record_position(partition: u32, next_offset: u64) {
     metrics::gauge!("argus_processor_next_offset", "partition" => partition.to_string()).set(next_offset as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadThrough;
+
+    #[test]
+    fn silence_is_judged_as_of_the_last_time_everything_was_read() {
+        let mut read_through = ReadThrough::default();
+        assert_eq!(read_through.advance(1_000, 0, None), 0, "an unknown end judges nothing");
+        assert_eq!(read_through.advance(2_000, 10, Some(10)), 2_000, "caught up: judged now");
+        // a backlog appears: the judged time stays while it is read
+        assert_eq!(read_through.advance(3_000, 10, Some(500)), 2_000);
+        assert_eq!(read_through.advance(40_000, 400, Some(900)), 2_000, "still short of the mark's end");
+        assert_eq!(read_through.advance(41_000, 500, Some(900)), 3_000, "the mark reached: its time");
+        assert_eq!(read_through.advance(42_000, 900, Some(1_000)), 41_000, "the next mark reached");
+        assert_eq!(read_through.advance(43_000, 1_000, Some(1_000)), 43_000, "caught up again");
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use argus_core::codec::{decode_alert, decode_dead_letter, encode_event};
 use argus_core::synthetic::{Fleet, FleetSpec};
 use argus_core::{Clearance, Event, EventHeader, ManifestEntry, PublicKey, RotationManifestSet};
-use argus_log::{Delivery, EmbeddedLog, EventLog, KafkaLog, LogConsumer};
+use argus_log::{Delivery, EmbeddedLog, EventLog, KafkaLog, LogConsumer, LogError, Position};
 use argus_processor::{ProcessorConfig, run};
 use argus_store::{EmbeddedStore, ProjectionStore};
 
@@ -196,6 +196,58 @@ async fn kafka(broker: &argus_testkit::Tansu, config: &ProcessorConfig) -> Kafka
     KafkaLog::connect(broker.bootstrap()).expect("connect")
 }
 
+/// A log whose consumers wait `pause` before each poll: a processor that cannot finish the stream
+/// before a rebalance, however fast the machine.
+struct Slowed<L> {
+    log: L,
+    pause: Duration,
+}
+
+#[async_trait::async_trait]
+impl<L: EventLog> EventLog for Slowed<L> {
+    type Consumer = Slowed<L::Consumer>;
+
+    async fn append(&self, topic: &str, key: &[u8], value: &[u8]) -> Result<Position, LogError> {
+        self.log.append(topic, key, value).await
+    }
+
+    async fn flush(&self) -> Result<(), LogError> {
+        self.log.flush().await
+    }
+
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<Self::Consumer, LogError> {
+        Ok(Slowed { log: self.log.subscribe(topic, group).await?, pause: self.pause })
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: LogConsumer> LogConsumer for Slowed<C> {
+    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Delivery, LogError> {
+        tokio::time::sleep(self.pause).await;
+        self.log.poll(max_records, timeout).await
+    }
+
+    async fn seek(&mut self, position: Position) -> Result<(), LogError> {
+        self.log.seek(position).await
+    }
+
+    async fn seek_to_end(&mut self, partition: u32) -> Result<(), LogError> {
+        self.log.seek_to_end(partition).await
+    }
+
+    async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError> {
+        self.log.commit(positions).await
+    }
+
+    async fn end_offset(&mut self, partition: u32) -> Result<u64, LogError> {
+        self.log.end_offset(partition).await
+    }
+
+    fn known_end_offset(&self, partition: u32) -> Option<u64> {
+        self.log.known_end_offset(partition)
+    }
+}
+
 /// Waits until some partition's checkpoint is past a third of it.
 async fn until_a_third_done(store: &EmbeddedStore, config: &ProcessorConfig, recorded: &Recorded) {
     // up to two minutes: the whole suite runs beside it on two cores
@@ -283,10 +335,11 @@ async fn on_kafka_a_restart_mid_stream_changes_nothing_and_matches_the_embedded_
 /// checkpoints. Nothing is lost and no delta is counted twice: the projections are the golden ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_kafka_two_processors_share_the_partitions_and_one_dying_loses_nothing() {
-    // tiny batches, each one fsynced: the stream takes seconds, so the death lands mid-stream
+    // tiny batches, each one fsynced, and the first processor polls at most every 10 ms: the
+    // stream takes it more than 20 s, so the death lands mid-stream however long the rebalance
     let config = ProcessorConfig { max_batch_records: 2, ..config() };
     let broker = argus_testkit::Tansu::start();
-    let first_log = Arc::new(kafka(&broker, &config).await);
+    let first_log = Arc::new(Slowed { log: kafka(&broker, &config).await, pause: Duration::from_millis(10) });
     let second_log = Arc::new(KafkaLog::connect(broker.bootstrap()).expect("connect"));
     let directory = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open_with_sync_interval(&directory.path().join("store"), Duration::ZERO).expect("store");
