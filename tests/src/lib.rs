@@ -1,8 +1,9 @@
 //! Real services for integration tests: a `tansu` Kafka-API broker on a free loopback port (in-memory
-//! or sqlite storage in its own directory) and a WireGuard lab of network namespaces (`lab`), each
-//! stopped when its handle drops.
+//! or sqlite storage in its own directory), a WireGuard lab of network namespaces (`lab`) and a
+//! webhook receiver (`webhook`), each stopped when its handle drops.
 
 pub mod lab;
+pub mod webhook;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -12,6 +13,11 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+
+/// A loopback port free when asked (the caller binds it next).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("port").port()
+}
 
 /// The pinned tansu binary, installed by `infra/scripts/install-tansu.sh` when missing.
 pub fn tansu_binary() -> PathBuf {
@@ -30,10 +36,6 @@ pub fn repository_file(relative: &str) -> PathBuf {
         .map(|directory| directory.join(relative))
         .find(|candidate| candidate.exists())
         .unwrap_or_else(|| panic!("{relative} not found above {}", start.display()))
-}
-
-fn free_loopback_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("free port").port()
 }
 
 /// A running broker; killed (and its storage removed) on drop.
@@ -64,7 +66,7 @@ impl Tansu {
     }
 
     fn start_with(storage: &'static str) -> Self {
-        let port = free_loopback_port();
+        let port = free_port();
         let directory = tempfile::tempdir().expect("tempdir");
         let mut broker =
             Self { child: None, bootstrap: format!("127.0.0.1:{port}"), storage, authentication: false, directory };

@@ -38,6 +38,8 @@ pub struct Config {
     pub scylla: ScyllaSection,
     /// `[ingest]`: where remote `argus collector`s push their events to this `argus run`.
     pub ingest: IngestConfig,
+    /// `[alerts]`: where alert transitions are delivered besides the alert topic.
+    pub alerts: AlertsSection,
     /// `/metrics` and `/healthz` of `argus collector` and `argus processor`.
     pub metrics_listen: SocketAddr,
 }
@@ -132,9 +134,18 @@ impl Default for Config {
             kafka: KafkaSection::default(),
             scylla: ScyllaSection::default(),
             ingest: IngestConfig::default(),
+            alerts: AlertsSection::default(),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
         }
     }
+}
+
+/// `[alerts]`: `[[alerts.sinks]]`, each a durable consumer of the alert topic delivering to one
+/// receiver (run by `argus run` and `argus processor`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsSection {
+    pub sinks: Vec<argus_notify::SinkConfig>,
 }
 
 /// `[collector]`: whose interfaces these are and how often to scan them.

@@ -203,6 +203,25 @@ impl Services {
         Ok(())
     }
 
+    /// One delivery loop per `[[alerts.sinks]]` entry, each reading the alert topic of `log` in
+    /// its own consumer group; checked before anything starts.
+    fn sinks<L: EventLog + 'static>(&mut self, log: Arc<L>, config: &config::Config) -> anyhow::Result<()> {
+        let sinks = &config.alerts.sinks;
+        argus_notify::SinkConfig::validate_all(sinks)?;
+        for sink_config in sinks {
+            let webhook = sink_config.webhook.as_ref().context("alerts.sinks: a receiver")?;
+            let sink = argus_notify::WebhookSink::new(webhook)
+                .map_err(|(field, reason)| anyhow::anyhow!("alerts.sinks {:?}: {field}: {reason}", sink_config.name))?;
+            let (log, sink_config, stopped) = (Arc::clone(&log), sink_config.clone(), self.stopped.clone());
+            let (topic, encoding) = (config.api.alerts_topic.clone(), config.api.alert_encoding);
+            self.tasks.push(tokio::spawn(async move {
+                argus_notify::run_sink(&*log, &topic, encoding, &sink_config, &sink, stopped).await;
+                Ok(())
+            }));
+        }
+        Ok(())
+    }
+
     /// The ingest endpoint remote collectors push to, appending to `log`.
     fn ingest<L: EventLog + 'static>(&mut self, log: Arc<L>, config: &config::Config) -> anyhow::Result<()> {
         let Some(listen) = config.ingest.listen else { return Ok(()) };
@@ -286,6 +305,7 @@ async fn run_on<L: EventLog + 'static>(log: Arc<L>, config: config::Config) -> a
     let store = Arc::new(EmbeddedStore::open(&config.data_dir.join("store")).context("embedded store")?);
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("listen {}", config.listen))?;
     let mut services = Services::new();
+    services.sinks(Arc::clone(&log), &config)?;
     services.processor(Arc::clone(&log), Arc::clone(&store), processor_config);
     services.api(Arc::clone(&log), store, &config, listener)?;
     services.ingest(Arc::clone(&log), &config)?;
@@ -349,7 +369,9 @@ async fn processor(config: config::Config) -> anyhow::Result<()> {
     let processor_config = config.processor()?;
     let mut services = Services::new();
     services.metrics(config.metrics_listen)?;
-    services.processor(kafka(&config).await?, scylla(&config).await?, processor_config);
+    let log = kafka(&config).await?;
+    services.sinks(Arc::clone(&log), &config)?;
+    services.processor(log, scylla(&config).await?, processor_config);
     info!(brokers = %config.kafka.brokers, group = %config.kafka.group, "argus processor running");
     services.wait().await
 }

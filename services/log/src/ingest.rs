@@ -107,36 +107,12 @@ pub struct IngestLog {
 impl IngestLog {
     /// Checks the settings and starts the sender (on the current tokio runtime); connects lazily.
     pub fn connect(settings: IngestSettings) -> Result<Self, LogError> {
-        let url = reqwest::Url::parse(&settings.url)
-            .map_err(|error| LogError::Invalid(format!("central url {:?}: {error}", settings.url)))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(&url) => {}
-            "http" => {
-                return Err(LogError::Invalid(format!(
-                    "central url {:?}: plain http is allowed only to a loopback address; use https",
-                    settings.url
-                )));
-            }
-            other => {
-                return Err(LogError::Invalid(format!(
-                    "central url {:?}: scheme {other} is not http(s)",
-                    settings.url
-                )));
-            }
-        }
+        let url = outbound_url(&settings.url).map_err(|reason| LogError::Invalid(format!("central url {reason}")))?;
         let endpoint = url
             .join(INGEST_PATH)
             .map_err(|error| LogError::Invalid(format!("central url {:?}: {error}", settings.url)))?;
-        let mut client = reqwest::Client::builder().timeout(settings.timeout).connect_timeout(Duration::from_secs(5));
-        if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|error| LogError::Invalid(format!("central ca_file {}: {error}", path.display())))?;
-            let roots = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|error| LogError::Invalid(format!("central ca_file {}: {error}", path.display())))?;
-            client = client.tls_certs_only(roots);
-        }
-        let client = client.build().map_err(|error| LogError::Invalid(format!("ingest client: {}", chain(&error))))?;
+        let client = https_client(settings.timeout, settings.ca_file.as_deref())
+            .map_err(|reason| LogError::Invalid(format!("central {reason}")))?;
         let (commands, queue) = mpsc::unbounded_channel();
         let sender = Sender {
             client,
@@ -149,13 +125,38 @@ impl IngestLog {
     }
 }
 
+/// Parses an address this process sends to (a central, a webhook): `https`, or plain `http` only
+/// to a loopback address, where nothing crosses a network. The error quotes the address.
+pub fn outbound_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|error| format!("{text:?}: {error}"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(format!("{text:?}: plain http is allowed only to a loopback address; use https")),
+        other => Err(format!("{text:?}: scheme {other} is not http(s)")),
+    }
+}
+
+/// An HTTPS client with `timeout` per request that trusts `ca_file`'s certificates alone when
+/// given (a private PKI), else the system's roots.
+pub fn https_client(timeout: Duration, ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    let mut client = reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(5));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|error| format!("ca_file {}: {error}", path.display()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|error| format!("ca_file {}: {error}", path.display()))?;
+        client = client.tls_certs_only(roots);
+    }
+    client.build().map_err(|error| format!("http client: {}", error_chain(&error)))
+}
+
 fn is_loopback(url: &reqwest::Url) -> bool {
     let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || host.parse::<IpAddr>().is_ok_and(|address| address.is_loopback())
 }
 
 /// An error and its sources on one line (reqwest hides the TLS reason in a source).
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -240,12 +241,14 @@ impl Sender {
             .send()
             .await
             .map_err(|error| {
-                let reason = format!("central {}: {}", self.endpoint, chain(&error));
+                let reason = format!("central {}: {}", self.endpoint, error_chain(&error));
                 if reason.contains("certificate") { LogError::Refused(reason) } else { LogError::Unavailable(reason) }
             })?;
         let status = response.status();
-        let text =
-            response.bytes().await.map_err(|error| LogError::Unavailable(format!("central: {}", chain(&error))))?;
+        let text = response
+            .bytes()
+            .await
+            .map_err(|error| LogError::Unavailable(format!("central: {}", error_chain(&error))))?;
         let answer: serde_json::Value = serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
             let reason =

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::embedded::{EmbeddedConsumer, EmbeddedLog};
-pub use self::ingest::{IngestLog, IngestSettings};
+pub use self::ingest::{IngestLog, IngestSettings, error_chain, https_client, outbound_url};
 pub use self::kafka::{KafkaConsumer, KafkaLog, KafkaSecurity, SaslMechanism, SecurityProtocol};
 
 /// A place in a topic: a partition and an offset within it.

@@ -21,9 +21,7 @@ pub struct Argus {
     pub http: reqwest::Client,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("port").port()
-}
+pub use argus_testkit::free_port;
 
 pub fn argus_command(config: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_argus"));
@@ -109,6 +107,22 @@ impl Argus {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGTERM, and wait for the graceful exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+            assert!(status.success());
+            let exit = child.wait().expect("wait");
+            assert!(exit.success(), "argus run exits cleanly on SIGTERM: {exit}");
+        }
+    }
+
+    /// A value of `/metrics`: the first line starting with `series` (name and labels).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.http.get(format!("{}/metrics", self.url)).send().await.ok()?.text().await.ok()?;
+        text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
     }
 
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {

@@ -1,0 +1,248 @@
+//! The one delivery loop every sink runs: read the alert topic in the sink's own consumer group,
+//! filter, deliver each transition until its receiver acknowledges it (retrying with backoff while
+//! it is down), and commit the position after each delivery, so a restart repeats at most the
+//! transition that was in flight. A transition the topic holds twice (the processor republishes
+//! what a crash left uncovered by its checkpoint) is sent once: the loop remembers the last
+//! [`REMEMBERED`] deduplication keys, and on every assignment first reads back that many records
+//! before its position to remember them again.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use argus_core::codec::AlertEncoding;
+use argus_core::{Alert, AlertState};
+use argus_log::{Delivery, EventLog, LogConsumer, Position};
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::SinkConfig;
+use crate::notification::dedup_key;
+
+/// How many deduplication keys a sink remembers (and reads back after an assignment): more than
+/// a processor republishes after a crash (at most a checkpoint interval's alerts).
+pub const REMEMBERED: u64 = 4_096;
+
+/// The deduplication keys of the last transitions read, oldest first.
+#[derive(Debug, Default)]
+struct Remembered {
+    order: VecDeque<String>,
+    keys: HashSet<String>,
+}
+
+impl Remembered {
+    /// Remembers `key`; false if it was already remembered.
+    fn insert(&mut self, key: String) -> bool {
+        if self.keys.contains(&key) {
+            return false;
+        }
+        if self.order.len() as u64 >= REMEMBERED
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.keys.remove(&oldest);
+        }
+        self.order.push_back(key.clone());
+        self.keys.insert(key);
+        true
+    }
+}
+
+/// A receiver of alert transitions.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Delivers one transition; returns once the receiver has acknowledged it.
+    async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError>;
+}
+
+/// Why a delivery failed, classified for the loop.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The receiver is down, slow or overloaded: the same transition is tried again after a wait.
+    #[error("receiver unavailable: {0}")]
+    Unavailable(String),
+    /// The receiver refused this transition for good (it will never take it): counted
+    /// (`outcome="refused"`), logged, and the loop goes on.
+    #[error("receiver refused: {0}")]
+    Refused(String),
+}
+
+/// When the transition happened: its resolution, its revision, or its raising.
+fn transition_at(alert: &Alert) -> i64 {
+    match alert.state {
+        AlertState::Resolved => alert.resolved_at.unwrap_or(alert.raised_at),
+        AlertState::Raised => alert.revised_at.unwrap_or(alert.raised_at),
+    }
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Delivers the transitions of `topic` (written in `encoding`) that `config`'s filter lets through
+/// to `sink`, until `shutdown` turns true. Never returns an error: an unreachable log is waited
+/// out, a down receiver retried.
+pub async fn run_sink<L: EventLog>(
+    log: &L, topic: &str, encoding: AlertEncoding, config: &SinkConfig, sink: &dyn Sink,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = config.name.clone();
+    let group = config.group();
+    let mut backoff = Duration::from_millis(100);
+    info!(sink = %name, %topic, %group, "alert sink started");
+    while !*shutdown.borrow() {
+        let mut consumer = match log.subscribe(topic, &group).await {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                warn!(sink = %name, %error, retry_in_ms = backoff.as_millis(), "alert sink cannot subscribe");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        // the next offset of each partition a record was read from, for the backlog gauge
+        let mut next: BTreeMap<u32, u64> = BTreeMap::new();
+        // per partition, where this assignment resumed: records before it are only remembered
+        let mut resumed_at: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut remembered = Remembered::default();
+        loop {
+            let delivery = tokio::select! {
+                delivery = consumer.poll(100, Duration::from_millis(500)) => delivery,
+                _ = shutdown.changed() => return,
+            };
+            let records = match delivery {
+                Ok(Delivery::Records(records)) => records,
+                Ok(Delivery::Assigned(_) | Delivery::Revoked(_)) => {
+                    // positions are the group's: an assignment resumes from its committed one
+                    next.clear();
+                    resumed_at.clear();
+                    continue;
+                }
+                Err(error) => {
+                    warn!(sink = %name, %error, "alert sink poll failed; subscribing again");
+                    break;
+                }
+            };
+            let mut uncommitted = BTreeMap::new();
+            let mut sought = Vec::new();
+            for record in records {
+                if sought.contains(&record.partition) {
+                    continue;
+                }
+                let resume = *resumed_at.entry(record.partition).or_insert(record.offset);
+                if record.offset == resume && resume > 0 && !next.contains_key(&record.partition) {
+                    // read back what came before the position, to remember it
+                    let back = Position { partition: record.partition, offset: resume.saturating_sub(REMEMBERED) };
+                    next.insert(record.partition, resume);
+                    match consumer.seek(back).await {
+                        Ok(()) => sought.push(record.partition),
+                        Err(error) => {
+                            warn!(sink = %name, %error, "alert sink cannot read back; repeats are not suppressed")
+                        }
+                    }
+                    if sought.contains(&record.partition) {
+                        continue;
+                    }
+                }
+                let alert = encoding.decode(&record.value);
+                if record.offset < resume {
+                    if let Some(alert) = &alert {
+                        remembered.insert(dedup_key(alert));
+                    }
+                    continue;
+                }
+                let outcome = match alert {
+                    None => "undecodable",
+                    Some(alert) if !remembered.insert(dedup_key(&alert)) => "repeat",
+                    Some(alert) if !config.filter.carries(&alert) => "filtered",
+                    Some(alert)
+                        if now_millis().saturating_sub(transition_at(&alert)) > config.max_age().as_millis() as i64 =>
+                    {
+                        "expired"
+                    }
+                    Some(alert) => {
+                        let at = (&mut consumer, &next, record.partition, record.offset);
+                        match deliver_patiently(config, sink, &alert, &mut shutdown, at).await {
+                            Some(outcome) => outcome,
+                            None => return,
+                        }
+                    }
+                };
+                metrics::counter!("argus_sink_transitions_total", "sink" => name.clone(), "outcome" => outcome)
+                    .increment(1);
+                next.insert(record.partition, record.offset + 1);
+                uncommitted.insert(record.partition, record.offset + 1);
+                if outcome == "delivered" {
+                    commit(&mut consumer, &name, &mut uncommitted).await;
+                }
+            }
+            commit(&mut consumer, &name, &mut uncommitted).await;
+            let backlog: u64 = next
+                .iter()
+                .map(|(&partition, &offset)| {
+                    consumer.known_end_offset(partition).unwrap_or(offset).saturating_sub(offset)
+                })
+                .sum();
+            metrics::gauge!("argus_sink_backlog_records", "sink" => name.clone()).set(backlog as f64);
+        }
+    }
+}
+
+/// Transitions waiting behind the one at `offset` of `partition`.
+fn backlog<C: LogConsumer>(consumer: &C, next: &BTreeMap<u32, u64>, partition: u32, offset: u64) -> u64 {
+    let behind = |partition: u32, next: u64| consumer.known_end_offset(partition).unwrap_or(next).saturating_sub(next);
+    let others: u64 = next.iter().filter(|(other, _)| **other != partition).map(|(&p, &n)| behind(p, n)).sum();
+    others + behind(partition, offset)
+}
+
+/// Where a delivery stands: the consumer, the positions read, and the record's partition and offset.
+type At<'a, C> = (&'a mut C, &'a BTreeMap<u32, u64>, u32, u64);
+
+/// Tries `alert` until the receiver takes or refuses it; `None` if shutdown came first.
+async fn deliver_patiently<C: LogConsumer>(
+    config: &SinkConfig, sink: &dyn Sink, alert: &Alert, shutdown: &mut watch::Receiver<bool>,
+    (consumer, next, partition, offset): At<'_, C>,
+) -> Option<&'static str> {
+    let name = config.name.clone();
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        match sink.deliver(alert).await {
+            Ok(()) => {
+                metrics::histogram!("argus_sink_delivery_seconds", "sink" => name).record(started.elapsed());
+                return Some("delivered");
+            }
+            Err(DeliveryError::Refused(reason)) => {
+                warn!(sink = %name, alert_id = %alert.alert_id, %reason, "receiver refused a transition; skipped");
+                return Some("refused");
+            }
+            Err(DeliveryError::Unavailable(reason)) => {
+                metrics::counter!("argus_sink_delivery_failures_total", "sink" => name.clone()).increment(1);
+                let waiting = backlog(consumer, next, partition, offset);
+                metrics::gauge!("argus_sink_backlog_records", "sink" => name.clone()).set(waiting as f64);
+                warn!(sink = %name, alert_id = %alert.alert_id, %reason, retry_in_ms = wait.as_millis(), "delivery failed");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => return None,
+                }
+                wait = (wait * 2).min(config.max_backoff());
+            }
+        }
+    }
+}
+
+/// Commits `positions`; a failed commit is logged and left for the next (a restart then repeats
+/// a little more, never less).
+async fn commit<C: LogConsumer>(consumer: &mut C, name: &str, positions: &mut BTreeMap<u32, u64>) {
+    if positions.is_empty() {
+        return;
+    }
+    let list: Vec<Position> = positions.iter().map(|(&partition, &offset)| Position { partition, offset }).collect();
+    match consumer.commit(&list).await {
+        Ok(()) => positions.clear(),
+        Err(error) => warn!(sink = %name, %error, "alert sink position not committed; the next commit covers it"),
+    }
+}

@@ -1,0 +1,103 @@
+//! Alert sinks: each configured sink is a durable consumer of the alert topic (its own consumer
+//! group, so its own position) that delivers every transition its filter lets through, in order,
+//! at least once, retrying a down receiver with backoff without ever blocking the processor or
+//! another sink. One module per sink ([`webhook`]); one delivery loop ([`delivery`]) for all.
+
+pub mod delivery;
+pub mod filter;
+pub mod notification;
+pub mod webhook;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use self::delivery::{DeliveryError, Sink, run_sink};
+pub use self::filter::SinkFilter;
+pub use self::notification::{Notification, dedup_key};
+pub use self::webhook::{WebhookConfig, WebhookFormat, WebhookSink};
+
+/// One `[[alerts.sinks]]` entry: a name (its consumer group and its metrics label), what it may
+/// carry, and exactly one receiver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Names the sink in metrics and logs and keeps its position (`argus-sink-<name>`): renaming a
+    /// sink starts it again from the oldest transition `max_age_s` lets through.
+    pub name: String,
+    pub filter: SinkFilter,
+    /// A transition older than this when its turn comes is counted (`outcome="expired"`) and not
+    /// sent: a receiver back after a long outage, or a sink added to a running system, gets the
+    /// recent past, not the whole history.
+    #[serde(default = "default_max_age_s")]
+    pub max_age_s: u64,
+    /// The longest wait between two attempts at a failing delivery (the first retry waits 1 s).
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    pub webhook: Option<WebhookConfig>,
+}
+
+const fn default_max_age_s() -> u64 {
+    3_600
+}
+
+const fn default_max_backoff_ms() -> u64 {
+    30_000
+}
+
+/// Why a sink's configuration cannot be used; each names the sink and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkConfigError {
+    #[error("alerts.sinks: name {0:?} must be 1-64 letters, digits, '-' or '_'")]
+    Name(String),
+    #[error("alerts.sinks: two sinks are named {0:?}; each keeps its own position under its name")]
+    Duplicate(String),
+    #[error("alerts.sinks {0:?}: give exactly one receiver (webhook)")]
+    Receiver(String),
+    #[error("alerts.sinks {sink:?}: filter.orgs must list at least one organisation")]
+    NoOrgs { sink: String },
+    #[error("alerts.sinks {sink:?}: {field}: {reason}")]
+    Field { sink: String, field: &'static str, reason: String },
+}
+
+impl SinkConfig {
+    /// The sink's consumer group on the alert topic.
+    pub fn group(&self) -> String {
+        format!("argus-sink-{}", self.name)
+    }
+
+    pub fn max_age(&self) -> Duration {
+        Duration::from_secs(self.max_age_s)
+    }
+
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.max_backoff_ms.max(1_000))
+    }
+
+    /// Checks every sink of a configuration, without connecting to any receiver.
+    pub fn validate_all(sinks: &[SinkConfig]) -> Result<(), SinkConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for sink in sinks {
+            let valid_name = (1..=64).contains(&sink.name.len())
+                && sink.name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+            if !valid_name {
+                return Err(SinkConfigError::Name(sink.name.clone()));
+            }
+            if !names.insert(sink.name.as_str()) {
+                return Err(SinkConfigError::Duplicate(sink.name.clone()));
+            }
+            if sink.filter.orgs.is_empty() {
+                return Err(SinkConfigError::NoOrgs { sink: sink.name.clone() });
+            }
+            match &sink.webhook {
+                Some(webhook) => webhook.validate().map_err(|(field, reason)| SinkConfigError::Field {
+                    sink: sink.name.clone(),
+                    field,
+                    reason,
+                })?,
+                None => return Err(SinkConfigError::Receiver(sink.name.clone())),
+            }
+        }
+        Ok(())
+    }
+}
