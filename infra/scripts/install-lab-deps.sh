@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the WireGuard lab needs (wireguard-go, wg, ip, ping) and what the build links
-# (OpenSSL's headers for librdkafka) and the API benchmark's load generator (wrk) from Debian's packages,
+# Installs what the WireGuard lab needs (wireguard-go, wg, ip, ping), what the build links
+# (OpenSSL's headers for librdkafka), the API benchmark's load generator (wrk) and the sinks' real
+# receivers (rsyslog, Prometheus Alertmanager) from Debian's packages,
 # idempotently: nothing is fetched when every command is already there. Needs root.
 set -euo pipefail
 missing=()
@@ -14,6 +15,10 @@ pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # the API load benchmark (api-load) drives the API with wrk
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# the alert sinks' tests deliver to real receivers: rsyslog (syslog over UDP, TCP and TLS) and
+# Prometheus Alertmanager
+command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog rsyslog-gnutls)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi

@@ -1,8 +1,9 @@
 //! Real services for integration tests: a `tansu` Kafka-API broker on a free loopback port (in-memory
-//! or sqlite storage in its own directory), a WireGuard lab of network namespaces (`lab`) and a
-//! webhook receiver (`webhook`), each stopped when its handle drops.
+//! or sqlite storage in its own directory), a WireGuard lab of network namespaces (`lab`), a
+//! webhook receiver (`webhook`) and rsyslog (`syslog`), each stopped when its handle drops.
 
 pub mod lab;
+pub mod syslog;
 pub mod webhook;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

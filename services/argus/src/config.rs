@@ -375,7 +375,7 @@ fn assign(table: &mut toml::Table, path: &str, value: &str) -> anyhow::Result<()
 }
 
 /// This machine's host name, for the default gateway name.
-fn machine_host_name() -> String {
+pub fn machine_host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
         .ok()

@@ -209,13 +209,11 @@ impl Services {
         let sinks = &config.alerts.sinks;
         argus_notify::SinkConfig::validate_all(sinks)?;
         for sink_config in sinks {
-            let webhook = sink_config.webhook.as_ref().context("alerts.sinks: a receiver")?;
-            let sink = argus_notify::WebhookSink::new(webhook)
-                .map_err(|(field, reason)| anyhow::anyhow!("alerts.sinks {:?}: {field}: {reason}", sink_config.name))?;
+            let sink = sink_config.receiver(&config::machine_host_name())?;
             let (log, sink_config, stopped) = (Arc::clone(&log), sink_config.clone(), self.stopped.clone());
             let (topic, encoding) = (config.api.alerts_topic.clone(), config.api.alert_encoding);
             self.tasks.push(tokio::spawn(async move {
-                argus_notify::run_sink(&*log, &topic, encoding, &sink_config, &sink, stopped).await;
+                argus_notify::run_sink(&*log, &topic, encoding, &sink_config, &*sink, stopped).await;
                 Ok(())
             }));
         }

@@ -136,6 +136,19 @@ impl ProbableCause {
         ProbableCause::ClonedKey,
     ];
 
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProbableCause::GatewaySilent => "GATEWAY_SILENT",
+            ProbableCause::GatewayUplink => "GATEWAY_UPLINK",
+            ProbableCause::SiteDown => "SITE_DOWN",
+            ProbableCause::Security => "SECURITY",
+            ProbableCause::WireguardDown => "WIREGUARD_DOWN",
+            ProbableCause::PathDown => "PATH_DOWN",
+            ProbableCause::UpstreamOutage => "UPSTREAM_OUTAGE",
+            ProbableCause::ClonedKey => "CLONED_KEY",
+        }
+    }
+
     /// What the cause means, in words an operator on shift reads.
     pub const fn explanation(self) -> &'static str {
         match self {

@@ -1,11 +1,13 @@
 //! Alert sinks: each configured sink is a durable consumer of the alert topic (its own consumer
 //! group, so its own position) that delivers every transition its filter lets through, in order,
 //! at least once, retrying a down receiver with backoff without ever blocking the processor or
-//! another sink. One module per sink ([`webhook`]); one delivery loop ([`delivery`]) for all.
+//! another sink. One module per sink ([`webhook`], [`syslog`]); one delivery loop ([`delivery`])
+//! for all.
 
 pub mod delivery;
 pub mod filter;
 pub mod notification;
+pub mod syslog;
 pub mod webhook;
 
 use std::time::Duration;
@@ -15,6 +17,7 @@ use serde::Deserialize;
 pub use self::delivery::{DeliveryError, Sink, run_sink};
 pub use self::filter::SinkFilter;
 pub use self::notification::{Notification, dedup_key};
+pub use self::syslog::{SyslogConfig, SyslogFormat, SyslogSink, SyslogTransport};
 pub use self::webhook::{WebhookConfig, WebhookFormat, WebhookSink};
 
 /// One `[[alerts.sinks]]` entry: a name (its consumer group and its metrics label), what it may
@@ -35,6 +38,7 @@ pub struct SinkConfig {
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
     pub webhook: Option<WebhookConfig>,
+    pub syslog: Option<SyslogConfig>,
 }
 
 const fn default_max_age_s() -> u64 {
@@ -52,7 +56,7 @@ pub enum SinkConfigError {
     Name(String),
     #[error("alerts.sinks: two sinks are named {0:?}; each keeps its own position under its name")]
     Duplicate(String),
-    #[error("alerts.sinks {0:?}: give exactly one receiver (webhook)")]
+    #[error("alerts.sinks {0:?}: give exactly one receiver (webhook or syslog)")]
     Receiver(String),
     #[error("alerts.sinks {sink:?}: filter.orgs must list at least one organisation")]
     NoOrgs { sink: String },
@@ -89,15 +93,28 @@ impl SinkConfig {
             if sink.filter.orgs.is_empty() {
                 return Err(SinkConfigError::NoOrgs { sink: sink.name.clone() });
             }
-            match &sink.webhook {
-                Some(webhook) => webhook.validate().map_err(|(field, reason)| SinkConfigError::Field {
-                    sink: sink.name.clone(),
-                    field,
-                    reason,
-                })?,
-                None => return Err(SinkConfigError::Receiver(sink.name.clone())),
-            }
+            let checked = match (&sink.webhook, &sink.syslog) {
+                (Some(webhook), None) => webhook.validate(),
+                (None, Some(syslog)) => syslog.validate(),
+                _ => return Err(SinkConfigError::Receiver(sink.name.clone())),
+            };
+            checked.map_err(|(field, reason)| sink.field_error(field, reason))?;
         }
         Ok(())
+    }
+
+    fn field_error(&self, field: &'static str, reason: String) -> SinkConfigError {
+        SinkConfigError::Field { sink: self.name.clone(), field, reason }
+    }
+
+    /// The sink's receiver, ready to deliver (connecting on the first delivery). `host_name` is
+    /// this machine's, the default syslog HOSTNAME.
+    pub fn receiver(&self, host_name: &str) -> Result<Box<dyn Sink>, SinkConfigError> {
+        let built: Result<Box<dyn Sink>, _> = match (&self.webhook, &self.syslog) {
+            (Some(webhook), None) => WebhookSink::new(webhook).map(|sink| Box::new(sink) as Box<dyn Sink>),
+            (None, Some(syslog)) => SyslogSink::new(syslog, host_name).map(|sink| Box::new(sink) as Box<dyn Sink>),
+            _ => return Err(SinkConfigError::Receiver(self.name.clone())),
+        };
+        built.map_err(|(field, reason)| self.field_error(field, reason))
     }
 }
