@@ -5,9 +5,9 @@
 //! same topic from the same broker. Prints observations per second and resident memory. On the
 //! embedded log the processor runs in a child process of its own, so its resident memory (now and
 //! at peak) is the processor's alone, not the generator's. With `--ingest`, the fleet is split
-//! between two collector clients pushing over loopback TLS to a central's ingest endpoint (in this
-//! process, over its embedded log), then folded: observations accepted per second, folded per
-//! second, and both one after the other.
+//! between two collector clients (child processes) pushing over loopback TLS to a central's ingest
+//! endpoint (in this process, over its embedded log), then folded: observations accepted per
+//! second, folded per second, both one after the other, and the CPU time each client's push cost.
 //!
 //! ```text
 //! cargo run --release -p argus-benches --bin loadgen -- [--scans N] [--hosts N] [--peers-per-host N] [--tansu | --ingest]
@@ -42,6 +42,9 @@ struct Options {
     /// Internal, with `process_recorded`: each partition's end offset and the observations.
     end: BTreeMap<u32, u64>,
     observations: u64,
+    /// Internal, with `ingest`: push this client's share of the fleet to `url`.
+    push_client: Option<usize>,
+    url: String,
 }
 
 fn options() -> Options {
@@ -54,6 +57,8 @@ fn options() -> Options {
         process_recorded: None,
         end: BTreeMap::new(),
         observations: 0,
+        push_client: None,
+        url: String::new(),
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(flag) = arguments.next() {
@@ -65,12 +70,9 @@ fn options() -> Options {
             "--tansu" => options.tansu = true,
             "--ingest" => options.ingest = true,
             "--process-recorded" => options.process_recorded = Some(value().into()),
-            "--end" => {
-                for pair in value().split(',') {
-                    let (partition, offset) = pair.split_once(':').expect("--end partition:offset,...");
-                    options.end.insert(partition.parse().expect("partition"), offset.parse().expect("offset"));
-                }
-            }
+            "--end" => options.end.extend(parse_offsets(&value())),
+            "--push-client" => options.push_client = Some(value().parse().expect("--push-client K")),
+            "--url" => options.url = value(),
             "--observations" => options.observations = value().parse().expect("--observations N"),
             other => panic!("unknown argument {other}; see the module documentation"),
         }
@@ -152,17 +154,22 @@ async fn process<L: EventLog>(log: &L, store: &EmbeddedStore, end: &BTreeMap<u32
     started.elapsed()
 }
 
-/// Two collector clients push the fleet (odd and even gateways) over loopback TLS to an ingest
-/// endpoint over `directory`'s embedded log, which is then folded.
+/// How many collector clients `--ingest` runs, each a process of its own.
+const INGEST_CLIENTS: usize = 2;
+
+/// The environment variable a push client's credential comes in (never its arguments).
+const CREDENTIAL_VARIABLE: &str = "ARGUS_LOADGEN_CREDENTIAL";
+
+/// Two collector clients, each a child process, push the fleet (odd and even gateways) over
+/// loopback TLS to an ingest endpoint in this process over `directory`'s embedded log, which is
+/// then folded. Each client reports the CPU time its push took.
 async fn through_ingest(directory: &std::path::Path, options: &Options) {
+    use std::io::{BufRead, Write};
     use std::sync::Arc;
 
     use argus_api::auth::{AuthConfig, Authenticator, COLLECTOR_AUDIENCE, CollectorClaims, Secret, mint_hs256};
     use argus_api::{IngestConfig, RecordSink, ingest_routes, serve_ingest};
-    use argus_log::{IngestLog, IngestSettings};
 
-    const CLIENTS: usize = 2;
-    let fixture = |name: &str| argus_testkit::repository_file(&format!("services/log/tests/fixtures/{name}"));
     let secret = Secret::new("loadgen-secret-of-at-least-32-bytes!");
     let registry: argus_core::CollectorRegistry =
         serde_json::from_value(serde_json::json!({ "load-0": { "orgs": ["load"] }, "load-1": { "orgs": ["load"] } }))
@@ -184,28 +191,8 @@ async fn through_ingest(directory: &std::path::Path, options: &Options) {
     let url = format!("https://127.0.0.1:{}", listener.local_addr().expect("address").port());
     tokio::spawn(serve_ingest(listener, tls, routes, std::future::pending()));
 
-    // each client's records, stamped with its collector id and rising seq, as a collector sends them
-    let mut fleet = fleet(options);
-    let mut per_client: Vec<Vec<Vec<u8>>> = vec![Vec::new(); CLIENTS];
-    let mut observations = 0u64;
-    let mut events = Vec::new();
-    for _ in 0..options.scans {
-        events.clear();
-        fleet.next_scan(&mut events);
-        for event in &mut events {
-            observations += u64::from(matches!(event, Event::PeerObservation(_)));
-            let header = event.header_mut();
-            let gateway: usize = header.host.as_str().trim_start_matches("gw-").parse().expect("synthetic host");
-            let client = gateway % CLIENTS;
-            header.collector_id = format!("load-{client}").parse().expect("collector");
-            header.seq = per_client[client].len() as u64 + 1;
-            let mut bytes = Vec::with_capacity(160);
-            encode_event(event, &mut bytes);
-            per_client[client].push(bytes);
-        }
-    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let clients: Vec<IngestLog> = (0..CLIENTS)
+    let mut clients: Vec<_> = (0..INGEST_CLIENTS)
         .map(|client| {
             let claims = CollectorClaims {
                 sub: format!("load-{client}"),
@@ -213,42 +200,140 @@ async fn through_ingest(directory: &std::path::Path, options: &Options) {
                 exp: now + 3_600,
                 iat: now,
             };
-            let credential = Secret::new(mint_hs256(&secret, &claims).expect("mint"));
-            let mut settings = IngestSettings::new(url.clone(), credential, TOPIC);
-            settings.ca_file = Some(fixture("ca.pem"));
-            IngestLog::connect(settings).expect("client")
+            let mut child = std::process::Command::new(std::env::current_exe().expect("this binary"))
+                .args(["--push-client", &client.to_string(), "--url", &url])
+                .args(["--scans", &options.scans.to_string(), "--hosts", &options.hosts.to_string()])
+                .args(["--peers-per-host", &options.peers_per_host.to_string()])
+                .env(CREDENTIAL_VARIABLE, mint_hs256(&secret, &claims).expect("mint"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("a push client");
+            let lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+            (child, lines)
         })
         .collect();
+    // both have encoded their records and connected: start them together
+    let observations: u64 = tokio::task::block_in_place(|| {
+        clients
+            .iter_mut()
+            .map(|(_, lines)| {
+                let ready = lines.next().expect("a ready line").expect("stdout");
+                ready.strip_prefix("ready ").and_then(|count| count.parse::<u64>().ok()).expect("ready <observations>")
+            })
+            .sum()
+    });
     let started = Instant::now();
-    let pushed = futures_util::future::join_all(clients.iter().zip(&per_client).map(|(client, records)| async move {
-        let mut end = BTreeMap::new();
-        // a collector's publish chunk: this many appends in flight, so each request carries them all
-        for chunk in records.chunks(2_000) {
-            let appended =
-                futures_util::future::join_all(chunk.iter().map(|value| client.append(TOPIC, b"", value))).await;
-            for position in appended {
-                let position = position.expect("accepted");
-                let offset = end.entry(position.partition).or_insert(0u64);
-                *offset = (*offset).max(position.offset + 1);
-            }
-        }
-        client.flush().await.expect("flush");
-        end
-    }))
-    .await;
-    let accepted = started.elapsed();
-    let mut end = BTreeMap::new();
-    for client_end in pushed {
-        for (partition, offset) in client_end {
-            let at = end.entry(partition).or_insert(0u64);
-            *at = (*at).max(offset);
-        }
+    for (child, _) in &mut clients {
+        child.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("go");
     }
+    let mut end = BTreeMap::new();
+    tokio::task::block_in_place(|| {
+        for (mut child, lines) in clients {
+            for line in lines {
+                let line = line.expect("stdout");
+                match line.strip_prefix("end ") {
+                    Some(offsets) => {
+                        for (partition, offset) in parse_offsets(offsets) {
+                            let at = end.entry(partition).or_insert(0u64);
+                            *at = (*at).max(offset);
+                        }
+                    }
+                    None => println!("{line}"),
+                }
+            }
+            assert!(child.wait().expect("wait").success(), "a push client failed");
+        }
+    });
+    let accepted = started.elapsed();
     report("two collector clients -> loopback TLS -> ingest -> embedded log (accepted)", observations, accepted);
     let store = EmbeddedStore::open(&directory.join("store")).expect("store");
     let folded = process(&*log, &store, &end).await;
     report("embedded log -> fold -> embedded store (folded)", observations, folded);
     report("accepted, then folded", observations, accepted + folded);
+}
+
+/// One push client (`--push-client K`): encodes its gateways' records as a collector does, says
+/// `ready`, and on `go` pushes them as a collector publishes (`append_all` of 2,000 at a time, one
+/// request each), then prints the CPU time the push took and where the records landed.
+async fn push_client(options: &Options, client: usize, url: &str) {
+    use argus_api::auth::Secret;
+    use argus_log::{IngestLog, IngestSettings};
+
+    let mut fleet = fleet(options);
+    let mut records = Vec::new();
+    let mut observations = 0u64;
+    let mut events = Vec::new();
+    for _ in 0..options.scans {
+        events.clear();
+        fleet.next_scan(&mut events);
+        for event in &mut events {
+            let header = event.header_mut();
+            let gateway: usize = header.host.as_str().trim_start_matches("gw-").parse().expect("synthetic host");
+            if gateway % INGEST_CLIENTS != client {
+                continue;
+            }
+            header.collector_id = format!("load-{client}").parse().expect("collector");
+            header.seq = records.len() as u64 + 1;
+            observations += u64::from(matches!(event, Event::PeerObservation(_)));
+            let mut bytes = Vec::with_capacity(160);
+            encode_event(event, &mut bytes);
+            records.push(bytes);
+        }
+    }
+    let credential = Secret::new(std::env::var(CREDENTIAL_VARIABLE).expect("the credential"));
+    let mut settings = IngestSettings::new(url, credential, TOPIC);
+    settings.ca_file = Some(fixture("ca.pem"));
+    let ingest = IngestLog::connect(settings).expect("client");
+    println!("ready {observations}");
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).expect("go");
+
+    let (cpu_before, started) = (cpu_time(), Instant::now());
+    let mut end = BTreeMap::new();
+    for chunk in records.chunks(2_000) {
+        let chunk: Vec<(&[u8], &[u8])> = chunk.iter().map(|value| (&b""[..], value.as_slice())).collect();
+        for position in ingest.append_all(TOPIC, &chunk).await {
+            let position = position.expect("accepted");
+            let offset = end.entry(position.partition).or_insert(0u64);
+            *offset = (*offset).max(position.offset + 1);
+        }
+    }
+    ingest.flush().await.expect("flush");
+    let (cpu, wall) = (cpu_time() - cpu_before, started.elapsed());
+    let per_record = cpu.as_secs_f64() / records.len() as f64;
+    println!(
+        "push client {client}: {} records in {:.2} s using {:.2} s of CPU: {:.2} us per record, {:.2} ms per scan of 10,001 events",
+        records.len(),
+        wall.as_secs_f64(),
+        cpu.as_secs_f64(),
+        per_record * 1e6,
+        per_record * 10_001.0 * 1e3
+    );
+    let end: Vec<String> = end.iter().map(|(partition, offset)| format!("{partition}:{offset}")).collect();
+    println!("end {}", end.join(","));
+}
+
+/// User and system CPU time of this process so far.
+fn cpu_time() -> Duration {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).expect("getrusage");
+    let of = |time: nix::sys::time::TimeVal| {
+        Duration::from_secs(time.tv_sec().unsigned_abs()) + Duration::from_micros(time.tv_usec().unsigned_abs())
+    };
+    of(usage.user_time()) + of(usage.system_time())
+}
+
+/// The TLS fixtures the ingest run uses (a private CA and a loopback server certificate).
+fn fixture(name: &str) -> std::path::PathBuf {
+    argus_testkit::repository_file(&format!("services/log/tests/fixtures/{name}"))
+}
+
+/// `partition:offset,...`
+fn parse_offsets(text: &str) -> impl Iterator<Item = (u32, u64)> + use<'_> {
+    text.split(',').map(|pair| {
+        let (partition, offset) = pair.split_once(':').expect("partition:offset,...");
+        (partition.parse().expect("partition"), offset.parse().expect("offset"))
+    })
 }
 
 /// A bare rdkafka consumer reading every record of the topic, for comparison.
@@ -286,6 +371,10 @@ fn report(what: &str, observations: u64, elapsed: Duration) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let options = options();
+    if let Some(client) = options.push_client {
+        push_client(&options, client, &options.url).await;
+        return;
+    }
     if let Some(directory) = &options.process_recorded {
         let log = EmbeddedLog::open(&directory.join("log"), 4).expect("log");
         let store = EmbeddedStore::open(&directory.join("store")).expect("store");

@@ -446,10 +446,9 @@ async fn publish<L: EventLog>(
                 (key, value)
             })
             .collect();
-        let results = futures_util::future::join_all(
-            records.iter().map(|(key, value)| log.append(&config.observations_topic, key.as_bytes(), value)),
-        )
-        .await;
+        let records: Vec<(&[u8], &[u8])> =
+            records.iter().map(|(key, value)| (key.as_bytes(), value.as_slice())).collect();
+        let results = log.append_all(&config.observations_topic, &records).await;
         let mut unpublished = Vec::new();
         let mut first_error = None;
         for (pending, result) in chunk.into_iter().zip(results) {

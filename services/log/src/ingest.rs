@@ -86,18 +86,25 @@ impl IngestSettings {
     }
 }
 
-/// Where an append's outcome is sent.
-type Reply = oneshot::Sender<Result<Position, LogError>>;
+/// Where the outcome of an append of some records is sent: their positions, in order.
+type Reply = oneshot::Sender<Result<Vec<Position>, LogError>>;
 
 enum Command {
-    Append { value: Vec<u8>, reply: Reply },
-    Flush { reply: oneshot::Sender<()> },
+    /// At most `max_batch_records` records, sent in one request (with others if they fit).
+    Append {
+        values: Vec<Vec<u8>>,
+        reply: Reply,
+    },
+    Flush {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Publishes to a central over HTTPS. Appends made while a request is in flight go in the next one.
 #[derive(Debug, Clone)]
 pub struct IngestLog {
     topic: String,
+    max_batch_records: usize,
     /// Unbounded, so an append is queued when first polled, never after a yield: appends polled in
     /// order (a collector's chunk) reach the central in that order, and their `seq` with them. The
     /// callers bound what is in flight.
@@ -121,7 +128,7 @@ impl IngestLog {
             max_batch_records: settings.max_batch_records.max(1),
         };
         tokio::spawn(sender.run(queue));
-        Ok(Self { topic: settings.topic, commands })
+        Ok(Self { topic: settings.topic, max_batch_records: settings.max_batch_records.max(1), commands })
     }
 }
 
@@ -177,21 +184,31 @@ struct Sender {
 
 impl Sender {
     async fn run(self, mut queue: mpsc::UnboundedReceiver<Command>) {
-        let mut appends = Vec::new();
         let mut flushes = Vec::new();
-        while let Some(first) = queue.recv().await {
+        // an append that did not fit in the request before: the first of the next one
+        let mut held = None;
+        loop {
+            let Some(first) = held.take().or(queue.recv().await) else { break };
+            let (mut batch, mut records) = (Vec::new(), 0);
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
-                    Command::Append { value, reply } => appends.push((value, reply)),
+                    Command::Append { values, reply } => {
+                        if records > 0 && records + values.len() > self.max_batch_records {
+                            held = Some(Command::Append { values, reply });
+                            break;
+                        }
+                        records += values.len();
+                        batch.push((values, reply));
+                    }
                     Command::Flush { reply } => flushes.push(reply),
                 }
-                if appends.len() < self.max_batch_records {
+                if records < self.max_batch_records {
                     next = queue.try_recv().ok();
                 }
             }
-            if !appends.is_empty() {
-                self.send(std::mem::take(&mut appends)).await;
+            if !batch.is_empty() {
+                self.send(batch, records).await;
             }
             // every append queued before a flush has been answered, and answered means durable
             for reply in flushes.drain(..) {
@@ -200,20 +217,22 @@ impl Sender {
         }
     }
 
-    async fn send(&self, appends: Vec<(Vec<u8>, Reply)>) {
+    async fn send(&self, batch: Vec<(Vec<Vec<u8>>, Reply)>, records: usize) {
         let started = Instant::now();
-        let mut body = Vec::with_capacity(appends.iter().map(|(value, _)| value.len() + 4).sum());
-        for (value, _) in &appends {
+        let values = || batch.iter().flat_map(|(values, _)| values);
+        let mut body = Vec::with_capacity(values().map(|value| value.len() + 4).sum());
+        for value in values() {
             frame_record(value, &mut body);
         }
-        let outcome = self.post(body, appends.len()).await;
+        let outcome = self.post(body, records).await;
         metrics::histogram!("argus_ingest_client_request_seconds").record(started.elapsed().as_secs_f64());
         match outcome {
             Ok(positions) => {
                 metrics::counter!("argus_ingest_client_records_total", "outcome" => "accepted")
-                    .increment(appends.len() as u64);
-                for ((_, reply), position) in appends.into_iter().zip(positions) {
-                    let _ = reply.send(Ok(position));
+                    .increment(records as u64);
+                let mut positions = positions.into_iter();
+                for (values, reply) in batch {
+                    let _ = reply.send(Ok(positions.by_ref().take(values.len()).collect()));
                 }
             }
             Err(error) => {
@@ -222,9 +241,8 @@ impl Sender {
                     LogError::Invalid(_) => "invalid",
                     _ => "unavailable",
                 };
-                metrics::counter!("argus_ingest_client_records_total", "outcome" => outcome)
-                    .increment(appends.len() as u64);
-                for (_, reply) in appends {
+                metrics::counter!("argus_ingest_client_records_total", "outcome" => outcome).increment(records as u64);
+                for (_, reply) in batch {
                     let _ = reply.send(Err(copy(&error)));
                 }
             }
@@ -249,8 +267,8 @@ impl Sender {
             .bytes()
             .await
             .map_err(|error| LogError::Unavailable(format!("central: {}", error_chain(&error))))?;
-        let answer: serde_json::Value = serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
+            let answer: serde_json::Value = serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null);
             let reason =
                 answer["error"].as_str().map_or_else(|| String::from_utf8_lossy(&text).into_owned(), str::to_owned);
             let reason = format!("central answered {status}: {reason}");
@@ -260,15 +278,13 @@ impl Sender {
                 _ => LogError::Unavailable(reason),
             });
         }
-        let positions: Vec<Position> = answer["positions"]
-            .as_array()
-            .map(|positions| {
-                positions
-                    .iter()
-                    .filter_map(|pair| {
-                        Some(Position { partition: u32::try_from(pair[0].as_u64()?).ok()?, offset: pair[1].as_u64()? })
-                    })
-                    .collect()
+        #[derive(serde::Deserialize)]
+        struct Accepted {
+            positions: Vec<(u32, u64)>,
+        }
+        let positions: Vec<Position> = serde_json::from_slice::<Accepted>(&text)
+            .map(|accepted| {
+                accepted.positions.into_iter().map(|(partition, offset)| Position { partition, offset }).collect()
             })
             .unwrap_or_default();
         if positions.len() != records {
@@ -278,6 +294,18 @@ impl Sender {
             )));
         }
         Ok(positions)
+    }
+}
+
+impl IngestLog {
+    fn check_topic(&self, topic: &str) -> Result<(), LogError> {
+        if topic == self.topic {
+            return Ok(());
+        }
+        Err(LogError::Invalid(format!(
+            "the ingest client publishes only to {}, not {topic}: the central decides where records go",
+            self.topic
+        )))
     }
 }
 
@@ -300,15 +328,39 @@ impl EventLog for IngestLog {
     type Consumer = NoConsumer;
 
     async fn append(&self, topic: &str, _key: &[u8], value: &[u8]) -> Result<Position, LogError> {
-        if topic != self.topic {
-            return Err(LogError::Invalid(format!(
-                "the ingest client publishes only to {}, not {topic}: the central decides where records go",
-                self.topic
-            )));
-        }
+        self.check_topic(topic)?;
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Append { value: value.to_vec(), reply }).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.commands.send(Command::Append { values: vec![value.to_vec()], reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())??.pop().ok_or_else(stopped)
+    }
+
+    /// Queues the records in commands of at most `max_batch_records` at once, so they keep their
+    /// order, and each goes whole into one request.
+    async fn append_all(&self, topic: &str, records: &[(&[u8], &[u8])]) -> Vec<Result<Position, LogError>> {
+        if let Err(error) = self.check_topic(topic) {
+            return records.iter().map(|_| Err(copy(&error))).collect();
+        }
+        let chunks = records.chunks(self.max_batch_records);
+        let answers: Vec<_> = chunks
+            .clone()
+            .map(|chunk| {
+                let (reply, answer) = oneshot::channel();
+                let values = chunk.iter().map(|(_, value)| value.to_vec()).collect();
+                self.commands.send(Command::Append { values, reply }).map(|()| answer)
+            })
+            .collect();
+        let mut results = Vec::with_capacity(records.len());
+        for (answer, chunk) in answers.into_iter().zip(chunks) {
+            let outcome = match answer {
+                Ok(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
+                Err(_) => Err(stopped()),
+            };
+            match outcome {
+                Ok(positions) => results.extend(positions.into_iter().map(Ok)),
+                Err(error) => results.extend(chunk.iter().map(|_| Err(copy(&error)))),
+            }
+        }
+        results
     }
 
     async fn flush(&self) -> Result<(), LogError> {

@@ -69,6 +69,13 @@ pub trait EventLog: Send + Sync {
     /// Appends a record; the partition follows from the key. Returns where it landed.
     async fn append(&self, topic: &str, key: &[u8], value: &[u8]) -> Result<Position, LogError>;
 
+    /// Appends `(key, value)` records, each as [`append`](Self::append) would and in order within
+    /// a partition; one result per record. By default the appends run concurrently; a log that
+    /// sends records in batches takes them as one.
+    async fn append_all(&self, topic: &str, records: &[(&[u8], &[u8])]) -> Vec<Result<Position, LogError>> {
+        futures_util::future::join_all(records.iter().map(|(key, value)| self.append(topic, key, value))).await
+    }
+
     /// Returns once every record appended before is durable (embedded: fsynced; Kafka: acknowledged).
     async fn flush(&self) -> Result<(), LogError>;
 

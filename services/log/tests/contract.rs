@@ -76,6 +76,30 @@ mod checks {
         }
     }
 
+    pub async fn append_all_answers_each_record_in_order<L: EventLog>(log: &L) {
+        let keys: Vec<String> = (0..30).map(|n| format!("org/gw-{}", n % 3)).collect();
+        let values: Vec<String> = (0..30).map(|n| format!("{}:{}", keys[n], n / 3)).collect();
+        let records: Vec<(&[u8], &[u8])> =
+            keys.iter().zip(&values).map(|(key, value)| (key.as_bytes(), value.as_bytes())).collect();
+        let positions: Vec<Position> =
+            log.append_all(TOPIC, &records).await.into_iter().map(|position| position.expect("appended")).collect();
+        assert_eq!(positions.len(), 30, "one answer per record");
+        for (key, position) in keys.iter().zip(&positions) {
+            assert_eq!(position.partition, partition_for(key.as_bytes(), PARTITIONS), "the key's partition");
+        }
+        let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
+        let read = read_records(&mut consumer, 30).await;
+        for (value, position) in values.iter().zip(&positions) {
+            let at =
+                read.iter().find(|record| record.partition == position.partition && record.offset == position.offset);
+            assert_eq!(
+                at.map(|record| record.value.as_slice()),
+                Some(value.as_bytes()),
+                "the record is where it was answered"
+            );
+        }
+    }
+
     pub async fn the_first_poll_assigns_every_partition<L: EventLog>(log: &L) {
         let mut consumer = log.subscribe(TOPIC, "processor").await.expect("subscribe");
         let mut assigned = await_assignment(&mut consumer).await;
@@ -217,6 +241,7 @@ macro_rules! contract {
 
 contract!(
     one_key_stays_on_one_partition_in_order,
+    append_all_answers_each_record_in_order,
     the_first_poll_assigns_every_partition,
     a_waiting_poll_wakes_on_append,
     seek_moves_a_partition,
