@@ -9,15 +9,15 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use argus_core::Alert;
 use argus_core::codec::AlertEncoding;
-use argus_core::{Alert, AlertState};
 use argus_log::{Delivery, EventLog, LogConsumer, Position};
 use async_trait::async_trait;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::SinkConfig;
-use crate::notification::dedup_key;
+use crate::notification::{dedup_key, transition_at};
 
 /// How many deduplication keys a sink remembers (and reads back after an assignment): more than
 /// a processor republishes after a crash (at most a checkpoint interval's alerts).
@@ -64,14 +64,6 @@ pub enum DeliveryError {
     /// (`outcome="refused"`), logged, and the loop goes on.
     #[error("receiver refused: {0}")]
     Refused(String),
-}
-
-/// When the transition happened: its resolution, its revision, or its raising.
-fn transition_at(alert: &Alert) -> i64 {
-    match alert.state {
-        AlertState::Resolved => alert.resolved_at.unwrap_or(alert.raised_at),
-        AlertState::Raised => alert.revised_at.unwrap_or(alert.raised_at),
-    }
 }
 
 fn now_millis() -> i64 {

@@ -1,7 +1,7 @@
 //! What a sink sends for one alert transition: the versioned JSON body
 //! (`schemas/json/alert-notification.v1.schema.json`), its deduplication key and its one line of text.
 
-use argus_core::Alert;
+use argus_core::{Alert, AlertState};
 use serde::Serialize;
 
 /// The body's `version`; a change a receiver must notice gets a new version and a new schema file.
@@ -56,4 +56,12 @@ pub fn text(alert: &Alert) -> String {
         line.push(')');
     }
     line
+}
+
+/// When the transition happened (milliseconds): its resolution, its revision, or its raising.
+pub fn transition_at(alert: &Alert) -> i64 {
+    match alert.state {
+        AlertState::Resolved => alert.resolved_at.unwrap_or(alert.raised_at),
+        AlertState::Raised => alert.revised_at.unwrap_or(alert.raised_at),
+    }
 }

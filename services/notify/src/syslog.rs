@@ -16,7 +16,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Mutex;
 
 use crate::delivery::{DeliveryError, Sink};
-use crate::notification::{Notification, dedup_key};
+use crate::notification::{Notification, dedup_key, transition_at};
 
 /// The structured-data id: 32473 is the private enterprise number RFC 5612 reserves for
 /// documentation, used until the project has its own.
@@ -116,14 +116,6 @@ const fn syslog_severity(alert: &Alert) -> u8 {
     }
 }
 
-/// When the transition happened, in milliseconds.
-fn transition_millis(alert: &Alert) -> i64 {
-    match alert.state {
-        AlertState::Resolved => alert.resolved_at.unwrap_or(alert.raised_at),
-        AlertState::Raised => alert.revised_at.unwrap_or(alert.raised_at),
-    }
-}
-
 fn rfc3339(millis: i64) -> String {
     chrono::DateTime::from_timestamp_millis(millis)
         .unwrap_or_default()
@@ -151,7 +143,7 @@ pub fn rfc5424_message(alert: &Alert, facility: u8, hostname: &str, format: Sysl
     format!(
         "<{pri}>1 {timestamp} {hostname} argus {procid} {msgid} [{SD_ID} alert_id=\"{id}\" state=\"{state}\" org=\"{org}\" dedup_key=\"{key}\"] {text}",
         pri = u16::from(facility) * 8 + u16::from(syslog_severity(alert)),
-        timestamp = rfc3339(transition_millis(alert)),
+        timestamp = rfc3339(transition_at(alert)),
         procid = std::process::id(),
         msgid = alert.kind.name(),
         id = alert.alert_id,
@@ -181,7 +173,7 @@ pub fn cef_event(alert: &Alert) -> String {
         Severity::Critical => 9,
     };
     let mut extension: Vec<(&str, String)> = vec![
-        ("rt", transition_millis(alert).to_string()),
+        ("rt", transition_at(alert).to_string()),
         ("dvchost", alert.host.to_string()),
         ("act", alert.state.name().to_owned()),
         ("msg", alert.summary.clone()),
