@@ -118,3 +118,46 @@ impl SinkConfig {
         built.map_err(|(field, reason)| self.field_error(field, reason))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sinks(text: &str) -> Vec<SinkConfig> {
+        #[derive(Deserialize)]
+        struct Alerts {
+            sinks: Vec<SinkConfig>,
+        }
+        toml::from_str::<Alerts>(text).expect("sinks").sinks
+    }
+
+    const FILTER: &str = "[sinks.filter]\norgs = [\"acme\"]\nmax_clearance = \"SECRET\"\n";
+    const WEBHOOK: &str =
+        "[sinks.webhook]\nurl = \"https://hooks.example/argus\"\nsecret = \"a-webhook-secret-of-at-least-32-bytes\"\n";
+    const SYSLOG: &str = "[sinks.syslog]\naddress = \"192.0.2.10:6514\"\ntransport = \"tcp\"\n";
+
+    #[test]
+    fn each_sink_names_what_is_wrong_with_it() {
+        let sink = |name: &str, receivers: &str| format!("[[sinks]]\nname = \"{name}\"\n{FILTER}{receivers}");
+        assert!(
+            SinkConfig::validate_all(&sinks(&format!("{}{}", sink("pager", WEBHOOK), sink("siem", SYSLOG)))).is_ok()
+        );
+        let error = |text: String| SinkConfig::validate_all(&sinks(&text)).expect_err("refused").to_string();
+        let twice = error(format!("{}{}", sink("pager", WEBHOOK), sink("pager", SYSLOG)));
+        assert!(twice.contains("two sinks are named \"pager\""), "{twice}");
+        assert!(error(sink("pager", "")).contains("exactly one receiver"));
+        assert!(error(sink("pager", &format!("{WEBHOOK}{SYSLOG}"))).contains("exactly one receiver"));
+        assert!(error(sink("no spaces", WEBHOOK)).contains("name \"no spaces\""));
+        let plain = error(sink("pager", "[sinks.webhook]\nurl = \"http://hooks.example/\"\nformat = \"text\"\n"));
+        assert!(plain.contains("\"pager\": webhook.url") && plain.contains("loopback"), "{plain}");
+        let facility =
+            error(sink("siem", &SYSLOG.replace("transport = \"tcp\"", "transport = \"tcp\"\nfacility = \"kern\"")));
+        assert!(facility.contains("syslog.facility"), "{facility}");
+        let no_orgs = SinkConfig::validate_all(&sinks(&format!(
+            "[[sinks]]\nname = \"pager\"\n[sinks.filter]\norgs = []\nmax_clearance = \"SECRET\"\n{WEBHOOK}"
+        )))
+        .expect_err("no orgs")
+        .to_string();
+        assert!(no_orgs.contains("filter.orgs"), "{no_orgs}");
+    }
+}
