@@ -81,11 +81,20 @@ impl Central {
         Self { log, url, stop, _directory: directory }
     }
 
-    fn client(&self, credential: Secret) -> IngestLog {
+    fn settings(&self, credential: Secret) -> IngestSettings {
         let mut settings = IngestSettings::new(self.url.clone(), credential, TOPIC);
         settings.ca_file = Some(fixture("ca.pem"));
         settings.timeout = Duration::from_secs(10);
-        IngestLog::connect(settings).expect("client")
+        settings
+    }
+
+    fn client(&self, credential: Secret) -> IngestLog {
+        IngestLog::connect(self.settings(credential)).expect("client")
+    }
+
+    /// A client sending at most `max_batch_records` records per request.
+    fn client_batching(&self, credential: Secret, max_batch_records: usize) -> IngestLog {
+        IngestLog::connect(IngestSettings { max_batch_records, ..self.settings(credential) }).expect("client")
     }
 
     /// Every record of the central's log, by partition and offset.
@@ -140,6 +149,29 @@ async fn batches_a_collector_may_send_land_durably_keyed_by_gateway_in_order() {
 
         assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "in append order");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_queued_together_beyond_one_request_all_land_in_order() {
+    let central = Central::start().await;
+    let client = central.client_batching(credential("gw-1", now(), now() + 600), 1_000);
+    let records: Vec<Vec<u8>> = (0..1_400).map(|seq| heartbeat("gw-1", "acme", "gw-1", seq)).collect();
+    let chunks: Vec<Vec<(&[u8], &[u8])>> = records
+        .chunks(700)
+        .map(|chunk| chunk.iter().map(|value| (&b"ignored"[..], value.as_slice())).collect())
+        .collect();
+    let (first, second) = (&chunks[0], &chunks[1]);
+    // both queued before the sender looks: the second does not fit beside the first, so it waits
+    // for the next request, which must go without another append arriving
+    let both = futures_util::future::join(client.append_all(TOPIC, first), client.append_all(TOPIC, second));
+    let (first, second) = tokio::time::timeout(Duration::from_secs(30), both).await.expect("both chunks answered");
+    let positions: Vec<_> = first.into_iter().chain(second).collect::<Result<_, _>>().expect("accepted");
+    client.flush().await.expect("flush");
+    let stored = central.records().await;
+    assert_eq!(stored.len(), 1_400);
+    let seqs: Vec<u64> = stored.iter().map(|record| decode_event(&record.value).expect("event").header().seq).collect();
+    assert_eq!(seqs, (0..1_400).collect::<Vec<u64>>(), "in queue order");
+    assert!(positions.windows(2).all(|pair| pair[0].offset + 1 == pair[1].offset), "one position per record");
 }
 
 /// The reason the central refuses `value` from `client`, and that its log stayed empty.

@@ -130,6 +130,16 @@ impl IngestLog {
         tokio::spawn(sender.run(queue));
         Ok(Self { topic: settings.topic, max_batch_records: settings.max_batch_records.max(1), commands })
     }
+
+    fn check_topic(&self, topic: &str) -> Result<(), LogError> {
+        if topic == self.topic {
+            return Ok(());
+        }
+        Err(LogError::Invalid(format!(
+            "the ingest client publishes only to {}, not {topic}: the central decides where records go",
+            self.topic
+        )))
+    }
 }
 
 /// Parses an address this process sends to (a central, a webhook): `https`, or plain `http` only
@@ -188,7 +198,13 @@ impl Sender {
         // an append that did not fit in the request before: the first of the next one
         let mut held = None;
         loop {
-            let Some(first) = held.take().or(queue.recv().await) else { break };
+            let first = match held.take() {
+                Some(command) => command,
+                None => match queue.recv().await {
+                    Some(command) => command,
+                    None => break,
+                },
+            };
             let (mut batch, mut records) = (Vec::new(), 0);
             let mut next = Some(first);
             while let Some(command) = next.take() {
@@ -294,18 +310,6 @@ impl Sender {
             )));
         }
         Ok(positions)
-    }
-}
-
-impl IngestLog {
-    fn check_topic(&self, topic: &str) -> Result<(), LogError> {
-        if topic == self.topic {
-            return Ok(());
-        }
-        Err(LogError::Invalid(format!(
-            "the ingest client publishes only to {}, not {topic}: the central decides where records go",
-            self.topic
-        )))
     }
 }
 
