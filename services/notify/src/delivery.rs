@@ -6,6 +6,7 @@
 //! [`REMEMBERED`] deduplication keys, and on every assignment first reads back that many records
 //! before its position to remember them again.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -124,21 +125,27 @@ pub async fn run_sink<L: EventLog>(
                 if sought.contains(&record.partition) {
                     continue;
                 }
-                let resume = *resumed_at.entry(record.partition).or_insert(record.offset);
-                if record.offset == resume && resume > 0 && !next.contains_key(&record.partition) {
-                    // read back what came before the position, to remember it
-                    let back = Position { partition: record.partition, offset: resume.saturating_sub(REMEMBERED) };
-                    next.insert(record.partition, resume);
-                    match consumer.seek(back).await {
-                        Ok(()) => sought.push(record.partition),
-                        Err(error) => {
-                            warn!(sink = %name, %error, "alert sink cannot read back; repeats are not suppressed")
+                let resume = match resumed_at.entry(record.partition) {
+                    Entry::Occupied(resumed) => *resumed.get(),
+                    Entry::Vacant(first) => {
+                        first.insert(record.offset);
+                        next.insert(record.partition, record.offset);
+                        if record.offset > 0 {
+                            // read back what came before the position, to remember it
+                            let back = record.offset.saturating_sub(REMEMBERED);
+                            match consumer.seek(Position { partition: record.partition, offset: back }).await {
+                                Ok(()) => {
+                                    sought.push(record.partition);
+                                    continue;
+                                }
+                                Err(error) => {
+                                    warn!(sink = %name, %error, "alert sink cannot read back; repeats are not suppressed")
+                                }
+                            }
                         }
+                        record.offset
                     }
-                    if sought.contains(&record.partition) {
-                        continue;
-                    }
-                }
+                };
                 let alert = encoding.decode(&record.value);
                 if record.offset < resume {
                     if let Some(alert) = &alert {
@@ -156,8 +163,9 @@ pub async fn run_sink<L: EventLog>(
                         "expired"
                     }
                     Some(alert) => {
-                        let at = (&mut consumer, &next, record.partition, record.offset);
-                        match deliver_patiently(config, sink, &alert, &mut shutdown, at).await {
+                        // the transition in flight is still waiting
+                        next.insert(record.partition, record.offset);
+                        match deliver_patiently(config, sink, &alert, &mut shutdown, &mut consumer, &next).await {
                             Some(outcome) => outcome,
                             None => return,
                         }
@@ -172,31 +180,24 @@ pub async fn run_sink<L: EventLog>(
                 }
             }
             commit(&mut consumer, &name, &mut uncommitted).await;
-            let backlog: u64 = next
-                .iter()
-                .map(|(&partition, &offset)| {
-                    consumer.known_end_offset(partition).unwrap_or(offset).saturating_sub(offset)
-                })
-                .sum();
-            metrics::gauge!("argus_sink_backlog_records", "sink" => name.clone()).set(backlog as f64);
+            metrics::gauge!("argus_sink_backlog_records", "sink" => name.clone()).set(backlog(&consumer, &next) as f64);
         }
     }
 }
 
-/// Transitions waiting behind the one at `offset` of `partition`.
-fn backlog<C: LogConsumer>(consumer: &C, next: &BTreeMap<u32, u64>, partition: u32, offset: u64) -> u64 {
-    let behind = |partition: u32, next: u64| consumer.known_end_offset(partition).unwrap_or(next).saturating_sub(next);
-    let others: u64 = next.iter().filter(|(other, _)| **other != partition).map(|(&p, &n)| behind(p, n)).sum();
-    others + behind(partition, offset)
+/// Transitions on the topic from `next` (per partition, the next one to deliver) to its end.
+fn backlog<C: LogConsumer>(consumer: &C, next: &BTreeMap<u32, u64>) -> u64 {
+    next.iter()
+        .map(|(&partition, &next)| consumer.known_end_offset(partition).unwrap_or(next).saturating_sub(next))
+        .sum()
 }
 
-/// Where a delivery stands: the consumer, the positions read, and the record's partition and offset.
-type At<'a, C> = (&'a mut C, &'a BTreeMap<u32, u64>, u32, u64);
-
-/// Tries `alert` until the receiver takes or refuses it; `None` if shutdown came first.
+/// Tries `alert` until the receiver takes or refuses it; `None` if shutdown came first. The
+/// consumer is only read (for the backlog), but borrowed mutably: a shared borrow held across the
+/// waits would need it to be `Sync`.
 async fn deliver_patiently<C: LogConsumer>(
-    config: &SinkConfig, sink: &dyn Sink, alert: &Alert, shutdown: &mut watch::Receiver<bool>,
-    (consumer, next, partition, offset): At<'_, C>,
+    config: &SinkConfig, sink: &dyn Sink, alert: &Alert, shutdown: &mut watch::Receiver<bool>, consumer: &mut C,
+    next: &BTreeMap<u32, u64>,
 ) -> Option<&'static str> {
     let name = config.name.clone();
     let mut wait = Duration::from_secs(1);
@@ -213,8 +214,8 @@ async fn deliver_patiently<C: LogConsumer>(
             }
             Err(DeliveryError::Unavailable(reason)) => {
                 metrics::counter!("argus_sink_delivery_failures_total", "sink" => name.clone()).increment(1);
-                let waiting = backlog(consumer, next, partition, offset);
-                metrics::gauge!("argus_sink_backlog_records", "sink" => name.clone()).set(waiting as f64);
+                metrics::gauge!("argus_sink_backlog_records", "sink" => name.clone())
+                    .set(backlog(consumer, next) as f64);
                 warn!(sink = %name, alert_id = %alert.alert_id, %reason, retry_in_ms = wait.as_millis(), "delivery failed");
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
