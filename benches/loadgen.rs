@@ -8,15 +8,18 @@
 //! between two collector clients (child processes) pushing over loopback TLS to a central's ingest
 //! endpoint (in this process, over its embedded log), then folded: observations accepted per
 //! second, folded per second, both one after the other, and the CPU time each client's push cost.
+//! With `--sinks`, the embedded run also delivers the alert topic to one sink of each kind, each to
+//! a real receiver on loopback (a webhook receiver, `prometheus-alertmanager`, rsyslog over TCP),
+//! while the processor folds.
 //!
 //! ```text
-//! cargo run --release -p argus-benches --bin loadgen -- [--scans N] [--hosts N] [--peers-per-host N] [--tansu | --ingest]
+//! cargo run --release -p argus-benches --bin loadgen -- [--scans N] [--hosts N] [--peers-per-host N] [--tansu | --ingest | --sinks]
 //! ```
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use argus_core::codec::encode_event;
+use argus_core::codec::{AlertEncoding, encode_event};
 use argus_core::synthetic::{Fleet, FleetSpec};
 use argus_core::{Event, OrgId};
 use argus_log::{EmbeddedLog, EventLog, KafkaLog};
@@ -37,6 +40,7 @@ struct Options {
     scans: u32,
     tansu: bool,
     ingest: bool,
+    sinks: bool,
     /// Internal: run only the processor over the embedded log recorded in this directory.
     process_recorded: Option<std::path::PathBuf>,
     /// Internal, with `process_recorded`: each partition's end offset and the observations.
@@ -54,6 +58,7 @@ fn options() -> Options {
         scans: 10,
         tansu: false,
         ingest: false,
+        sinks: false,
         process_recorded: None,
         end: BTreeMap::new(),
         observations: 0,
@@ -69,6 +74,7 @@ fn options() -> Options {
             "--scans" => options.scans = value().parse().expect("--scans N"),
             "--tansu" => options.tansu = true,
             "--ingest" => options.ingest = true,
+            "--sinks" => options.sinks = true,
             "--process-recorded" => options.process_recorded = Some(value().into()),
             "--end" => options.end.extend(parse_offsets(&value())),
             "--push-client" => options.push_client = Some(value().parse().expect("--push-client K")),
@@ -139,11 +145,47 @@ async fn record<L: EventLog>(log: &L, options: &Options) -> (u64, u64, BTreeMap<
     (records, observations, end)
 }
 
-/// Runs the processor from the start until every partition's checkpoint reaches `end`.
-async fn process<L: EventLog>(log: &L, store: &EmbeddedStore, end: &BTreeMap<u32, u64>) -> Duration {
+/// Runs the processor from the start until every partition's checkpoint reaches `end`, with one
+/// sink of each kind delivering the alert topic to a real receiver meanwhile if `sinks`.
+async fn process<L: EventLog>(log: &L, store: &EmbeddedStore, end: &BTreeMap<u32, u64>, sinks: bool) -> Duration {
+    if !sinks {
+        return fold(log, store, end).await;
+    }
+    let hook = argus_testkit::webhook::WebhookReceiver::start(HOOK_SECRET).await;
+    let alertmanager = argus_testkit::alertmanager::Alertmanager::start(&hook.url()).await;
+    let rsyslog = argus_testkit::syslog::Rsyslog::start();
+    let filter = "[filter]\norgs = [\"load\"]\nmax_clearance = \"TOP_SECRET\"\n";
+    let configs: Vec<argus_notify::SinkConfig> = [
+        format!("name = \"webhook\"\n{filter}[webhook]\nurl = \"{}\"\nsecret = \"{HOOK_SECRET}\"\n", hook.url()),
+        format!("name = \"alertmanager\"\n{filter}[alertmanager]\nurl = \"{}\"\n", alertmanager.url()),
+        format!("name = \"syslog\"\n{filter}[syslog]\naddress = \"{}\"\ntransport = \"tcp\"\n", rsyslog.tcp),
+    ]
+    .iter()
+    .map(|text| toml::from_str(text).expect("sink config"))
+    .collect();
+    argus_notify::SinkConfig::validate_all(&configs).expect("sinks");
+    let receivers: Vec<_> = configs.iter().map(|config| config.receiver("loadgen").expect("receiver")).collect();
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let delivering = futures_util::future::join_all(configs.iter().zip(&receivers).map(|(config, receiver)| {
+        argus_notify::run_sink(log, ALERTS_TOPIC, AlertEncoding::Avro, config, receiver.as_ref(), stop.subscribe())
+    }));
+    let folding = async {
+        let elapsed = fold(log, store, end).await;
+        stop.send(true).expect("stop the sinks");
+        elapsed
+    };
+    let (elapsed, _) = tokio::join!(folding, delivering);
+    println!("alert transitions received: webhook {}", hook.received().len());
+    elapsed
+}
+
+const ALERTS_TOPIC: &str = "loadgen.alerts";
+const HOOK_SECRET: &str = "a-webhook-secret-of-at-least-32-bytes";
+
+async fn fold<L: EventLog>(log: &L, store: &EmbeddedStore, end: &BTreeMap<u32, u64>) -> Duration {
     let config = ProcessorConfig {
         observations_topic: TOPIC.into(),
-        alerts_topic: "loadgen.alerts".into(),
+        alerts_topic: ALERTS_TOPIC.into(),
         dead_letter_topic: "loadgen.dead-letter".into(),
         group: format!("loadgen-{}", std::process::id()),
         poll_timeout: Duration::from_millis(50),
@@ -248,7 +290,7 @@ async fn through_ingest(directory: &std::path::Path, options: &Options) {
     let accepted = started.elapsed();
     report("two collector clients -> loopback TLS -> ingest -> embedded log (accepted)", observations, accepted);
     let store = EmbeddedStore::open(&directory.join("store")).expect("store");
-    let folded = process(&*log, &store, &end).await;
+    let folded = fold(&*log, &store, &end).await;
     report("embedded log -> fold -> embedded store (folded)", observations, folded);
     report("accepted, then folded", observations, accepted + folded);
 }
@@ -378,8 +420,13 @@ async fn main() {
     if let Some(directory) = &options.process_recorded {
         let log = EmbeddedLog::open(&directory.join("log"), 4).expect("log");
         let store = EmbeddedStore::open(&directory.join("store")).expect("store");
-        let elapsed = process(&log, &store, &options.end).await;
-        report("embedded log -> fold -> embedded store (processor process)", options.observations, elapsed);
+        let elapsed = process(&log, &store, &options.end, options.sinks).await;
+        let what = if options.sinks { " with a webhook, an Alertmanager and a syslog sink" } else { "" };
+        report(
+            &format!("embedded log -> fold -> embedded store (processor process){what}"),
+            options.observations,
+            elapsed,
+        );
         return;
     }
     let peers = u64::from(options.hosts) * u64::from(options.peers_per_host);
@@ -399,7 +446,7 @@ async fn main() {
         println!("recorded {records} records on {bootstrap}; resident memory {:.0} MiB", resident_mib("VmRSS:"));
         let bare = bare_consumer(bootstrap, records).await;
         report("bare rdkafka consumer", observations, bare);
-        let elapsed = process(&log, &store, &end).await;
+        let elapsed = process(&log, &store, &end, false).await;
         report("kafka -> fold -> embedded store", observations, elapsed);
         println!("processor rate / bare consumer rate: {:.2}", bare.as_secs_f64() / elapsed.as_secs_f64());
     } else {
@@ -416,6 +463,7 @@ async fn main() {
             .arg("--process-recorded")
             .arg(directory.path())
             .args(["--end", &end.join(","), "--observations", &observations.to_string()])
+            .args(options.sinks.then_some("--sinks"))
             .status()
             .expect("run the processor process");
         assert!(status.success(), "the processor process failed");

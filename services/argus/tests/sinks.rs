@@ -1,7 +1,8 @@
 //! Alert sinks of `argus run`: a webhook receiver gets every transition of a recorded stream (none
 //! missing, in order per alert, signed) after it was down for 30 s and `argus run` was SIGKILLed
 //! and restarted meanwhile; a repeat carries its deduplication key, and what the processor's
-//! restart republished on the topic is not sent twice.
+//! restart republished on the topic is not sent twice. A real Prometheus Alertmanager holds a
+//! failed WireGuard site's stale alert active while it lasts and resolves it when the site returns.
 
 mod common;
 
@@ -13,8 +14,11 @@ use argus_core::synthetic::{Fleet, FleetSpec};
 use argus_core::{Event, PublicKey};
 use argus_log::{Delivery, EmbeddedLog, EventLog, LogConsumer};
 use argus_notify::dedup_key;
+use argus_testkit::alertmanager::Alertmanager;
+use argus_testkit::lab::{Lab, LabOptions};
 use argus_testkit::webhook::WebhookReceiver;
 use common::Argus;
+use serde_json::Value;
 
 const PARTITIONS: u32 = 4;
 const HOOK_SECRET: &str = "a-webhook-secret-of-at-least-32-bytes";
@@ -181,4 +185,77 @@ async fn a_webhook_gets_every_transition_after_it_was_down_and_argus_was_killed_
         distinct.len()
     );
     assert!(repeats <= 1, "at most the transition in flight at the kill is repeated: {repeats}");
+}
+
+/// Needs root (the lab's namespaces); fails, never skips, without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_holds_a_failed_sites_stale_alert_while_it_lasts_and_resolves_it_when_it_returns() {
+    const RESEND_S: u64 = 5;
+    let lab = Lab::up(2, LabOptions::default());
+    let directory = tempfile::tempdir().expect("tempdir");
+    let notified = WebhookReceiver::start(HOOK_SECRET).await;
+    let alertmanager = Alertmanager::start(&notified.url()).await;
+    let sinks = format!(
+        "[[alerts.sinks]]\nname = \"alertmanager\"\n[alerts.sinks.filter]\norgs = [\"e2e\"]\nmax_clearance = \"TOP_SECRET\"\n\
+         [alerts.sinks.alertmanager]\nurl = \"{}\"\nresend_interval_s = {RESEND_S}\n",
+        alertmanager.url()
+    );
+    // WireGuard renews handshakes every 120 s while traffic flows: a window just above that
+    let argus = Argus::start_on(directory.path(), &lab, &sinks, "", "stale_after_s = 135\nfresh_below_s = 125").await;
+    let failed = lab.site_public_key(1);
+    argus
+        .eventually("the hub is projected", Duration::from_secs(20), async |argus| {
+            (argus.peer(&failed).await["status"] == "ACTIVE").then_some(())
+        })
+        .await;
+    lab.fail(1);
+
+    let stale = |alerts: &[Value]| {
+        alerts
+            .iter()
+            .find(|alert| alert["labels"]["alertname"] == "PEER_STALE" && alert["labels"]["public_key"] == failed)
+            .cloned()
+    };
+    let started = Instant::now();
+    let active = loop {
+        if let Some(alert) = stale(&alertmanager.active_alerts().await) {
+            break alert;
+        }
+        assert!(started.elapsed() < Duration::from_secs(200), "no stale alert reached Alertmanager");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let raised = argus.alerts("PEER_STALE").await;
+    assert_eq!(raised.len(), 1, "one alert, the failed site's: {raised:?}");
+    assert_eq!(active["labels"]["alert_id"], raised[0]["alertId"], "{active}");
+    assert_eq!(active["labels"]["host"], "hub-01");
+    assert_eq!(active["labels"]["org"], "e2e");
+    assert_eq!(active["status"]["state"], "active");
+    let summary = active["annotations"]["summary"].as_str().expect("summary");
+    assert!(summary.contains(&failed), "{summary}");
+    // open longer than the `endsAt` of any one post: only the re-sends keep it active
+    tokio::time::sleep(Duration::from_secs(RESEND_S * 5)).await;
+    assert!(stale(&alertmanager.active_alerts().await).is_some(), "re-sent while open");
+
+    lab.restore(1);
+    let started = Instant::now();
+    while stale(&alertmanager.active_alerts().await).is_some() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the alert did not resolve in Alertmanager");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(argus.alerts("PEER_STALE").await[0]["state"], "RESOLVED");
+    // Alertmanager itself notified the resolution of that alert
+    let alert_id = active["labels"]["alert_id"].clone();
+    let started = Instant::now();
+    while !notified.received().iter().any(|notification| {
+        notification.body["status"] == "resolved"
+            && notification.body["alerts"].as_array().is_some_and(|alerts| {
+                alerts.iter().any(|alert| alert["labels"]["alert_id"] == alert_id && alert["status"] == "resolved")
+            })
+    }) {
+        assert!(started.elapsed() < Duration::from_secs(20), "Alertmanager notified no resolution");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // re-sends of open alerts never revive it
+    tokio::time::sleep(Duration::from_secs(RESEND_S * 2)).await;
+    assert!(stale(&alertmanager.active_alerts().await).is_none(), "resolved stays resolved");
 }

@@ -339,6 +339,13 @@ impl LogConsumer for EmbeddedConsumer {
         self.next_offset(partition).ok()
     }
 
+    async fn committed(&mut self, partition: u32) -> Result<u64, LogError> {
+        self.committed
+            .get(partition as usize)
+            .copied()
+            .ok_or_else(|| LogError::Invalid(format!("partition {partition} is not assigned")))
+    }
+
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError> {
         for position in positions {
             let slot = self

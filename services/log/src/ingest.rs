@@ -396,6 +396,10 @@ impl LogConsumer for NoConsumer {
         match *self {}
     }
 
+    async fn committed(&mut self, _: u32) -> Result<u64, LogError> {
+        match *self {}
+    }
+
     async fn commit(&mut self, _: &[Position]) -> Result<(), LogError> {
         match *self {}
     }

@@ -452,6 +452,23 @@ impl LogConsumer for KafkaConsumer {
         lock(&self.high_watermarks).get(&partition).copied()
     }
 
+    async fn committed(&mut self, partition: u32) -> Result<u64, LogError> {
+        let partition = i32::try_from(partition).map_err(|_| LogError::Invalid("partition out of range".into()))?;
+        let (consumer, topic) = (Arc::clone(&self.consumer), self.topic.clone());
+        let committed = tokio::task::spawn_blocking(move || {
+            let mut list = TopicPartitionList::new();
+            list.add_partition(&topic, partition);
+            consumer.committed_offsets(list, Timeout::After(Duration::from_secs(10)))
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)?;
+        match committed.find_partition(&self.topic, partition).map(|element| element.offset()) {
+            Some(Offset::Offset(offset)) => offset_number(offset),
+            _ => Ok(0),
+        }
+    }
+
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError> {
         let mut list = TopicPartitionList::new();
         for position in positions {

@@ -99,6 +99,10 @@ pub trait LogConsumer: Send {
     /// Records the group's positions (each the next offset to read).
     async fn commit(&mut self, positions: &[Position]) -> Result<(), LogError>;
 
+    /// The group's committed position of an assigned partition (the next offset to read), 0 when
+    /// the group never committed one: where this assignment resumes.
+    async fn committed(&mut self, partition: u32) -> Result<u64, LogError>;
+
     /// The offset the next record appended to an assigned partition will get (Kafka: the high
     /// watermark, one round trip to the broker). With the position read, it gives the lag.
     async fn end_offset(&mut self, partition: u32) -> Result<u64, LogError>;

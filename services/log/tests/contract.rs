@@ -203,8 +203,13 @@ mod checks {
         for record in &rest {
             assert!(record.offset >= next.get(&record.partition).copied().unwrap_or(0), "resumed after the commit");
         }
+        for partition in 0..PARTITIONS {
+            let committed = resumed.committed(partition).await.expect("committed");
+            assert_eq!(committed, next.get(&partition).copied().unwrap_or(0), "partition {partition}'s position");
+        }
         let mut other = log.subscribe(TOPIC, "audit").await.expect("other group");
         read_records(&mut other, 40).await;
+        assert_eq!(other.committed(0).await.expect("committed"), 0, "a group that never committed");
     }
 
     pub async fn bad_names_are_refused<L: EventLog>(log: &L) {

@@ -6,9 +6,8 @@
 //! [`REMEMBERED`] deduplication keys, and on every assignment first reads back that many records
 //! before its position to remember them again.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use argus_core::Alert;
 use argus_core::codec::AlertEncoding;
@@ -18,7 +17,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::SinkConfig;
-use crate::notification::{dedup_key, transition_at};
+use crate::notification::{dedup_key, now_millis, transition_at};
 
 /// How many deduplication keys a sink remembers (and reads back after an assignment): more than
 /// a processor republishes after a crash (at most a checkpoint interval's alerts).
@@ -53,9 +52,24 @@ impl Remembered {
 pub trait Sink: Send + Sync {
     /// Delivers one transition; returns once the receiver has acknowledged it.
     async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError>;
+
+    /// Learns of a transition the filter carries that is not delivered now: one read back after
+    /// an assignment (delivered before a restart) or one too old to send. A sink that mirrors
+    /// state at its receiver (the Alertmanager sink's open alerts) keeps its mirror with it.
+    async fn recall(&self, _alert: &Alert) {}
+
+    /// How often [`Sink::refresh`] is due, for a receiver that forgets what is not re-sent.
+    fn refresh_every(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Sends the receiver again what it must keep holding; the count sent.
+    async fn refresh(&self) -> Result<usize, DeliveryError> {
+        Ok(0)
+    }
 }
 
-/// Why a delivery failed, classified for the loop.
+/// Why a delivery failed, classified for the loop (and for each HTTP sink by [`DeliveryError::from_status`]).
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     /// The receiver is down, slow or overloaded: the same transition is tried again after a wait.
@@ -67,14 +81,56 @@ pub enum DeliveryError {
     Refused(String),
 }
 
-fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+impl DeliveryError {
+    /// An HTTP receiver's answer: success, a passing fault (tried again), or a refusal.
+    pub fn from_status(url: &reqwest::Url, status: reqwest::StatusCode) -> Result<(), Self> {
+        if status.is_success() {
+            return Ok(());
+        }
+        let reason = format!("{url} answered {status}");
+        // a timeout, throttling or a server fault passes; any other refusal would repeat forever
+        let passing = status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+        Err(if passing { Self::Unavailable(reason) } else { Self::Refused(reason) })
+    }
 }
 
 /// Delivers the transitions of `topic` (written in `encoding`) that `config`'s filter lets through
 /// to `sink`, until `shutdown` turns true. Never returns an error: an unreachable log is waited
 /// out, a down receiver retried.
 pub async fn run_sink<L: EventLog>(
+    log: &L, topic: &str, encoding: AlertEncoding, config: &SinkConfig, sink: &dyn Sink,
+    shutdown: watch::Receiver<bool>,
+) {
+    tokio::join!(
+        deliver_all(log, topic, encoding, config, sink, shutdown.clone()),
+        refresh_periodically(config, sink, shutdown)
+    );
+}
+
+/// Calls [`Sink::refresh`] at its interval until `shutdown`; a failure waits for the next.
+async fn refresh_periodically(config: &SinkConfig, sink: &dyn Sink, mut shutdown: watch::Receiver<bool>) {
+    let Some(every) = sink.refresh_every() else { return };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match sink.refresh().await {
+            Ok(count) => metrics::gauge!("argus_sink_open_alerts", "sink" => config.name.clone()).set(count as f64),
+            Err(error) => {
+                metrics::counter!("argus_sink_delivery_failures_total", "sink" => config.name.clone()).increment(1);
+                warn!(sink = %config.name, %error, "re-sending open alerts failed; the next interval tries again");
+            }
+        }
+    }
+}
+
+async fn deliver_all<L: EventLog>(
     log: &L, topic: &str, encoding: AlertEncoding, config: &SinkConfig, sink: &dyn Sink,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -108,8 +164,23 @@ pub async fn run_sink<L: EventLog>(
             };
             let records = match delivery {
                 Ok(Delivery::Records(records)) => records,
-                Ok(Delivery::Assigned(_) | Delivery::Revoked(_)) => {
-                    // positions are the group's: an assignment resumes from its committed one
+                Ok(Delivery::Assigned(partitions)) => {
+                    next.clear();
+                    resumed_at.clear();
+                    for partition in partitions {
+                        match read_back(&mut consumer, partition).await {
+                            Ok(resume) => {
+                                resumed_at.insert(partition, resume);
+                                next.insert(partition, resume);
+                            }
+                            Err(error) => {
+                                warn!(sink = %name, partition, %error, "alert sink cannot read back; repeats are not suppressed");
+                            }
+                        }
+                    }
+                    continue;
+                }
+                Ok(Delivery::Revoked(_)) => {
                     next.clear();
                     resumed_at.clear();
                     continue;
@@ -120,36 +191,18 @@ pub async fn run_sink<L: EventLog>(
                 }
             };
             let mut uncommitted = BTreeMap::new();
-            let mut sought = Vec::new();
             for record in records {
-                if sought.contains(&record.partition) {
-                    continue;
-                }
-                let resume = match resumed_at.entry(record.partition) {
-                    Entry::Occupied(resumed) => *resumed.get(),
-                    Entry::Vacant(first) => {
-                        first.insert(record.offset);
-                        next.insert(record.partition, record.offset);
-                        if record.offset > 0 {
-                            // read back what came before the position, to remember it
-                            let back = record.offset.saturating_sub(REMEMBERED);
-                            match consumer.seek(Position { partition: record.partition, offset: back }).await {
-                                Ok(()) => {
-                                    sought.push(record.partition);
-                                    continue;
-                                }
-                                Err(error) => {
-                                    warn!(sink = %name, %error, "alert sink cannot read back; repeats are not suppressed")
-                                }
-                            }
-                        }
-                        record.offset
-                    }
-                };
+                let resume = *resumed_at.entry(record.partition).or_insert_with(|| {
+                    next.insert(record.partition, record.offset);
+                    record.offset
+                });
                 let alert = encoding.decode(&record.value);
                 if record.offset < resume {
                     if let Some(alert) = &alert {
                         remembered.insert(dedup_key(alert));
+                        if config.filter.carries(alert) {
+                            sink.recall(alert).await;
+                        }
                     }
                     continue;
                 }
@@ -160,6 +213,7 @@ pub async fn run_sink<L: EventLog>(
                     Some(alert)
                         if now_millis().saturating_sub(transition_at(&alert)) > config.max_age().as_millis() as i64 =>
                     {
+                        sink.recall(&alert).await;
                         "expired"
                     }
                     Some(alert) => {
@@ -183,6 +237,16 @@ pub async fn run_sink<L: EventLog>(
             metrics::gauge!("argus_sink_backlog_records", "sink" => name.clone()).set(backlog(&consumer, &next) as f64);
         }
     }
+}
+
+/// Seeks `partition` back [`REMEMBERED`] records before the group's position, to remember what
+/// was delivered before; the position, where delivering resumes.
+async fn read_back<C: LogConsumer>(consumer: &mut C, partition: u32) -> Result<u64, argus_log::LogError> {
+    let resume = consumer.committed(partition).await?;
+    if resume > 0 {
+        consumer.seek(Position { partition, offset: resume.saturating_sub(REMEMBERED) }).await?;
+    }
+    Ok(resume)
 }
 
 /// Transitions on the topic from `next` (per partition, the next one to deliver) to its end.

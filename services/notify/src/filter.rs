@@ -1,7 +1,7 @@
 //! Which alert transitions a sink may carry: its organisations, its receivers' clearance, and
 //! optionally some kinds, a minimum severity and whether silenced transitions go too.
 
-use argus_core::{Alert, AlertKind, Clearance, OrgId, Severity};
+use argus_core::{Alert, AlertKind, AlertState, Clearance, OrgId, Severity};
 use serde::Deserialize;
 
 /// `[alerts.sinks.filter]`. `orgs` and `max_clearance` have no default: a sink is a reader, and
@@ -18,8 +18,8 @@ pub struct SinkFilter {
     pub kinds: Vec<AlertKind>,
     #[serde(default = "lowest_severity")]
     pub min_severity: Severity,
-    /// Silenced transitions (inside a maintenance window) are recorded, not notified, unless this
-    /// is set.
+    /// Silenced raisings (inside a maintenance window) are recorded, not notified, unless this is
+    /// set. A resolution always goes: whoever was told of the raising learns that it is over.
     #[serde(default)]
     pub include_silenced: bool,
 }
@@ -34,14 +34,14 @@ impl SinkFilter {
             && alert.clearance <= self.max_clearance
             && (self.kinds.is_empty() || self.kinds.contains(&alert.kind))
             && alert.severity >= self.min_severity
-            && (self.include_silenced || !alert.silenced)
+            && (self.include_silenced || !alert.silenced || alert.state == AlertState::Resolved)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argus_core::{AlertId, AlertState};
+    use argus_core::AlertId;
 
     fn alert(org: &str, clearance: Clearance, severity: Severity, silenced: bool) -> Alert {
         Alert {
@@ -75,6 +75,9 @@ mod tests {
         assert!(!filter.carries(&alert("acme", Clearance::Secret, Severity::Critical, false)), "above its clearance");
         assert!(!filter.carries(&alert("acme", Clearance::Unclassified, Severity::Info, false)), "below its severity");
         assert!(!filter.carries(&alert("acme", Clearance::Unclassified, Severity::Critical, true)), "silenced");
+        let silenced_resolution =
+            Alert { state: AlertState::Resolved, ..alert("acme", Clearance::Unclassified, Severity::Critical, true) };
+        assert!(filter.carries(&silenced_resolution), "a resolution goes, silenced or not");
         let kinds: SinkFilter = toml::from_str(
             "orgs = [\"acme\"]\nmax_clearance = \"SECRET\"\nkinds = [\"GATEWAY_SILENT\"]\ninclude_silenced = true",
         )

@@ -1,9 +1,10 @@
 //! Alert sinks: each configured sink is a durable consumer of the alert topic (its own consumer
 //! group, so its own position) that delivers every transition its filter lets through, in order,
 //! at least once, retrying a down receiver with backoff without ever blocking the processor or
-//! another sink. One module per sink ([`webhook`], [`syslog`]); one delivery loop ([`delivery`])
-//! for all.
+//! another sink. One module per sink ([`webhook`], [`alertmanager`], [`syslog`]); one delivery loop
+//! ([`delivery`]) for all.
 
+pub mod alertmanager;
 pub mod delivery;
 pub mod filter;
 pub mod notification;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use self::alertmanager::{AlertmanagerConfig, AlertmanagerSink};
 pub use self::delivery::{DeliveryError, Sink, run_sink};
 pub use self::filter::SinkFilter;
 pub use self::notification::{Notification, dedup_key};
@@ -38,6 +40,7 @@ pub struct SinkConfig {
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
     pub webhook: Option<WebhookConfig>,
+    pub alertmanager: Option<AlertmanagerConfig>,
     pub syslog: Option<SyslogConfig>,
 }
 
@@ -56,7 +59,7 @@ pub enum SinkConfigError {
     Name(String),
     #[error("alerts.sinks: two sinks are named {0:?}; each keeps its own position under its name")]
     Duplicate(String),
-    #[error("alerts.sinks {0:?}: give exactly one receiver (webhook or syslog)")]
+    #[error("alerts.sinks {0:?}: give exactly one receiver (webhook, alertmanager or syslog)")]
     Receiver(String),
     #[error("alerts.sinks {sink:?}: filter.orgs must list at least one organisation")]
     NoOrgs { sink: String },
@@ -93,9 +96,10 @@ impl SinkConfig {
             if sink.filter.orgs.is_empty() {
                 return Err(SinkConfigError::NoOrgs { sink: sink.name.clone() });
             }
-            let checked = match (&sink.webhook, &sink.syslog) {
-                (Some(webhook), None) => webhook.validate(),
-                (None, Some(syslog)) => syslog.validate(),
+            let checked = match (&sink.webhook, &sink.alertmanager, &sink.syslog) {
+                (Some(webhook), None, None) => webhook.validate(),
+                (None, Some(alertmanager), None) => alertmanager.validate(),
+                (None, None, Some(syslog)) => syslog.validate(),
                 _ => return Err(SinkConfigError::Receiver(sink.name.clone())),
             };
             checked.map_err(|(field, reason)| sink.field_error(field, reason))?;
@@ -110,9 +114,14 @@ impl SinkConfig {
     /// The sink's receiver, ready to deliver (connecting on the first delivery). `host_name` is
     /// this machine's, the default syslog HOSTNAME.
     pub fn receiver(&self, host_name: &str) -> Result<Box<dyn Sink>, SinkConfigError> {
-        let built: Result<Box<dyn Sink>, _> = match (&self.webhook, &self.syslog) {
-            (Some(webhook), None) => WebhookSink::new(webhook).map(|sink| Box::new(sink) as Box<dyn Sink>),
-            (None, Some(syslog)) => SyslogSink::new(syslog, host_name).map(|sink| Box::new(sink) as Box<dyn Sink>),
+        let built: Result<Box<dyn Sink>, _> = match (&self.webhook, &self.alertmanager, &self.syslog) {
+            (Some(webhook), None, None) => WebhookSink::new(webhook).map(|sink| Box::new(sink) as Box<dyn Sink>),
+            (None, Some(alertmanager), None) => {
+                AlertmanagerSink::new(alertmanager).map(|sink| Box::new(sink) as Box<dyn Sink>)
+            }
+            (None, None, Some(syslog)) => {
+                SyslogSink::new(syslog, host_name).map(|sink| Box::new(sink) as Box<dyn Sink>)
+            }
             _ => return Err(SinkConfigError::Receiver(self.name.clone())),
         };
         built.map_err(|(field, reason)| self.field_error(field, reason))

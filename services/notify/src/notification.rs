@@ -65,3 +65,17 @@ pub fn transition_at(alert: &Alert) -> i64 {
         AlertState::Raised => alert.revised_at.unwrap_or(alert.raised_at),
     }
 }
+
+/// The wall clock in milliseconds, the unit of the alert's times.
+pub(crate) fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `2026-06-01T00:00:00.000Z`.
+pub(crate) fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -16,7 +16,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Mutex;
 
 use crate::delivery::{DeliveryError, Sink};
-use crate::notification::{Notification, dedup_key, transition_at};
+use crate::notification::{Notification, dedup_key, rfc3339, transition_at};
 
 /// The structured-data id: 32473 is the private enterprise number RFC 5612 reserves for
 /// documentation, used until the project has its own.
@@ -114,12 +114,6 @@ const fn syslog_severity(alert: &Alert) -> u8 {
         (AlertState::Raised, Severity::Warning) => 4,
         (AlertState::Raised, Severity::Info) => 6,
     }
-}
-
-fn rfc3339(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// An SD-PARAM value: `"`, `\` and `]` escaped (RFC 5424, 6.3.3).

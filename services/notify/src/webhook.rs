@@ -122,16 +122,7 @@ impl Sink for WebhookSink {
             request.body(body).send().await.map_err(|error| {
                 DeliveryError::Unavailable(format!("{}: {}", self.url, argus_log::error_chain(&error)))
             })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let reason = format!("{} answered {status}", self.url);
-        // a timeout, throttling or a server fault passes; any other refusal would repeat forever
-        let passing = status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-        Err(if passing { DeliveryError::Unavailable(reason) } else { DeliveryError::Refused(reason) })
+        DeliveryError::from_status(&self.url, response.status())
     }
 }
 

@@ -3,52 +3,18 @@
 //! few repeats, each with its deduplication key, and none for transitions the topic holds twice;
 //! another organisation's and a higher clearance's never arrive.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use argus_core::codec::AlertEncoding;
-use argus_core::{Alert, AlertId, AlertKind, AlertState, Clearance, Severity};
-use argus_log::{EmbeddedLog, EventLog};
+use argus_core::{Alert, AlertState, Clearance};
+use argus_log::EmbeddedLog;
 use argus_notify::{SinkConfig, WebhookSink, dedup_key, run_sink};
 use argus_testkit::webhook::WebhookReceiver;
+use common::{SECRET, TOPIC, alert, publish};
 use tokio::sync::watch;
-
-const TOPIC: &str = "wireguard.alerts";
-const SECRET: &str = "a-webhook-secret-of-at-least-32-bytes";
-
-/// Alert `n` of `org` at `clearance`, raised a minute ago (or resolved now).
-fn alert(n: u8, org: &str, clearance: Clearance, state: AlertState) -> Alert {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64;
-    Alert {
-        alert_id: AlertId::from_bytes([n; 16]),
-        kind: AlertKind::PeerStale,
-        severity: Severity::Critical,
-        state,
-        org_id: org.parse().expect("org"),
-        host: format!("hub-{}", n % 3).parse().expect("host"),
-        interface: "wg0".parse().expect("interface"),
-        public_key: None,
-        clearance,
-        probable_cause: None,
-        evidence: BTreeMap::from([("handshake_age_s".into(), 200.0)]),
-        summary: format!("no handshake: FOB {n}"),
-        raised_at: now - 60_000,
-        resolved_at: (state == AlertState::Resolved).then_some(now),
-        revised_at: None,
-        silenced: false,
-        incident_id: None,
-    }
-}
-
-async fn publish(log: &EmbeddedLog, alerts: &[Alert]) {
-    for alert in alerts {
-        let mut bytes = Vec::new();
-        AlertEncoding::Avro.encode(alert, &mut bytes);
-        log.append(TOPIC, format!("{}/{}", alert.org_id, alert.host).as_bytes(), &bytes).await.expect("append");
-    }
-    log.flush().await.expect("flush");
-}
 
 fn sink_config(name: &str, org: &str, url: &str) -> SinkConfig {
     toml::from_str(&format!(

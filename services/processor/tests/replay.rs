@@ -239,6 +239,10 @@ impl<C: LogConsumer> LogConsumer for Slowed<C> {
         self.log.commit(positions).await
     }
 
+    async fn committed(&mut self, partition: u32) -> Result<u64, LogError> {
+        self.log.committed(partition).await
+    }
+
     async fn end_offset(&mut self, partition: u32) -> Result<u64, LogError> {
         self.log.end_offset(partition).await
     }
