@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use argus_core::codec::{AlertEncoding, encode_event};
-use argus_core::synthetic::{Fleet, FleetSpec};
-use argus_core::{Event, OrgId};
+use argus_core::synthetic::{Fleet, FleetSpec, stale_alert};
+use argus_core::{AlertState, Clearance, Event, OrgId};
 use argus_log::{EmbeddedLog, EventLog, KafkaLog};
 use argus_processor::ProcessorConfig;
 use argus_store::EmbeddedStore;
@@ -165,6 +165,16 @@ async fn process<L: EventLog>(log: &L, store: &EmbeddedStore, end: &BTreeMap<u32
     .collect();
     argus_notify::SinkConfig::validate_all(&configs).expect("sinks");
     let receivers: Vec<_> = configs.iter().map(|config| config.receiver("loadgen").expect("receiver")).collect();
+    // alerts are rare in a fleet's stream: what the sinks deliver meanwhile is seeded here
+    let now = chrono::Utc::now().timestamp_millis();
+    for state in [AlertState::Raised, AlertState::Resolved] {
+        for n in 0..SEEDED_ALERTS {
+            let mut bytes = Vec::new();
+            AlertEncoding::Avro.encode(&stale_alert(n, "load", Clearance::Restricted, state, now), &mut bytes);
+            log.append(ALERTS_TOPIC, format!("load/hub-{}", n % 3).as_bytes(), &bytes).await.expect("seed alert");
+        }
+    }
+    log.flush().await.expect("flush");
     let (stop, _) = tokio::sync::watch::channel(false);
     let delivering = futures_util::future::join_all(configs.iter().zip(&receivers).map(|(config, receiver)| {
         argus_notify::run_sink(log, ALERTS_TOPIC, AlertEncoding::Avro, config, receiver.as_ref(), stop.subscribe())
@@ -175,11 +185,19 @@ async fn process<L: EventLog>(log: &L, store: &EmbeddedStore, end: &BTreeMap<u32
         elapsed
     };
     let (elapsed, _) = tokio::join!(folding, delivering);
-    println!("alert transitions received: webhook {}", hook.received().len());
+    println!(
+        "alert transitions delivered while folding: webhook {} of {}, syslog {}, Alertmanager holds {} open",
+        hook.received().iter().filter(|delivery| delivery.signature_valid).count(),
+        2 * SEEDED_ALERTS,
+        rsyslog.received("tcp").len(),
+        alertmanager.active_alerts().await.len()
+    );
     elapsed
 }
 
 const ALERTS_TOPIC: &str = "loadgen.alerts";
+/// Alerts raised and resolved on the alert topic for `--sinks`.
+const SEEDED_ALERTS: u32 = 300;
 const HOOK_SECRET: &str = "a-webhook-secret-of-at-least-32-bytes";
 
 async fn fold<L: EventLog>(log: &L, store: &EmbeddedStore, end: &BTreeMap<u32, u64>) -> Duration {

@@ -33,7 +33,9 @@ pub fn tansu_binary() -> PathBuf {
 /// A file of this repository, found from the running test's package directory (read at run time:
 /// a build shared between checkouts must not point into another checkout).
 pub fn repository_file(relative: &str) -> PathBuf {
-    let start = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| ".".into());
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::current_dir().expect("working directory"));
     start
         .ancestors()
         .map(|directory| directory.join(relative))

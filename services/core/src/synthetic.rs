@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::alert::{Alert, AlertId, AlertKind, AlertState, Severity};
 use crate::event::{Event, EventHeader, Heartbeat, PeerObservation, PeerSource, UnixMillis};
 use crate::ids::{Clearance, CollectorId, HostId, InterfaceName, OrgId};
 use crate::key::PublicKey;
@@ -139,4 +140,30 @@ pub fn heartbeat(collector: &str, org: &str, host: &str, seq: u64) -> Event {
         scan_interval_ms: 10_000,
         clearance: Clearance::Unclassified,
     })
+}
+
+/// Stale-peer alert `n` of `org` at `clearance`, raised a minute before `now` (or resolved at
+/// `now`): transitions for tests and loads of what consumes the alert topic.
+pub fn stale_alert(n: u32, org: &str, clearance: Clearance, state: AlertState, now: UnixMillis) -> Alert {
+    let mut id = [0; 16];
+    id[..4].copy_from_slice(&n.to_be_bytes());
+    Alert {
+        alert_id: AlertId::from_bytes(id),
+        kind: AlertKind::PeerStale,
+        severity: Severity::Critical,
+        state,
+        org_id: org.parse().expect("synthetic org id is valid"),
+        host: format!("hub-{}", n % 3).parse().expect("synthetic host id is valid"),
+        interface: "wg0".parse().expect("synthetic interface name is valid"),
+        public_key: None,
+        clearance,
+        probable_cause: None,
+        evidence: std::collections::BTreeMap::from([("handshake_age_s".into(), 200.0)]),
+        summary: format!("no handshake: FOB {n}"),
+        raised_at: now - 60_000,
+        resolved_at: (state == AlertState::Resolved).then_some(now),
+        revised_at: None,
+        silenced: false,
+        incident_id: None,
+    }
 }
