@@ -360,13 +360,17 @@ async fn push_client(options: &Options, client: usize, url: &str) {
         }
     }
     ingest.flush().await.expect("flush");
-    let (cpu, wall) = (cpu_time() - cpu_before, started.elapsed());
+    let ((user, system), wall) = (cpu_time(), started.elapsed());
+    let (user, system) = (user - cpu_before.0, system - cpu_before.1);
+    let cpu = user + system;
     let per_record = cpu.as_secs_f64() / records.len() as f64;
     println!(
-        "push client {client}: {} records in {:.2} s using {:.2} s of CPU: {:.2} us per record, {:.2} ms per scan of 10,001 events",
+        "push client {client}: {} records in {:.2} s using {:.2} s of CPU (user {:.2}, system {:.2}): {:.2} us per record, {:.2} ms per scan of 10,001 events",
         records.len(),
         wall.as_secs_f64(),
         cpu.as_secs_f64(),
+        user.as_secs_f64(),
+        system.as_secs_f64(),
         per_record * 1e6,
         per_record * 10_001.0 * 1e3
     );
@@ -375,12 +379,13 @@ async fn push_client(options: &Options, client: usize, url: &str) {
 }
 
 /// User and system CPU time of this process so far.
-fn cpu_time() -> Duration {
+/// This process's CPU time so far: (user, system).
+fn cpu_time() -> (Duration, Duration) {
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).expect("getrusage");
     let of = |time: nix::sys::time::TimeVal| {
         Duration::from_secs(time.tv_sec().unsigned_abs()) + Duration::from_micros(time.tv_usec().unsigned_abs())
     };
-    of(usage.user_time()) + of(usage.system_time())
+    (of(usage.user_time()), of(usage.system_time()))
 }
 
 /// The TLS fixtures the ingest run uses (a private CA and a loopback server certificate).

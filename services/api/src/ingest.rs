@@ -16,7 +16,7 @@ use std::time::Instant;
 use argus_core::CollectorRegistry;
 use argus_core::codec::decode_event;
 use argus_core::ids::partition_key;
-use argus_log::ingest::{INGEST_PATH, records_of};
+use argus_log::ingest::{Accepted, INGEST_PATH, records_of};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::middleware::SizeLimit;
@@ -226,9 +226,7 @@ async fn ingest(request: &Request, body: poem::Body, state: Data<&Arc<IngestStat
         Ok(positions) => {
             metrics::counter!("argus_ingest_records_total").increment(positions.len() as u64);
             metrics::histogram!("argus_ingest_batch_seconds").record(started.elapsed().as_secs_f64());
-            let positions: Vec<[u64; 2]> =
-                positions.iter().map(|position| [u64::from(position.partition), position.offset]).collect();
-            Json(serde_json::json!({ "positions": positions })).into_response()
+            Json(Accepted::of(&positions)).into_response()
         }
         Err(refusal) => refusal.into_response(collector),
     }

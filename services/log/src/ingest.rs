@@ -4,8 +4,10 @@
 //! A batch is the request body `POST /ingest/v1/events` (`Content-Type:
 //! application/vnd.argus.events.v1`): each record's value (an Avro single-object event) as a 4-byte
 //! big-endian length and its bytes. The central derives each record's key from the event it decodes
-//! and appends to its observations topic; the answer is `{"positions": [[partition, offset], ...]}`,
-//! one per record in order, or `{"error": "...", "record": n}` for the whole batch.
+//! and appends to its observations topic; the answer is `{"runs": [[partition, first_offset,
+//! count], ...]}`, the records' positions in order as runs of consecutive offsets of one partition
+//! (a collector's records of one gateway land together), or `{"error": "...", "record": n}` for
+//! the whole batch.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -21,6 +23,46 @@ use crate::{EventLog, LogConsumer, LogError, Position};
 pub const INGEST_PATH: &str = "/ingest/v1/events";
 /// The media type of a batch body.
 pub const BATCH_CONTENT_TYPE: &str = "application/vnd.argus.events.v1";
+
+/// The answer to an accepted batch: its records' positions as `[partition, first_offset, count]`.
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Accepted {
+    pub runs: Vec<(u32, u64, u64)>,
+}
+
+impl Accepted {
+    /// `positions`, in order, run-length encoded.
+    pub fn of(positions: &[Position]) -> Self {
+        let mut runs: Vec<(u32, u64, u64)> = Vec::new();
+        for position in positions {
+            match runs.last_mut() {
+                Some((partition, first, count))
+                    if *partition == position.partition && first.checked_add(*count) == Some(position.offset) =>
+                {
+                    *count += 1;
+                }
+                _ => runs.push((position.partition, position.offset, 1)),
+            }
+        }
+        Self { runs }
+    }
+
+    /// The positions, in order; `None` if the runs hold more than `limit` (a central's answer
+    /// is not trusted to size the client's memory).
+    pub fn positions(&self, limit: usize) -> Option<Vec<Position>> {
+        let total = self.runs.iter().try_fold(0u64, |total, &(_, _, count)| total.checked_add(count))?;
+        if total > limit as u64 {
+            return None;
+        }
+        let mut positions = Vec::with_capacity(total as usize);
+        for &(partition, first, count) in &self.runs {
+            for step in 0..count {
+                positions.push(Position { partition, offset: first.checked_add(step)? });
+            }
+        }
+        Some(positions)
+    }
+}
 
 /// Appends `value` to a batch body.
 pub fn frame_record(value: &[u8], body: &mut Vec<u8>) {
@@ -294,14 +336,9 @@ impl Sender {
                 _ => LogError::Unavailable(reason),
             });
         }
-        #[derive(serde::Deserialize)]
-        struct Accepted {
-            positions: Vec<(u32, u64)>,
-        }
         let positions: Vec<Position> = serde_json::from_slice::<Accepted>(&text)
-            .map(|accepted| {
-                accepted.positions.into_iter().map(|(partition, offset)| Position { partition, offset }).collect()
-            })
+            .ok()
+            .and_then(|accepted| accepted.positions(records))
             .unwrap_or_default();
         if positions.len() != records {
             return Err(LogError::Unavailable(format!(
@@ -427,6 +464,18 @@ mod tests {
         assert_eq!(records_of(&[]).expect("empty"), Vec::<&[u8]>::new());
         assert_eq!(records_of(&body[..body.len() - 1]), Err(BatchError { record: 2, offset: 13 }));
         assert_eq!(records_of(&body[..2]), Err(BatchError { record: 0, offset: 0 }));
+    }
+
+    #[test]
+    fn positions_travel_as_runs_and_a_central_cannot_inflate_them() {
+        let at = |partition, offset| Position { partition, offset };
+        let positions = vec![at(1, 7), at(1, 8), at(1, 9), at(0, 3), at(1, 10), at(1, 12)];
+        let accepted = Accepted::of(&positions);
+        assert_eq!(accepted.runs, vec![(1, 7, 3), (0, 3, 1), (1, 10, 1), (1, 12, 1)]);
+        assert_eq!(accepted.positions(6), Some(positions));
+        assert_eq!(accepted.positions(5), None, "more positions than records sent");
+        assert_eq!(Accepted { runs: vec![(0, u64::MAX, 2)] }.positions(2), None, "offsets past the end");
+        assert_eq!(Accepted { runs: vec![(0, 0, u64::MAX), (0, 0, 1)] }.positions(2), None, "a count that overflows");
     }
 
     #[tokio::test]
