@@ -178,28 +178,16 @@ impl Sink for AlertmanagerSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argus_core::{AlertKind, Clearance, ProbableCause, PublicKey, Severity};
+    use argus_core::synthetic::stale_alert;
+    use argus_core::{Clearance, ProbableCause, PublicKey, Severity};
 
     #[test]
     fn labels_identify_the_alert_and_annotations_describe_it() {
         let mut alert = Alert {
-            alert_id: AlertId::from_bytes([1; 16]),
-            kind: AlertKind::PeerStale,
             severity: Severity::Warning,
-            state: AlertState::Raised,
-            org_id: "acme".parse().expect("org"),
-            host: "hub-1".parse().expect("host"),
-            interface: "wg0".parse().expect("interface"),
             public_key: Some(PublicKey::from_bytes([7; 32])),
-            clearance: Clearance::Restricted,
-            probable_cause: None,
-            evidence: BTreeMap::new(),
-            summary: "no handshake".into(),
             raised_at: 1_780_272_000_000,
-            resolved_at: None,
-            revised_at: None,
-            silenced: false,
-            incident_id: None,
+            ..stale_alert(1, "acme", Clearance::Restricted, AlertState::Raised, 1_780_272_060_000)
         };
         let raised = PostableAlert::of(&alert, 1_780_272_240_000);
         assert_eq!(raised.labels["alertname"], "PEER_STALE");

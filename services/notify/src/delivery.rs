@@ -178,6 +178,8 @@ async fn deliver_all<L: EventLog>(
                             }
                         }
                     }
+                    metrics::gauge!("argus_sink_backlog_records", "sink" => name.clone())
+                        .set(backlog(&consumer, &next) as f64);
                     continue;
                 }
                 Ok(Delivery::Revoked(_)) => {
