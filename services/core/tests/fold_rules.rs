@@ -324,6 +324,23 @@ fn an_uplink_outage_with_staggered_handshakes_is_one_incident_holding_every_site
     assert_eq!(resolved[0].resolved_at, last_member, "when its last site is back");
 }
 
+/// A stale peer's evidence counts only the interface's peers its alert's readers may see: those
+/// of its clearance or below.
+#[test]
+fn a_stale_alerts_peer_counts_leave_out_peers_above_its_clearance() {
+    let level = |n: u8| if n <= 4 { Clearance::Restricted } else { Clearance::Secret };
+    let effects = uplink_outage(SECOND, level);
+    let raised = alerts_of(&effects, AlertKind::PeerStale, AlertState::Raised);
+    assert_eq!(raised.len(), 8, "{raised:#?}");
+    for alert in raised {
+        let (connected, quiet) = (alert.evidence["connected_peers"], alert.evidence["quiet_peers"]);
+        match alert.clearance {
+            Clearance::Restricted => assert!(connected <= 3.0 && quiet <= 3.0, "{alert:#?}"),
+            _ => assert!(connected > 3.0, "a SECRET peer's readers see every peer: {alert:#?}"),
+        }
+    }
+}
+
 /// All at once or staggered, the peers of another clearance are another incident: an incident
 /// tells its readers nothing of peers above them.
 #[test]

@@ -161,15 +161,16 @@ impl InterfaceState {
         }
     }
 
-    /// Other connected peers, those whose handshake at `at` is older than the fresh bound, and
-    /// those of them with an endpoint in `network`.
+    /// Other connected peers up to `clearance`, those whose handshake at `at` is older than the
+    /// fresh bound, and those of them with an endpoint in `network`. Peers above `clearance` are
+    /// not counted: a judgement's evidence says nothing of peers its alert's readers cannot see.
     fn quiet_peers(
-        &self, except: &PublicKey, at: UnixMillis, network: Option<Cidr>, config: &RuleConfig,
+        &self, except: &PublicKey, clearance: Clearance, at: UnixMillis, network: Option<Cidr>, config: &RuleConfig,
     ) -> QuietPeers {
         let quiet_after = millis(self.staleness.fresh_below);
         let mut counts = QuietPeers { quiet: 0, connected: 0, quiet_in_same_network: 0 };
         for (key, peer) in &self.peers {
-            if key == except || peer.record.status == PeerStatus::Removed {
+            if key == except || peer.record.status == PeerStatus::Removed || peer.record.clearance > clearance {
                 continue;
             }
             if let Some(handshake) = peer.record.latest_handshake {
@@ -214,7 +215,8 @@ impl InterfaceState {
         let peer = self.peers.get(key);
         let network =
             peer.and_then(|peer| peer.record.endpoint).map(|endpoint| endpoint_network(endpoint.ip(), config));
-        let quiet = self.quiet_peers(key, at, network, config);
+        let clearance = peer.map_or(Clearance::Unclassified, |peer| peer.record.clearance);
+        let quiet = self.quiet_peers(key, clearance, at, network, config);
         let probe = self.probe_of(key);
         let cloned = peer.is_some_and(|peer| peer.alerts.is_open(PeerAlert::ClonedKey) || peer.key_cloned(at, config));
         let suspicious =
