@@ -140,24 +140,25 @@ impl AlertmanagerSink {
     }
 }
 
+/// Keeps `alert` among the open ones while it is raised, and forgets it once resolved.
+fn hold_open(open: &mut BTreeMap<AlertId, Alert>, alert: &Alert) {
+    match alert.state {
+        AlertState::Raised => open.insert(alert.alert_id, alert.clone()),
+        AlertState::Resolved => open.remove(&alert.alert_id),
+    };
+}
+
 #[async_trait]
 impl Sink for AlertmanagerSink {
     async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
         let mut open = self.open.lock().await;
         self.post(&[PostableAlert::of(alert, self.open_until())]).await?;
-        match alert.state {
-            AlertState::Raised => open.insert(alert.alert_id, alert.clone()),
-            AlertState::Resolved => open.remove(&alert.alert_id),
-        };
+        hold_open(&mut open, alert);
         Ok(())
     }
 
     async fn recall(&self, alert: &Alert) {
-        let mut open = self.open.lock().await;
-        match alert.state {
-            AlertState::Raised => open.insert(alert.alert_id, alert.clone()),
-            AlertState::Resolved => open.remove(&alert.alert_id),
-        };
+        hold_open(&mut *self.open.lock().await, alert);
     }
 
     fn refresh_every(&self) -> Option<Duration> {
