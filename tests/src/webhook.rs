@@ -3,6 +3,7 @@
 //! (its port closed) and brought back on the same port.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
@@ -27,6 +28,8 @@ pub struct Received {
 struct Shared {
     secret: Vec<u8>,
     received: Mutex<Vec<Received>>,
+    /// Deliveries beyond this many are answered 503 and not kept, until the next `up`.
+    accept_at_most: AtomicUsize,
 }
 
 /// The receiver; stops with its handle.
@@ -62,7 +65,11 @@ fn receive(headers: &HeaderMap, body: Vec<u8>, shared: Data<&Arc<Shared>>) -> St
             .to_owned(),
         signature_valid: verify(&shared.secret, headers, &body),
     };
-    shared.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(received);
+    let mut kept = shared.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if kept.len() >= shared.accept_at_most.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    kept.push(received);
     StatusCode::NO_CONTENT
 }
 
@@ -70,7 +77,11 @@ impl WebhookReceiver {
     /// Listens on a free loopback port, checking signatures with `secret`.
     pub async fn start(secret: &str) -> Self {
         let port = crate::free_port();
-        let shared = Arc::new(Shared { secret: secret.as_bytes().to_vec(), received: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared {
+            secret: secret.as_bytes().to_vec(),
+            received: Mutex::new(Vec::new()),
+            accept_at_most: AtomicUsize::new(usize::MAX),
+        });
         let mut receiver = Self { address: SocketAddr::from(([127, 0, 0, 1], port)), shared, stop: None, server: None };
         receiver.up().await;
         receiver
@@ -91,8 +102,15 @@ impl WebhookReceiver {
         }
     }
 
-    /// Listens again on the same port.
+    /// Takes `count` deliveries in all and answers the rest 503 (a failing receiver) until the
+    /// next [`WebhookReceiver::up`]: a test's outage begins at an exact delivery.
+    pub fn accept_at_most(&self, count: usize) {
+        self.shared.accept_at_most.store(count, Ordering::SeqCst);
+    }
+
+    /// Listens again on the same port, taking every delivery.
     pub async fn up(&mut self) {
+        self.shared.accept_at_most.store(usize::MAX, Ordering::SeqCst);
         let (stop, stopped) = oneshot::channel::<()>();
         let routes = Route::new().at("/hook", post(receive)).data(Arc::clone(&self.shared));
         let server = Server::new(TcpListener::bind(self.address));
