@@ -378,7 +378,6 @@ async fn push_client(options: &Options, client: usize, url: &str) {
     println!("end {}", end.join(","));
 }
 
-/// User and system CPU time of this process so far.
 /// This process's CPU time so far: (user, system).
 fn cpu_time() -> (Duration, Duration) {
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).expect("getrusage");

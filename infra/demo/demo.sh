@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # `make demo`: a hub and 12 forward sites on wireguard-go (infra/lab/wg-lab.sh), then `argus run`
-# watching the hub. Prints the GraphQL URL, a development token and example queries; Ctrl-C stops
+# watching the hub. Prints the NOC screen's URL, a development token and example queries; Ctrl-C stops
 # argus and tears the lab down. Needs root (network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # the binary is an argument: every ARGUS_* environment variable is a configuration key to argus
 ARGUS="${1:?usage: demo.sh path/to/argus}"
 CONFIG=infra/demo/argus.toml
+SCREEN="http://127.0.0.1:8080/"
 URL="http://127.0.0.1:8080/graphql"
 
 bash infra/lab/wg-lab.sh up demo 12
@@ -16,8 +17,12 @@ TOKEN="$("$ARGUS" --config "$CONFIG" token --org demo --clearance TOP_SECRET --r
 
 cat <<TEXT
 
-  Argus WireGuard demo — GraphQL at $URL (GraphiQL in a browser)
-  Development token (org demo, TOP_SECRET, operator):
+  Argus WireGuard demo — the NOC screen: $SCREEN
+  Sign in there with this development token (org demo, TOP_SECRET, operator):
+
+  $TOKEN
+
+  GraphQL at $URL (GraphiQL in a browser). For the shell:
 
   export TOKEN=$TOKEN
 

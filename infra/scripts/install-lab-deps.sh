@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the WireGuard lab needs (wireguard-go, wg, ip, ping), what the build links
 # (OpenSSL's headers for librdkafka), the API benchmark's load generator (wrk) and the sinks' real
-# receivers (rsyslog, Prometheus Alertmanager) from Debian's packages,
+# receivers (rsyslog, Prometheus Alertmanager), Node.js for building the NOC screen and Chromium
+# with its WebDriver for the screen's browser tests, from Debian's packages,
 # idempotently: nothing is fetched when every command is already there. Needs root.
 set -euo pipefail
 missing=()
@@ -19,6 +20,11 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # Prometheus Alertmanager
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog rsyslog-gnutls)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+# the NOC screen is built with npm packages (install-web.sh) and tested in headless Chromium
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi

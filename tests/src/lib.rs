@@ -1,9 +1,10 @@
 //! Real services for integration tests: a `tansu` Kafka-API broker on a free loopback port (in-memory
 //! or sqlite storage in its own directory), a WireGuard lab of network namespaces (`lab`), a
-//! webhook receiver (`webhook`), rsyslog (`syslog`) and Prometheus Alertmanager (`alertmanager`),
-//! each stopped when its handle drops.
+//! webhook receiver (`webhook`), rsyslog (`syslog`), Prometheus Alertmanager (`alertmanager`) and
+//! headless Chromium (`browser`), each stopped when its handle drops.
 
 pub mod alertmanager;
+pub mod browser;
 pub mod lab;
 pub mod syslog;
 pub mod webhook;

@@ -1,19 +1,19 @@
 //! HTTP: `/graphql` (POST queries and mutations, GET GraphiQL), `/graphql/ws` (subscriptions),
-//! `/healthz`, `/readyz` and `/metrics`; bearer authentication before any GraphQL runs.
+//! `/healthz`, `/readyz`, `/metrics` and the NOC screen at `/`; bearer authentication before any GraphQL runs.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_graphql::Data;
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql_poem::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
 use futures_util::{SinkExt, StreamExt};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::middleware::SizeLimit;
+use poem::web::Json;
 use poem::web::websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream};
-use poem::web::{Html, Json};
 use poem::{Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get, handler};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -159,11 +159,12 @@ pub fn routes(context: ApiContext, authenticator: Authenticator) -> impl Endpoin
     });
     prometheus();
     Route::new()
-        .at("/graphql", get(graphiql).post(graphql.with(SizeLimit::new(max_body_bytes))))
+        .at("/graphql", get(crate::page::graphiql()).post(graphql.with(SizeLimit::new(max_body_bytes))))
         .at("/graphql/ws", get(subscriptions))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics_text))
+        .nest("/", crate::page::screen())
         .data(state)
 }
 
@@ -279,17 +280,6 @@ fn limited(error: async_graphql::ServerError, status: StatusCode) -> Response {
 /// A `429`'s `Retry-After`: an expensive request of the same caller ends within the deadline.
 fn retry_soon(response: &mut Response) {
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-}
-
-#[handler]
-fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("Argus WireGuard")
-            .finish(),
-    )
 }
 
 /// Subscriptions authenticate with the upgrade request's `Authorization` header, or else with an

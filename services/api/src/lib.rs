@@ -15,6 +15,7 @@ mod ingest;
 mod limits;
 mod live;
 mod object;
+pub mod page;
 pub mod schema;
 mod types;
 

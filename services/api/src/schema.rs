@@ -187,6 +187,22 @@ pub struct QueryRoot;
 
 #[GraphqlObject(name = "Query")]
 impl QueryRoot {
+    /// Who your token says you are: the scope every other answer is cut to, and what you may do.
+    async fn wireguard_caller(&self, context: &Context<'_>) -> async_graphql::Result<WireguardCaller> {
+        let caller = caller(context)?;
+        Ok(WireguardCaller {
+            subject: caller.subject.clone(),
+            organisation: caller.org.as_str().to_owned(),
+            clearance: caller.clearance.into(),
+            role: caller.role.into(),
+            // a token beyond the calendar's end never expires, as far as a screen can tell
+            expires_at: i64::try_from(caller.accepted_until)
+                .ok()
+                .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        })
+    }
+
     /// Peers of the caller's organisation, ordered by host, interface and key.
     #[graphql(complexity = "cost::peers(first, &filter, child_complexity)")]
     async fn wireguard_peers(

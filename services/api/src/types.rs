@@ -203,6 +203,8 @@ output_object! {
         publicKey: Option<String> = |row| row.alert.public_key,
         clearance: ClearanceLevel = |row| ClearanceLevel::from(row.alert.clearance),
         probableCause: Option<AlertCause> = |row| row.alert.probable_cause.map(AlertCause::from),
+        /// What the probable cause means, in words an operator on shift reads.
+        causeExplanation: Option<String> = |row| row.alert.probable_cause.map(|cause| cause.explanation().to_owned()),
         evidence: Vec<Evidence> = |row| row.alert.evidence.iter().map(|(name, value)| (name.clone(), *value)).collect::<Vec<_>>(),
         /// One line for people: what happened, to which site (by its display name where one is
         /// known), and the probable cause in words.
@@ -370,6 +372,30 @@ pub struct SyncWireguardPeerInput {
     pub owner: Option<String>,
     #[graphql(default)]
     pub tags: Vec<String>,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::auth::Role")]
+pub enum CallerRole {
+    /// Reads.
+    Viewer,
+    /// Reads, syncs peers, sets rotation manifests and silences, acknowledges alerts.
+    Operator,
+    /// Everything an operator may do.
+    Admin,
+}
+
+/// The authenticated caller, as the token says.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct WireguardCaller {
+    /// The token's subject, recorded on acknowledgements and silences.
+    pub subject: String,
+    pub organisation: String,
+    /// The highest clearance shown to you.
+    pub clearance: ClearanceLevel,
+    pub role: CallerRole,
+    /// When the token stops being accepted (its expiry plus the configured leeway).
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The outcome of `syncWireguardPeer`.

@@ -101,6 +101,11 @@ impl Argus {
         }
     }
 
+    /// The running `argus run`'s process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -146,8 +151,13 @@ impl Argus {
 
     /// A token of the e2e organisation at `clearance` with `role`.
     pub fn token(&self, clearance: &str, role: &str) -> String {
+        self.token_of("e2e", clearance, role)
+    }
+
+    /// A token of organisation `org` at `clearance` with `role`.
+    pub fn token_of(&self, org: &str, clearance: &str, role: &str) -> String {
         let output = argus_command(&self.config)
-            .args(["token", "--org", "e2e", "--clearance", clearance, "--role", role])
+            .args(["token", "--org", org, "--clearance", clearance, "--role", role])
             .output()
             .expect("argus token");
         assert!(output.status.success(), "argus token: {}", String::from_utf8_lossy(&output.stderr));
