@@ -50,7 +50,7 @@ web:
 ## screenshot: the README's picture of the NOC screen (docs/images/fleet.png), taken by its browser
 ## test on the WireGuard lab: a failed site, its alert acknowledged (needs root)
 screenshot: tools
-	ARGUS_ARTEFACTS=$(CURDIR)/docs/images $(CARGO) nextest run --locked -p argus --test screen -E 'test(the_screen_shows)'
+	SCREEN_ARTEFACTS=$(CURDIR)/docs/images $(CARGO) nextest run --locked -p argus --test screen -E 'test(the_screen_shows)'
 
 ## bench: criterion benchmarks (figures in docs/BENCHMARKS.md)
 bench:

@@ -117,9 +117,10 @@ pub async fn screenshot(client: &Client, name: &str) -> PathBuf {
     path
 }
 
-/// Where browser tests keep screenshots: `ARGUS_ARTEFACTS`, else `screen-artefacts` beside the build.
+/// Where browser tests keep screenshots: `SCREEN_ARTEFACTS` (not `ARGUS_*`: argus reads those as
+/// configuration), else `screen-artefacts` beside the build.
 pub fn artefacts() -> PathBuf {
-    std::env::var_os("ARGUS_ARTEFACTS").map(PathBuf::from).unwrap_or_else(|| {
+    std::env::var_os("SCREEN_ARTEFACTS").map(PathBuf::from).unwrap_or_else(|| {
         let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
         target.join("screen-artefacts")
     })

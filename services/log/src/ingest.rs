@@ -132,14 +132,23 @@ impl IngestSettings {
 type Reply = oneshot::Sender<Result<Vec<Position>, LogError>>;
 
 enum Command {
-    /// At most `max_batch_records` records, sent in one request (with others if they fit).
+    /// At most `max_batch_records` records, already framed, sent in one request (with others if
+    /// they fit).
     Append {
-        values: Vec<Vec<u8>>,
+        body: Vec<u8>,
+        records: usize,
         reply: Reply,
     },
     Flush {
         reply: oneshot::Sender<()>,
     },
+}
+
+/// An append waiting for its request: its framed records and where their positions go.
+struct Queued {
+    body: Vec<u8>,
+    records: usize,
+    reply: Reply,
 }
 
 /// Publishes to a central over HTTPS. Appends made while a request is in flight go in the next one.
@@ -251,13 +260,13 @@ impl Sender {
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
-                    Command::Append { values, reply } => {
-                        if records > 0 && records + values.len() > self.max_batch_records {
-                            held = Some(Command::Append { values, reply });
+                    Command::Append { body, records: count, reply } => {
+                        if records > 0 && records + count > self.max_batch_records {
+                            held = Some(Command::Append { body, records: count, reply });
                             break;
                         }
-                        records += values.len();
-                        batch.push((values, reply));
+                        records += count;
+                        batch.push(Queued { body, records: count, reply });
                     }
                     Command::Flush { reply } => flushes.push(reply),
                 }
@@ -275,13 +284,16 @@ impl Sender {
         }
     }
 
-    async fn send(&self, batch: Vec<(Vec<Vec<u8>>, Reply)>, records: usize) {
+    async fn send(&self, mut batch: Vec<Queued>, records: usize) {
         let started = Instant::now();
-        let values = || batch.iter().flat_map(|(values, _)| values);
-        let mut body = Vec::with_capacity(values().map(|value| value.len() + 4).sum());
-        for value in values() {
-            frame_record(value, &mut body);
-        }
+        // a collector's chunk is usually a request of its own: its framed records are the body
+        let body = if batch.len() == 1 {
+            std::mem::take(&mut batch[0].body)
+        } else {
+            let mut body = Vec::with_capacity(batch.iter().map(|queued| queued.body.len()).sum());
+            batch.iter().for_each(|queued| body.extend_from_slice(&queued.body));
+            body
+        };
         let outcome = self.post(body, records).await;
         metrics::histogram!("argus_ingest_client_request_seconds").record(started.elapsed().as_secs_f64());
         match outcome {
@@ -289,8 +301,8 @@ impl Sender {
                 metrics::counter!("argus_ingest_client_records_total", "outcome" => "accepted")
                     .increment(records as u64);
                 let mut positions = positions.into_iter();
-                for (values, reply) in batch {
-                    let _ = reply.send(Ok(positions.by_ref().take(values.len()).collect()));
+                for queued in batch {
+                    let _ = queued.reply.send(Ok(positions.by_ref().take(queued.records).collect()));
                 }
             }
             Err(error) => {
@@ -300,8 +312,8 @@ impl Sender {
                     _ => "unavailable",
                 };
                 metrics::counter!("argus_ingest_client_records_total", "outcome" => outcome).increment(records as u64);
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(copy(&error)));
+                for queued in batch {
+                    let _ = queued.reply.send(Err(copy(&error)));
                 }
             }
         }
@@ -371,7 +383,9 @@ impl EventLog for IngestLog {
     async fn append(&self, topic: &str, _key: &[u8], value: &[u8]) -> Result<Position, LogError> {
         self.check_topic(topic)?;
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Append { values: vec![value.to_vec()], reply }).map_err(|_| stopped())?;
+        let mut body = Vec::with_capacity(value.len() + 4);
+        frame_record(value, &mut body);
+        self.commands.send(Command::Append { body, records: 1, reply }).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())??.pop().ok_or_else(stopped)
     }
 
@@ -386,8 +400,11 @@ impl EventLog for IngestLog {
             .clone()
             .map(|chunk| {
                 let (reply, answer) = oneshot::channel();
-                let values = chunk.iter().map(|(_, value)| value.to_vec()).collect();
-                self.commands.send(Command::Append { values, reply }).map(|()| answer)
+                let mut body = Vec::with_capacity(chunk.iter().map(|(_, value)| value.len() + 4).sum());
+                for (_, value) in chunk {
+                    frame_record(value, &mut body);
+                }
+                self.commands.send(Command::Append { body, records: chunk.len(), reply }).map(|()| answer)
             })
             .collect();
         let mut results = Vec::with_capacity(records.len());
