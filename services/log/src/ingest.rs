@@ -132,13 +132,8 @@ impl IngestSettings {
 type Reply = oneshot::Sender<Result<Vec<Position>, LogError>>;
 
 enum Command {
-    /// At most `max_batch_records` records, already framed, sent in one request (with others if
-    /// they fit).
-    Append {
-        body: Vec<u8>,
-        records: usize,
-        reply: Reply,
-    },
+    /// At most `max_batch_records` records, sent in one request (with others if they fit).
+    Append(Queued),
     Flush {
         reply: oneshot::Sender<()>,
     },
@@ -260,13 +255,13 @@ impl Sender {
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
-                    Command::Append { body, records: count, reply } => {
-                        if records > 0 && records + count > self.max_batch_records {
-                            held = Some(Command::Append { body, records: count, reply });
+                    Command::Append(queued) => {
+                        if records > 0 && records + queued.records > self.max_batch_records {
+                            held = Some(Command::Append(queued));
                             break;
                         }
-                        records += count;
-                        batch.push(Queued { body, records: count, reply });
+                        records += queued.records;
+                        batch.push(queued);
                     }
                     Command::Flush { reply } => flushes.push(reply),
                 }
@@ -287,13 +282,8 @@ impl Sender {
     async fn send(&self, mut batch: Vec<Queued>, records: usize) {
         let started = Instant::now();
         // a collector's chunk is usually a request of its own: its framed records are the body
-        let body = if batch.len() == 1 {
-            std::mem::take(&mut batch[0].body)
-        } else {
-            let mut body = Vec::with_capacity(batch.iter().map(|queued| queued.body.len()).sum());
-            batch.iter().for_each(|queued| body.extend_from_slice(&queued.body));
-            body
-        };
+        let mut body = std::mem::take(&mut batch[0].body);
+        batch[1..].iter().for_each(|queued| body.extend_from_slice(&queued.body));
         let outcome = self.post(body, records).await;
         metrics::histogram!("argus_ingest_client_request_seconds").record(started.elapsed().as_secs_f64());
         match outcome {
@@ -381,12 +371,7 @@ impl EventLog for IngestLog {
     type Consumer = NoConsumer;
 
     async fn append(&self, topic: &str, _key: &[u8], value: &[u8]) -> Result<Position, LogError> {
-        self.check_topic(topic)?;
-        let (reply, answer) = oneshot::channel();
-        let mut body = Vec::with_capacity(value.len() + 4);
-        frame_record(value, &mut body);
-        self.commands.send(Command::Append { body, records: 1, reply }).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())??.pop().ok_or_else(stopped)
+        self.append_all(topic, &[(&[][..], value)]).await.pop().unwrap_or_else(|| Err(stopped()))
     }
 
     /// Queues the records in commands of at most `max_batch_records` at once, so they keep their
@@ -404,7 +389,7 @@ impl EventLog for IngestLog {
                 for (_, value) in chunk {
                     frame_record(value, &mut body);
                 }
-                self.commands.send(Command::Append { body, records: chunk.len(), reply }).map(|()| answer)
+                self.commands.send(Command::Append(Queued { body, records: chunk.len(), reply })).map(|()| answer)
             })
             .collect();
         let mut results = Vec::with_capacity(records.len());
