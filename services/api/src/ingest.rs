@@ -55,7 +55,7 @@ impl Default for IngestConfig {
             certificate_file: None,
             private_key_file: None,
             plain_http: false,
-            max_batch_records: 10_000,
+            max_batch_records: argus_log::ingest::MAX_BATCH_RECORDS,
             max_batch_bytes: 8 << 20,
             max_records_per_second: 200_000,
         }

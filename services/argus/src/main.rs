@@ -349,6 +349,9 @@ async fn scylla(config: &config::Config) -> anyhow::Result<Arc<ScyllaStore>> {
 /// `argus collector`: this host's interfaces to a central `argus run` or to Kafka.
 async fn collector(config: config::Config) -> anyhow::Result<()> {
     let collector_config = config.collector()?;
+    if let Err(error) = argus_collector::without_huge_pages() {
+        warn!(%error, "transparent huge pages stay on for this process");
+    }
     let mut services = Services::new();
     services.metrics(config.metrics_listen)?;
     if let Some(central) = config.central()? {

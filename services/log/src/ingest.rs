@@ -98,6 +98,11 @@ pub fn records_of(body: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
     Ok(records)
 }
 
+/// Most records in one request, unless configured: what a central takes (`[ingest]
+/// max_batch_records`) and what a collector sends (`[collector.central] max_batch_records`), a scan
+/// of a 10,000-peer gateway.
+pub const MAX_BATCH_RECORDS: usize = 10_000;
+
 /// How a collector reaches its central.
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -109,7 +114,7 @@ pub struct IngestSettings {
     pub ca_file: Option<PathBuf>,
     /// The only topic `append` takes: the central decides where the records go.
     pub topic: String,
-    /// Most records in one request.
+    /// Most records in one request; no more than the central's `[ingest] max_batch_records`.
     pub max_batch_records: usize,
     /// Longest a request may take before it counts as failed (and is retried by the caller).
     pub timeout: Duration,
@@ -122,7 +127,7 @@ impl IngestSettings {
             credential,
             ca_file: None,
             topic: topic.into(),
-            max_batch_records: 2_000,
+            max_batch_records: MAX_BATCH_RECORDS,
             timeout: Duration::from_secs(30),
         }
     }
