@@ -114,6 +114,7 @@ async fn two_collectors_push_two_hubs_to_one_central_and_lose_nothing_while_it_i
     stat_hosts.sort_unstable();
     stat_hosts.dedup();
     assert_eq!(stat_hosts, ["hub-a", "hub-b"]);
+    assert!(collectors.iter().all(|collector| !collector.huge_pages_allowed()), "a collector leaves huge pages");
 
     // 2. the central is SIGKILLed for 30 s while both collectors keep scanning, then restarted
     hub_a.quiet();

@@ -242,6 +242,14 @@ impl CollectorProcess {
         let text = http.get(&self.metrics_url).send().await.ok()?.text().await.ok()?;
         text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
+
+    /// Whether the kernel may back this process's memory with transparent huge pages
+    /// (`THP_enabled` of `/proc/PID/status`).
+    pub fn huge_pages_allowed(&self) -> bool {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("process status");
+        let field = status.lines().find_map(|line| line.strip_prefix("THP_enabled:")).expect("THP_enabled");
+        field.trim() != "0"
+    }
 }
 
 impl Drop for CollectorProcess {
