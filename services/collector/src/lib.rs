@@ -86,9 +86,9 @@ impl CollectorConfig {
             overrides: BTreeMap::new(),
             observations_topic: "wireguard.observations".into(),
             outbox_capacity: 1_000_000,
-            // a 10,000-peer gateway's scan in one round trip: each one costs the collector more
-            // than a few thousand more records in it
-            publish_chunk: 10_000,
+            // a round trip costs a collector more CPU than thousands of records in it: a
+            // 10,000-peer gateway's scan is one, and one request to a central
+            publish_chunk: argus_log::ingest::MAX_BATCH_RECORDS,
             max_backoff: Duration::from_secs(10),
             probes: ProbeSettings::default(),
             inventory: Arc::default(),
